@@ -1,0 +1,15 @@
+# The two Quickstart commands; each installs what it needs into .venv first.
+.PHONY: demo test setup lint
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/seq2seq train configs/g2p.yaml --output runs/g2p-demo-$$(date +%Y%m%d-%H%M%S)
+
+test: setup
+	.venv/bin/python -m pytest
+
+lint: setup
+	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff format --check src tests bench

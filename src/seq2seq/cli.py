@@ -1,0 +1,215 @@
+"""The ``seq2seq`` command: thin subcommands, each calling one library function.
+
+Errors the user can fix are printed as one line (``seq2seq: error: ...``) with exit status 1;
+an interrupted training run exits with 130 after saving its checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from seq2seq.errors import DataError, Seq2SeqError
+
+EXAMPLES = """examples:
+  seq2seq train configs/g2p.yaml --output runs/g2p
+  seq2seq train configs/g2p.yaml --set training.max_minutes=5 --set model.dropout=0.3
+  echo hello | seq2seq generate runs/g2p --beam 5
+  seq2seq evaluate --hyp out.txt --ref ref.txt --metric bleu --metric chrf
+  seq2seq evaluate --model runs/g2p --split test
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("seq2seq: interrupted", file=sys.stderr)
+        return 130
+    except Seq2SeqError as err:
+        from seq2seq.training.trainer import TrainingInterrupted
+
+        print(f"seq2seq: {'' if isinstance(err, TrainingInterrupted) else 'error: '}{err}", file=sys.stderr)
+        return 130 if isinstance(err, TrainingInterrupted) else 1
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seq2seq",
+        description="Train, run and evaluate RNN encoder-decoder models.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser(
+        "train",
+        help="train a model from a YAML config",
+        description="Train a model; the last line printed is the model directory.",
+    )
+    train.add_argument("config", type=Path, help="YAML config (see configs/)")
+    train.add_argument("--output", type=Path, help="model directory (default: the config's output_dir)")
+    train.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value, e.g. --set training.lr=3e-4 (repeatable)",
+    )
+    train.add_argument("--resume", action="store_true", help="continue the run saved in the model directory")
+    train.set_defaults(run=_train)
+
+    gen = sub.add_parser(
+        "generate",
+        help="generate outputs for inputs, one per line",
+        description="Read one input per line (from --input, a pipe, or interactively) and write "
+        "one detokenized output per line to stdout. Empty inputs give empty outputs; inputs over "
+        "the model's data.max_src_len tokens are truncated with a warning.",
+    )
+    gen.add_argument("model", type=Path, help="model directory written by `seq2seq train`")
+    gen.add_argument("--input", type=Path, help="input file (default: stdin)")
+    gen.add_argument("--beam", type=int, help="beam size (default: the model's decoding.beam_size; 1 = greedy)")
+    gen.add_argument("--nbest", type=int, default=1, help="outputs per input, written as INDEX<TAB>SCORE<TAB>TEXT")
+    gen.add_argument("--length-penalty", type=float, help="alpha of the length penalty (default: the model's)")
+    gen.add_argument("--scores", action="store_true", help="append <TAB>log-probability to each output")
+    gen.set_defaults(run=_generate)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="score hypotheses against references, or a model on a data split",
+        description="Either --hyp FILE --ref FILE [--ref FILE ...] --metric NAME: score a file of "
+        "outputs against one or more reference files; or --model DIR: generate and score in one go "
+        "(on --split of the model's data, or on --src FILE against --ref FILE).",
+    )
+    ev.add_argument("--hyp", type=Path, help="hypotheses, one per line")
+    ev.add_argument("--ref", type=Path, action="append", default=[], help="references, line-aligned (repeatable)")
+    ev.add_argument(
+        "--metric", action="append", choices=["bleu", "chrf", "wer", "cer", "exact"],
+        help="metric (repeatable); default: the model's task metrics, or bleu",
+    )
+    ev.add_argument("--model", type=Path, help="model directory: generate, then score")
+    ev.add_argument("--split", choices=["valid", "test"], default="test", help="data split of the model's config")
+    ev.add_argument("--src", type=Path, help="with --model: source file to generate from instead of --split")
+    ev.add_argument("--beam", type=int, help="with --model: beam size")
+    ev.set_defaults(run=_evaluate)
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from seq2seq.config import load_config
+    from seq2seq.training.trainer import train
+
+    config = load_config(args.config, args.overrides)
+    out = train(config, args.output, resume=args.resume)
+    print(out)
+    return 0
+
+
+def _check_positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise Seq2SeqError(f"{name} must be at least 1, got {value}")
+
+
+def _input_lines(path: Path | None) -> Iterator[str]:
+    from seq2seq.data.readers import read_lines
+
+    if path is not None:
+        return (text for _, text in read_lines(path))
+    return _stdin_lines()
+
+
+def _stdin_lines() -> Iterator[str]:
+    for number, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            yield raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise DataError(f"<stdin>:{number}: not valid UTF-8") from None
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import seq2seq
+
+    _check_positive("--beam", args.beam)
+    _check_positive("--nbest", args.nbest)
+    pipeline = seq2seq.load(args.model)
+    beam = args.beam or pipeline.config.decoding.beam_size
+    if args.nbest > beam:
+        raise Seq2SeqError(f"--nbest ({args.nbest}) cannot exceed the beam size ({beam})")
+
+    def write(outputs: list, first_index: int) -> None:
+        for offset, output in enumerate(outputs):
+            if args.nbest > 1:
+                for hyp in output.hypotheses:
+                    print(f"{first_index + offset}\t{hyp.score:.4f}\t{hyp.text}")
+            else:
+                print(f"{output.text}\t{output.score:.4f}" if args.scores else output.text)
+        sys.stdout.flush()
+
+    generate = lambda texts: pipeline.generate(texts, beam=beam, nbest=args.nbest, length_penalty=args.length_penalty)  # noqa: E731
+    if args.input is None and sys.stdin.isatty():
+        print("type an input and press Enter (Ctrl-D to quit)", file=sys.stderr)
+        for index, line in enumerate(_stdin_lines()):
+            write(generate([line]), index)
+        return 0
+    lines = list(_input_lines(args.input))
+    write(generate(lines), 0)
+    if pipeline.truncated:
+        print(f"seq2seq: {pipeline.truncated} inputs were truncated to {pipeline.config.data.max_src_len} tokens", file=sys.stderr)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from seq2seq import metrics
+    from seq2seq.evaluation import Segment, score
+    from seq2seq.tasks import Task
+
+    if args.model is None:
+        if args.hyp is None or not args.ref:
+            raise Seq2SeqError("evaluate needs --hyp FILE and --ref FILE, or --model DIR")
+        hypotheses = list(_input_lines(args.hyp))
+        references = [list(_input_lines(ref)) for ref in args.ref]
+        for path, refs in zip(args.ref, references, strict=True):
+            if len(refs) != len(hypotheses):
+                raise DataError(f"{path} has {len(refs)} lines but {args.hyp} has {len(hypotheses)}")
+        segments = [Segment("", [refs[i] for refs in references]) for i in range(len(hypotheses))]
+        task = Task("evaluate", tuple(metrics.METRICS[m] for m in (args.metric or ["bleu"])))
+        _print_scores(score(task, hypotheses, segments))
+        return 0
+
+    import seq2seq
+    from seq2seq.build import build_task, read_split
+    from seq2seq.data.readers import read_parallel
+    from seq2seq.evaluation import evaluate
+
+    _check_positive("--beam", args.beam)
+    pipeline = seq2seq.load(args.model)
+    task = build_task(pipeline.config)
+    if args.metric:
+        task = Task(task.name, tuple(metrics.METRICS[m] for m in args.metric), task.group_references)
+    if args.src is not None:
+        if len(args.ref) != 1:
+            raise Seq2SeqError("with --model and --src, give exactly one --ref")
+        pairs = read_parallel(args.src, args.ref[0])
+    else:
+        pairs = read_split(pipeline.config.data, args.split)
+        if not pairs:
+            raise Seq2SeqError(f"the model's config has no {args.split} split; use --src and --ref")
+    result = evaluate(pipeline, pairs, task, beam=args.beam or pipeline.config.decoding.beam_size)
+    _print_scores(result.scores)
+    return 0
+
+
+def _print_scores(scores: dict[str, float]) -> None:
+    for name, value in scores.items():
+        print(f"{name}: {value:.2f}")
+    if "BLEU" in scores:
+        from seq2seq.metrics import bleu_signature
+
+        print(f"BLEU signature: {bleu_signature()}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

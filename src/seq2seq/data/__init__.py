@@ -1,0 +1,1 @@
+"""Data: readers, tokenizers, vocabulary, batching and synthetic tasks."""

@@ -1,0 +1,98 @@
+"""Tokenizers: text <-> tokens, by characters, by whitespace, or SentencePiece (BPE / unigram).
+
+A tokenizer saves itself into the model directory and is rebuilt from it, so a model always
+reads and writes text the way it was trained to.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal, Protocol
+
+TokenizerType = Literal["char", "word", "sentencepiece"]
+SPACE = "▁"  # stands for a space inside character sequences, as in SentencePiece
+
+
+class Tokenizer(Protocol):
+    def encode(self, text: str) -> list[str]: ...
+    def decode(self, tokens: list[str]) -> str: ...
+    def save(self, directory: Path, prefix: str) -> None: ...
+
+
+class CharTokenizer:
+    """One token per character; spaces become ``▁`` so that they survive as tokens."""
+
+    def encode(self, text: str) -> list[str]:
+        return [SPACE if ch == " " else ch for ch in " ".join(text.split())]
+
+    def decode(self, tokens: list[str]) -> str:
+        return "".join(" " if token == SPACE else token for token in tokens)
+
+    def save(self, directory: Path, prefix: str) -> None:
+        pass
+
+
+class WordTokenizer:
+    """Whitespace-separated tokens (for pre-tokenized text such as phoneme strings)."""
+
+    def encode(self, text: str) -> list[str]:
+        return text.split()
+
+    def decode(self, tokens: list[str]) -> str:
+        return " ".join(tokens)
+
+    def save(self, directory: Path, prefix: str) -> None:
+        pass
+
+
+class SentencePieceTokenizer:
+    """Subwords from a SentencePiece model (Kudo and Richardson, 2018) trained on the training data."""
+
+    def __init__(self, model_proto: bytes) -> None:
+        import sentencepiece as spm
+
+        self.model_proto = model_proto
+        self.processor = spm.SentencePieceProcessor(model_proto=model_proto)
+
+    @classmethod
+    def train(
+        cls, texts: Iterable[str], vocab_size: int, model_type: Literal["bpe", "unigram"]
+    ) -> SentencePieceTokenizer:
+        import sentencepiece as spm
+
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts),
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=0.9999,
+            hard_vocab_limit=False,  # a small corpus may not have vocab_size pieces
+            # our Vocabulary owns the special symbols; keep only <unk> inside SentencePiece
+            bos_id=-1,
+            eos_id=-1,
+            pad_id=-1,
+            unk_id=0,
+            minloglevel=2,
+        )
+        return cls(model.getvalue())
+
+    def encode(self, text: str) -> list[str]:
+        return self.processor.encode(text, out_type=str)
+
+    def decode(self, tokens: list[str]) -> str:
+        return self.processor.decode_pieces(tokens)
+
+    def save(self, directory: Path, prefix: str) -> None:
+        (directory / f"{prefix}.spm.model").write_bytes(self.model_proto)
+
+
+def load_tokenizer(kind: TokenizerType, directory: Path, prefix: str) -> Tokenizer:
+    """Rebuild a tokenizer saved by ``save`` into a model directory."""
+    if kind == "char":
+        return CharTokenizer()
+    if kind == "word":
+        return WordTokenizer()
+    return SentencePieceTokenizer((directory / f"{prefix}.spm.model").read_bytes())

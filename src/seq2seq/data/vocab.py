@@ -1,0 +1,62 @@
+"""Vocabulary: token <-> id, with the four specials at fixed ids and size / frequency limits."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<sos>", "<eos>"
+SPECIALS = (PAD, UNK, SOS, EOS)
+PAD_ID, UNK_ID, SOS_ID, EOS_ID = range(4)
+
+
+class Vocabulary:
+    """Specials first (<pad>=0, <unk>=1, <sos>=2, <eos>=3), then tokens by falling frequency."""
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        if tuple(tokens[: len(SPECIALS)]) != SPECIALS:
+            raise ValueError(f"a vocabulary must start with {SPECIALS}")
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("a vocabulary must not repeat a token")
+        self.tokens = list(tokens)
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+
+    @classmethod
+    def build(
+        cls, sequences: Iterable[Sequence[str]], max_size: int | None = None, min_freq: int = 1
+    ) -> Vocabulary:
+        """From tokenized sequences; ties in frequency are broken alphabetically (deterministic)."""
+        counts = Counter(token for seq in sequences for token in seq)
+        for special in SPECIALS:
+            counts.pop(special, None)
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        kept = [token for token, count in ranked if count >= min_freq]
+        if max_size is not None:
+            kept = kept[: max(0, max_size - len(SPECIALS))]
+        return cls([*SPECIALS, *kept])
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, tokens: Sequence[str]) -> list[int]:
+        return [self.index.get(token, UNK_ID) for token in tokens]
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Ids -> tokens, stopping at <eos> and leaving out the other specials but <unk>."""
+        out = []
+        for i in ids:
+            if i == EOS_ID:
+                break
+            if i in (PAD_ID, SOS_ID):
+                continue
+            out.append(self.tokens[i])
+        return out
+
+    def to_text(self) -> str:
+        """One token per line, in id order (the vocabulary file format)."""
+        return "".join(token + "\n" for token in self.tokens)
+
+    @classmethod
+    def load(cls, path: Path) -> Vocabulary:
+        return cls(path.read_text(encoding="utf-8").split("\n")[:-1])

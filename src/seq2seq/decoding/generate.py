@@ -1,0 +1,55 @@
+"""Generation for many inputs: length-sorted batches within a token budget, results in input order."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from seq2seq.data.batching import collate, token_batches
+from seq2seq.decoding.search import Hypothesis, beam_search, greedy_search
+from seq2seq.model.seq2seq import Seq2Seq
+
+
+def generate_ids(
+    model: Seq2Seq,
+    sources: Sequence[Sequence[int]],
+    *,
+    beam_size: int = 1,
+    nbest: int = 1,
+    length_penalty: float = 0.0,
+    max_length_ratio: float = 2.0,
+    max_length_offset: int = 10,
+    batch_tokens: int = 8000,
+) -> list[list[Hypothesis]]:
+    """The n-best hypotheses for each source id sequence, in input order.
+
+    An empty source gets a single empty hypothesis with score 0 (the model is not run on it).
+    Output length is capped at ceil(max_length_ratio * source length) + max_length_offset.
+    """
+    if nbest > beam_size:
+        raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
+    was_training = model.training
+    model.eval()
+    results: list[list[Hypothesis]] = [[Hypothesis([], 0.0, None)] for _ in sources]
+    todo = [i for i, src in enumerate(sources) if len(src) > 0]
+    lengths = [len(sources[i]) for i in todo]
+    # decoding memory grows with the beam: give each batch 1/beam of the token budget
+    budget = max(1, batch_tokens // beam_size)
+    for batch_positions in token_batches(lengths, lengths, budget):
+        indices = [todo[p] for p in batch_positions]
+        batch = collate([sources[i] for i in indices], None, indices)
+        max_lengths = torch.tensor(
+            [math.ceil(max_length_ratio * len(sources[i])) + max_length_offset for i in indices]
+        ).clamp(min=1)
+        if beam_size == 1:
+            found = [[h] for h in greedy_search(model, batch.src, batch.src_lengths, max_lengths)]
+        else:
+            found = beam_search(
+                model, batch.src, batch.src_lengths, max_lengths, beam_size, length_penalty, nbest
+            )
+        for i, hyps in zip(indices, found, strict=True):
+            results[i] = hyps
+    model.train(was_training)
+    return results

@@ -1,0 +1,158 @@
+"""Greedy and beam search over (batch x beam) tensors.
+
+Search talks to the model only through ``encode``, ``init_state``, ``step`` and the state's
+``select``; it never asks which kind of model it runs. With beam size 1, beam search returns
+exactly what greedy search returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from seq2seq.data.vocab import EOS_ID, PAD_ID, SOS_ID
+from seq2seq.model.seq2seq import Seq2Seq
+
+
+@dataclass
+class Hypothesis:
+    """token_ids: output ids without <eos>; score: sum of log-probabilities (<eos> included);
+    attention: (len(token_ids) + 1, src_len) weights per output step (the last is for <eos>),
+    or None for a model without attention."""
+
+    token_ids: list[int]
+    score: float
+    attention: torch.Tensor | None
+
+
+def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
+    """((5 + |Y|) / 6) ** alpha (Wu et al., 2016); alpha 0 ranks by raw log-probability."""
+    return ((5.0 + length.float()) / 6.0) ** alpha
+
+
+@torch.inference_mode()
+def greedy_search(
+    model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, max_lengths: torch.Tensor
+) -> list[Hypothesis]:
+    """The most probable next token at every step, for a batch; stops at <eos> or max length."""
+    batch = src.size(0)
+    enc = model.encode(src, src_lengths)
+    state = model.init_state(enc)
+    prev = torch.full((batch,), SOS_ID, dtype=torch.long)
+    scores = torch.zeros(batch)
+    lengths = torch.zeros(batch, dtype=torch.long)
+    finished = torch.zeros(batch, dtype=torch.bool)
+    outputs, attention = [], []
+    for step in range(int(max_lengths.max())):
+        log_probs, state, attn = model.step(prev, enc, state)
+        log_probs = _allowed(log_probs.float(), at_limit=(step + 1 >= max_lengths) & ~finished)
+        best, token = log_probs.max(dim=-1)
+        token = token.masked_fill(finished, PAD_ID)
+        scores += best.masked_fill(finished, 0.0)
+        lengths += (~finished).long()
+        finished |= token == EOS_ID
+        outputs.append(token)
+        if attn is not None:
+            attention.append(attn.float())
+        prev = token
+        if finished.all():
+            break
+    tokens = torch.stack(outputs, dim=1)
+    stacked = torch.stack(attention, dim=1) if attention else None  # (B, T, S)
+    return [
+        _hypothesis(tokens[b], int(lengths[b]), float(scores[b]), stacked, b, int(src_lengths[b]))
+        for b in range(batch)
+    ]
+
+
+def _allowed(log_probs: torch.Tensor, at_limit: torch.Tensor) -> torch.Tensor:
+    """Never <pad> or <sos>; only <eos> where a hypothesis reached its maximum length."""
+    log_probs[..., PAD_ID] = float("-inf")
+    log_probs[..., SOS_ID] = float("-inf")
+    if at_limit.any():
+        eos = log_probs[at_limit][..., EOS_ID].clone()
+        log_probs[at_limit] = float("-inf")
+        log_probs[..., EOS_ID][at_limit] = eos
+    return log_probs
+
+
+def _hypothesis(
+    tokens: torch.Tensor, length: int, score: float, attention: torch.Tensor | None, *index: int
+) -> Hypothesis:
+    """Cut one row of the search's tensors to its real length (``index`` = row..., src_len)."""
+    *row, src_len = index
+    ids = [t for t in tokens[:length].tolist() if t != EOS_ID]
+    attn = None if attention is None else attention[tuple(row)][:length, :src_len]
+    return Hypothesis(ids, score, attn)
+
+
+@torch.inference_mode()
+def beam_search(
+    model: Seq2Seq,
+    src: torch.Tensor,
+    src_lengths: torch.Tensor,
+    max_lengths: torch.Tensor,
+    beam_size: int,
+    alpha: float = 0.0,
+    nbest: int = 1,
+) -> list[list[Hypothesis]]:
+    """The ``nbest`` best hypotheses of each source (batch, src_len), best first.
+
+    Hypotheses are ranked by score / length_penalty(alpha) at the end. A finished hypothesis
+    stays in its beam, extended by padding at no cost, until every beam of the batch is done.
+    """
+    batch, k = src.size(0), beam_size
+    enc = model.encode(src, src_lengths)
+    expand = torch.arange(batch).repeat_interleave(k)  # B*K rows: each source k times
+    enc = enc.select(expand)
+    state = model.init_state(enc)
+    max_lengths = max_lengths.repeat_interleave(k).view(batch, k)
+
+    scores = torch.full((batch, k), float("-inf"))
+    scores[:, 0] = 0.0  # at the start all beams are the same hypothesis: keep one
+    tokens = torch.full((batch, k, 0), PAD_ID, dtype=torch.long)
+    lengths = torch.zeros(batch, k, dtype=torch.long)  # tokens generated, <eos> included
+    finished = torch.zeros(batch, k, dtype=torch.bool)
+    attention: torch.Tensor | None = None
+    prev = torch.full((batch * k,), SOS_ID, dtype=torch.long)
+    rows = torch.arange(batch).unsqueeze(1) * k  # offset of each source's beams in B*K
+
+    for step in range(int(max_lengths.max())):
+        log_probs, state, attn = model.step(prev, enc, state)  # (B*K, V)
+        vocab = log_probs.size(-1)
+        log_probs = log_probs.float().view(batch, k, vocab)
+        log_probs = _allowed(log_probs, at_limit=(step + 1 >= max_lengths) & ~finished)
+        done_row = torch.full((vocab,), float("-inf"))
+        done_row[PAD_ID] = 0.0
+        log_probs[finished] = done_row
+
+        candidates = (scores.unsqueeze(-1) + log_probs).view(batch, k * vocab)
+        scores, flat = candidates.topk(k, dim=-1)  # (B, K)
+        origin, token = flat // vocab, flat % vocab
+
+        was_finished = finished.gather(1, origin)
+        history = tokens.gather(1, origin.unsqueeze(-1).expand_as(tokens))
+        tokens = torch.cat([history, token.unsqueeze(-1)], dim=-1)
+        lengths = lengths.gather(1, origin) + (~was_finished).long()
+        finished = was_finished | (token == EOS_ID)
+        reorder = (rows + origin).view(-1)
+        state = state.select(reorder)
+        if attn is not None:  # (B, K, t, S), rows follow their hypotheses' origins
+            step_attn = attn.float().view(batch, k, 1, -1)
+            attention = step_attn if attention is None else torch.cat([attention, step_attn], 2)
+            attention = attention.gather(1, origin[..., None, None].expand_as(attention))
+        prev = token.view(-1)
+        if finished.all():
+            break
+
+    ranked = scores / length_penalty(lengths, alpha)
+    order = ranked.argsort(dim=-1, descending=True)[:, :nbest]
+    return [
+        [
+            _hypothesis(tokens[b, j], int(lengths[b, j]), float(scores[b, j]),
+                        attention, b, j, int(src_lengths[b]))
+            for j in order[b].tolist()
+        ]
+        for b in range(batch)
+    ]

@@ -1,0 +1,1 @@
+"""The network: encoder, attention, decoder and the encoder-decoder that joins them."""

@@ -1,0 +1,62 @@
+"""Attention: scores decoder queries against the encoder memory and returns context vectors.
+
+Implements additive attention (Bahdanau et al., 2015; Luong's "concat" has the same form) and
+multiplicative attention (Luong et al., 2015: "dot" and "general"). Keys are computed once per
+source (``precompute_keys``) so that step-by-step decoding does not redo them.
+Masks follow the package convention: boolean, True = real token.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+AttentionKind = Literal["bahdanau", "dot", "general", "concat"]
+
+
+class Attention(nn.Module):
+    """score(q, k_s) for every query and source position, softmax over the source, weighted sum."""
+
+    def __init__(
+        self, *, kind: AttentionKind, query_size: int, memory_size: int, attention_size: int
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        if kind == "dot":
+            if query_size != memory_size:
+                raise ValueError(
+                    f"dot attention needs query size == memory size, got {query_size} and {memory_size}"
+                )
+            self.key_layer: nn.Module = nn.Identity()
+        elif kind == "general":
+            self.key_layer = nn.Linear(memory_size, query_size, bias=False)
+        else:  # additive: v^T tanh(W_q q + W_k k)
+            self.key_layer = nn.Linear(memory_size, attention_size, bias=False)
+            self.query_layer = nn.Linear(query_size, attention_size, bias=False)
+            self.energy = nn.Linear(attention_size, 1, bias=False)
+
+    def precompute_keys(self, memory: torch.Tensor) -> torch.Tensor:
+        """memory (batch, src_len, memory_size) -> keys (batch, src_len, key_size)."""
+        return self.key_layer(memory)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        memory: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attend with ``query`` (batch, tgt_len, query_size) over ``memory`` (batch, src_len, M).
+
+        Returns the context (batch, tgt_len, M) and the weights (batch, tgt_len, src_len).
+        """
+        if self.kind in ("dot", "general"):
+            scores = torch.bmm(query, keys.transpose(1, 2))  # B, T, S
+        else:
+            q = self.query_layer(query).unsqueeze(2)  # B, T, 1, A
+            scores = self.energy(torch.tanh(q + keys.unsqueeze(1))).squeeze(-1)  # B, T, S
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        return torch.bmm(weights, memory), weights

@@ -1,0 +1,199 @@
+"""The recurrent decoder: embeddings -> LSTM/GRU -> (attention) -> features for the output layer.
+
+How the source reaches the decoder (``context``):
+- ``init``: c initializes the decoder state only (Sutskever et al., 2014);
+- ``every_step``: c is also fed at every step, s_t = f(s_{t-1}, y_{t-1}, c) (Cho et al., 2014);
+- ``attention``: a context c_t per step. Bahdanau et al. (2015) attend from s_{t-1} and feed c_t
+  into the RNN; Luong et al. (2015) attend from h_t and combine h~_t = tanh(W[c_t; h_t]),
+  optionally feeding h~_{t-1} back as input ("input feeding").
+
+When no step depends on the previous step's output (``init``, ``every_step``, Luong without input
+feeding), teacher forcing runs the whole target through one fused RNN call; otherwise it loops
+over steps with the same ``step`` that decoding uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from seq2seq.model.attention import Attention
+from seq2seq.model.encoder import EncoderOutput, RNNType, make_rnn
+
+ContextMode = Literal["init", "every_step", "attention"]
+
+
+@dataclass
+class DecoderState:
+    """Recurrent state carried between steps.
+
+    hidden: (layers, batch, hidden) for a GRU, or the (h, c) pair of those for an LSTM.
+    feed: (batch, feature_size), the previous attentional vector h~_{t-1} (input feeding), or None.
+    """
+
+    hidden: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+    feed: torch.Tensor | None = None
+
+    def select(self, indices: torch.Tensor) -> DecoderState:
+        """Rows ``indices`` of the batch, e.g. the surviving beam hypotheses."""
+        if isinstance(self.hidden, tuple):
+            hidden: torch.Tensor | tuple[torch.Tensor, torch.Tensor] = (
+                self.hidden[0].index_select(1, indices),
+                self.hidden[1].index_select(1, indices),
+            )
+        else:
+            hidden = self.hidden.index_select(1, indices)
+        feed = None if self.feed is None else self.feed.index_select(0, indices)
+        return DecoderState(hidden=hidden, feed=feed)
+
+
+class RecurrentDecoder(nn.Module):
+    """Conditional RNN language model over the target; see the module docstring for the modes."""
+
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int,
+        rnn_type: RNNType,
+        dropout: float,
+        memory_size: int,
+        context: ContextMode,
+        attention: Attention | None,
+        input_feeding: bool,
+        feature_size: int,
+        tie_embeddings: bool,
+        pad_id: int,
+    ) -> None:
+        super().__init__()
+        if (context == "attention") != (attention is not None):
+            raise ValueError("an attention module is needed exactly when context is 'attention'")
+        self.context = context
+        self.attention = attention
+        self.bahdanau = attention is not None and attention.kind == "bahdanau"
+        self.input_feeding = input_feeding and attention is not None and not self.bahdanau
+        self.rnn_type = rnn_type
+        self.num_layers = num_layers
+        self.hidden_size = hidden_size
+        self.feature_size = feature_size
+
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
+        self.dropout = nn.Dropout(dropout)
+        rnn_input = embedding_size
+        if context == "every_step" or self.bahdanau:
+            rnn_input += memory_size
+        elif self.input_feeding:
+            rnn_input += feature_size
+        self.rnn = make_rnn(rnn_type, rnn_input, hidden_size, num_layers, dropout)
+        # s_0 = tanh(W c): the bridge from the encoder's context vector to the decoder state
+        self.bridge = nn.Linear(memory_size, num_layers * hidden_size)
+        combined = hidden_size + (0 if context == "init" else memory_size)
+        self.combine = nn.Linear(combined, feature_size, bias=False)
+        self.output_layer = nn.Linear(feature_size, vocab_size)
+        if tie_embeddings:
+            if feature_size != embedding_size:
+                raise ValueError("tied embeddings need feature_size == embedding_size")
+            self.output_layer.weight = self.embedding.weight
+
+    @property
+    def fused(self) -> bool:
+        """True when teacher forcing can run all steps in one RNN call."""
+        return not (self.bahdanau or self.input_feeding)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """features (..., feature_size) -> unnormalized scores (..., vocab_size)."""
+        return self.output_layer(features)
+
+    def init_state(self, enc: EncoderOutput) -> DecoderState:
+        batch = enc.context.size(0)
+        h0 = torch.tanh(self.bridge(enc.context))  # B, layers * H
+        h0 = h0.view(batch, self.num_layers, self.hidden_size).transpose(0, 1).contiguous()
+        hidden = (h0, torch.zeros_like(h0)) if self.rnn_type == "lstm" else h0
+        feed = enc.context.new_zeros(batch, self.feature_size) if self.input_feeding else None
+        return DecoderState(hidden=hidden, feed=feed)
+
+    def forward(
+        self,
+        prev_tokens: torch.Tensor,
+        enc: EncoderOutput,
+        state: DecoderState,
+        teacher_forcing_ratio: float = 1.0,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher forcing over prev_tokens (batch, tgt_len).
+
+        Returns features (batch, tgt_len, feature_size) and attention weights
+        (batch, tgt_len, src_len) or None. With ``teacher_forcing_ratio`` < 1 (scheduled sampling,
+        Bengio et al., 2015) each step's input is, with probability 1 - ratio, the model's own
+        previous (greedy) prediction.
+        """
+        if self.fused and teacher_forcing_ratio >= 1.0:
+            return self._forward_fused(prev_tokens, enc, state)
+        features, weights = [], []
+        inputs = prev_tokens[:, 0]
+        for t in range(prev_tokens.size(1)):
+            if t > 0:
+                inputs = prev_tokens[:, t]
+                if teacher_forcing_ratio < 1.0:
+                    sampled = self.output_layer(features[-1]).argmax(-1)
+                    use_model = torch.rand(inputs.shape, device=inputs.device) >= teacher_forcing_ratio
+                    inputs = torch.where(use_model, sampled, inputs)
+            feature, state, attn = self.step(inputs, enc, state)
+            features.append(feature)
+            weights.append(attn)
+        stacked_attn = None if weights[0] is None else torch.stack(weights, dim=1)
+        return torch.stack(features, dim=1), stacked_attn
+
+    def _forward_fused(
+        self, prev_tokens: torch.Tensor, enc: EncoderOutput, state: DecoderState
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        embedded = self.dropout(self.embedding(prev_tokens))  # B, T, E
+        steps = prev_tokens.size(1)
+        if self.context == "every_step":
+            c = enc.context.unsqueeze(1).expand(-1, steps, -1)
+            embedded = torch.cat([embedded, c], dim=-1)
+        output, _ = self.rnn(embedded, state.hidden)  # B, T, H
+        return self._combine(output, enc)
+
+    def _combine(
+        self, output: torch.Tensor, enc: EncoderOutput
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Features h~ = tanh(W [h; c]) from RNN outputs (batch, steps, hidden), Luong-style."""
+        weights = None
+        if self.context == "init":
+            combined = output
+        elif self.context == "every_step":
+            c = enc.context.unsqueeze(1).expand(-1, output.size(1), -1)
+            combined = torch.cat([output, c], dim=-1)
+        else:
+            assert self.attention is not None and enc.keys is not None
+            ctx, weights = self.attention(output, enc.keys, enc.memory, enc.mask)
+            combined = torch.cat([output, ctx], dim=-1)
+        return self.dropout(torch.tanh(self.combine(combined))), weights
+
+    def step(
+        self, prev_token: torch.Tensor, enc: EncoderOutput, state: DecoderState
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+        """One step for prev_token (batch,): features (batch, F), the new state, attention (batch, S)."""
+        embedded = self.dropout(self.embedding(prev_token)).unsqueeze(1)  # B, 1, E
+        if self.bahdanau:
+            assert self.attention is not None and enc.keys is not None
+            top = state.hidden[0][-1] if isinstance(state.hidden, tuple) else state.hidden[-1]
+            ctx, weights = self.attention(top.unsqueeze(1), enc.keys, enc.memory, enc.mask)
+            output, hidden = self.rnn(torch.cat([embedded, ctx], dim=-1), state.hidden)
+            features = self.dropout(torch.tanh(self.combine(torch.cat([output, ctx], dim=-1))))
+            return features.squeeze(1), DecoderState(hidden=hidden), weights.squeeze(1)
+        if self.context == "every_step":
+            embedded = torch.cat([embedded, enc.context.unsqueeze(1)], dim=-1)
+        elif self.input_feeding:
+            assert state.feed is not None
+            embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)
+        output, hidden = self.rnn(embedded, state.hidden)
+        features, weights = self._combine(output, enc)
+        features = features.squeeze(1)
+        feed = features if self.input_feeding else None
+        return features, DecoderState(hidden=hidden, feed=feed), None if weights is None else weights.squeeze(1)

@@ -1,0 +1,1 @@
+"""Training: loss, learning-rate schedules and the training loop."""
