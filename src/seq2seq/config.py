@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -232,8 +233,8 @@ def _check_value(hint: Any, value: Any, spec: dataclasses.Field, name: str, sour
     elif hint is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
+        value = _as_float(value)
+        ok = isinstance(value, float) and math.isfinite(value)
     else:
         ok = isinstance(value, hint)
     if not ok:
@@ -245,6 +246,16 @@ def _check_value(hint: Any, value: Any, spec: dataclasses.Field, name: str, sour
         allowed = f">= {low}" if high is None else f"between {low} and {high}"
         raise ConfigError(f"{source}: {name} = {value!r} is out of range (allowed: {allowed})")
     return value
+
+
+def _as_float(value: Any) -> Any:
+    """Numbers, and strings such as "3e-4" that YAML 1.1 leaves as text, as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return value
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        return value
 
 
 def _check_consistency(config: Config, source: str) -> None:

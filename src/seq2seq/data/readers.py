@@ -48,8 +48,8 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory, expected a text file") from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot open ({err.strerror or err})") from None
     with handle:
         for number, raw in enumerate(handle, start=1):
             if b"\0" in raw:
@@ -128,9 +128,10 @@ def read_jsonl(
             src, tgt = record[src_field], record[tgt_field]
             if not isinstance(src, str) or not isinstance(tgt, str):
                 raise ValueError(f"fields {src_field!r} and {tgt_field!r} must be strings")
-        except ValueError as err:  # json.JSONDecodeError is a ValueError
+        except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
             if not skip_bad_lines:
-                raise DataError(f"{where}: {err}") from None
+                reason = "nested too deeply" if isinstance(err, RecursionError) else err
+                raise DataError(f"{where}: {reason}") from None
             report.skip("malformed JSON record")
             continue
         pair = Pair(src.strip(), tgt.strip(), where)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 TokenizerType = Literal["char", "word", "sentencepiece"]
-SPACE = "▁"  # stands for a space inside character sequences, as in SentencePiece
 
 
 class Tokenizer(Protocol):
@@ -22,13 +21,13 @@ class Tokenizer(Protocol):
 
 
 class CharTokenizer:
-    """One token per character; spaces become ``▁`` so that they survive as tokens."""
+    """One token per character (a space is a token too), after collapsing runs of whitespace."""
 
     def encode(self, text: str) -> list[str]:
-        return [SPACE if ch == " " else ch for ch in " ".join(text.split())]
+        return list(" ".join(text.split()))
 
     def decode(self, tokens: list[str]) -> str:
-        return "".join(" " if token == SPACE else token for token in tokens)
+        return "".join(tokens)
 
     def save(self, directory: Path, prefix: str) -> None:
         pass

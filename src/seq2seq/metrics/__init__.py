@@ -62,7 +62,8 @@ def word_error_rate(hypotheses: Sequence[str], references: References) -> float:
 
 
 def char_error_rate(hypotheses: Sequence[str], references: References) -> float:
-    return _error_rate(hypotheses, references, list)
+    """Edit distance over characters (runs of whitespace count as one space) / reference length."""
+    return _error_rate(hypotheses, references, lambda text: list(" ".join(text.split())))
 
 
 def exact_match(hypotheses: Sequence[str], references: References) -> float:

