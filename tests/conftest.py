@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,9 +13,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+# The test models are tiny: one thread is fastest, and extra threads only wait on a busy machine.
+# Subprocesses (CLI tests) inherit the environment variable.
+os.environ["OMP_NUM_THREADS"] = "1"
+
+
 @pytest.fixture(autouse=True)
-def _seeded() -> None:
+def _seeded_one_thread() -> Iterator[None]:
+    """Each test starts seeded on one thread, whatever the previous test (or seq2seq.train) set."""
     torch.manual_seed(0)
+    torch.set_num_threads(1)
+    yield
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
 """seq2seq: RNN encoder-decoder models that train, generate, evaluate and explain themselves.
 
-    import seq2seq
-    config = seq2seq.load_config("configs/g2p.yaml", ["training.max_minutes=5"])
-    model_dir = seq2seq.train(config, "runs/g2p")
-    model = seq2seq.load(model_dir)
-    model.generate(["hello"], beam=5)[0].text
+import seq2seq
+config = seq2seq.load_config("configs/g2p.yaml", ["training.max_minutes=5"])
+model_dir = seq2seq.train(config, "runs/g2p")
+model = seq2seq.load(model_dir)
+model.generate(["hello"], beam=5)[0].text
 """
 
 from seq2seq.config import Config, load_config

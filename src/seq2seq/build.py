@@ -50,6 +50,17 @@ def read_split(data: DataConfig, split: str, report: ReadReport | None = None) -
     raise ConfigError(f"data.format {data.format!r} is not supported")
 
 
+def build_tokenizers(data: DataConfig, pairs: list[Pair]) -> tuple[Tokenizer, Tokenizer]:
+    """Source and target tokenizers; with a shared vocabulary and the same SentencePiece settings
+    on both sides, one joint SentencePiece model is trained on both sides' text."""
+    src_texts, tgt_texts = [p.src for p in pairs], [p.tgt for p in pairs]
+    joint = data.shared_vocab and data.src_tokenizer == data.tgt_tokenizer
+    if joint and data.src_tokenizer.type == "sentencepiece":
+        tokenizer = build_tokenizer(data.src_tokenizer, src_texts + tgt_texts)
+        return tokenizer, tokenizer
+    return build_tokenizer(data.src_tokenizer, src_texts), build_tokenizer(data.tgt_tokenizer, tgt_texts)
+
+
 def build_tokenizer(config: TokenizerConfig, texts: list[str]) -> Tokenizer:
     """A tokenizer of the configured type; SentencePiece is trained on ``texts``."""
     match config.type:

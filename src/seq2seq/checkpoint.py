@@ -131,12 +131,12 @@ def load_training_state(
     directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
 ) -> dict[str, Any]:
     """Restore what ``save_training_state`` wrote; returns its JSON state."""
-    state_path = directory / "state.json"
+    for name in ("state.json", "optimizer.safetensors", WEIGHTS):
+        if not (directory / name).is_file():
+            raise ModelFileError(f"{directory / name}: missing; cannot resume")
     try:
-        payload = json.loads(state_path.read_text(encoding="utf-8"))
+        payload = json.loads((directory / "state.json").read_text(encoding="utf-8"))
         tensors = load_file(str(directory / "optimizer.safetensors"))
-    except FileNotFoundError as err:
-        raise ModelFileError(f"{err.filename}: missing; cannot resume") from None
     except (json.JSONDecodeError, SafetensorError, UnicodeDecodeError) as err:
         raise ModelFileError(f"{directory}: damaged checkpoint ({type(err).__name__})") from None
     load_weights(directory / WEIGHTS, model)

@@ -56,7 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("config", type=Path, help="YAML config (see configs/)")
     train.add_argument("--output", type=Path, help="model directory (default: the config's output_dir)")
     train.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config value, e.g. --set training.lr=3e-4 (repeatable)",
     )
     train.add_argument("--resume", action="store_true", help="continue the run saved in the model directory")
@@ -71,9 +75,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("model", type=Path, help="model directory written by `seq2seq train`")
     gen.add_argument("--input", type=Path, help="input file (default: stdin)")
-    gen.add_argument("--beam", type=int, help="beam size (default: the model's decoding.beam_size; 1 = greedy)")
-    gen.add_argument("--nbest", type=int, default=1, help="outputs per input, written as INDEX<TAB>SCORE<TAB>TEXT")
-    gen.add_argument("--length-penalty", type=float, help="alpha of the length penalty (default: the model's)")
+    gen.add_argument(
+        "--beam", type=int, help="beam size (default: the model's decoding.beam_size; 1 = greedy)"
+    )
+    gen.add_argument(
+        "--nbest", type=int, default=1, help="outputs per input, written as INDEX<TAB>SCORE<TAB>TEXT"
+    )
+    gen.add_argument(
+        "--length-penalty", type=float, help="alpha of the length penalty (default: the model's)"
+    )
     gen.add_argument("--scores", action="store_true", help="append <TAB>log-probability to each output")
     gen.set_defaults(run=_generate)
 
@@ -85,13 +95,19 @@ def _parser() -> argparse.ArgumentParser:
         "(on --split of the model's data, or on --src FILE against --ref FILE).",
     )
     ev.add_argument("--hyp", type=Path, help="hypotheses, one per line")
-    ev.add_argument("--ref", type=Path, action="append", default=[], help="references, line-aligned (repeatable)")
     ev.add_argument(
-        "--metric", action="append", choices=["bleu", "chrf", "wer", "cer", "exact"],
+        "--ref", type=Path, action="append", default=[], help="references, line-aligned (repeatable)"
+    )
+    ev.add_argument(
+        "--metric",
+        action="append",
+        choices=["bleu", "chrf", "wer", "cer", "exact"],
         help="metric (repeatable); default: the model's task metrics, or bleu",
     )
     ev.add_argument("--model", type=Path, help="model directory: generate, then score")
-    ev.add_argument("--split", choices=["valid", "test"], default="test", help="data split of the model's config")
+    ev.add_argument(
+        "--split", choices=["valid", "test"], default="test", help="data split of the model's config"
+    )
     ev.add_argument("--src", type=Path, help="with --model: source file to generate from instead of --split")
     ev.add_argument("--beam", type=int, help="with --model: beam size")
     ev.set_defaults(run=_evaluate)
@@ -148,7 +164,9 @@ def _generate(args: argparse.Namespace) -> int:
                 print(f"{output.text}\t{output.score:.4f}" if args.scores else output.text)
         sys.stdout.flush()
 
-    generate = lambda texts: pipeline.generate(texts, beam=beam, nbest=args.nbest, length_penalty=args.length_penalty)  # noqa: E731
+    generate = lambda texts: pipeline.generate(
+        texts, beam=beam, nbest=args.nbest, length_penalty=args.length_penalty
+    )  # noqa: E731
     if args.input is None and sys.stdin.isatty():
         print("type an input and press Enter (Ctrl-D to quit)", file=sys.stderr)
         for index, line in enumerate(_stdin_lines()):
@@ -157,7 +175,10 @@ def _generate(args: argparse.Namespace) -> int:
     lines = list(_input_lines(args.input))
     write(generate(lines), 0)
     if pipeline.truncated:
-        print(f"seq2seq: {pipeline.truncated} inputs were truncated to {pipeline.config.data.max_src_len} tokens", file=sys.stderr)
+        print(
+            f"seq2seq: {pipeline.truncated} inputs were truncated to {pipeline.config.data.max_src_len} tokens",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -176,7 +197,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                 raise DataError(f"{path} has {len(refs)} lines but {args.hyp} has {len(hypotheses)}")
         segments = [Segment("", [refs[i] for refs in references]) for i in range(len(hypotheses))]
         task = Task("evaluate", tuple(metrics.METRICS[m] for m in (args.metric or ["bleu"])))
-        _print_scores(score(task, hypotheses, segments))
+        _print_scores(score(task, hypotheses, segments), len(references))
         return 0
 
     import seq2seq
@@ -198,17 +219,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         if not pairs:
             raise Seq2SeqError(f"the model's config has no {args.split} split; use --src and --ref")
     result = evaluate(pipeline, pairs, task, beam=args.beam or pipeline.config.decoding.beam_size)
-    _print_scores(result.scores)
+    _print_scores(result.scores, max(len(s.references) for s in result.segments))
     return 0
 
 
-def _print_scores(scores: dict[str, float]) -> None:
+def _print_scores(scores: dict[str, float], num_references: int) -> None:
     for name, value in scores.items():
         print(f"{name}: {value:.2f}")
     if "BLEU" in scores:
         from seq2seq.metrics import bleu_signature
 
-        print(f"BLEU signature: {bleu_signature()}")
+        print(f"BLEU signature: {bleu_signature(num_references)}")
 
 
 if __name__ == "__main__":

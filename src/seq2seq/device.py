@@ -16,5 +16,7 @@ def native_bfloat16() -> bool:
         cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    flags = next(
+        (line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), []
+    )
     return "amx_bf16" in flags or "avx512_bf16" in flags

@@ -43,9 +43,7 @@ def score(task: Task, hypotheses: Sequence[str], segments: Sequence[Segment]) ->
     return {metric.name: metric.compute(hypotheses, references) for metric in task.metrics}
 
 
-def evaluate(
-    pipeline: Pipeline, pairs: Sequence[Pair], task: Task, beam: int = 1
-) -> EvaluationResult:
+def evaluate(pipeline: Pipeline, pairs: Sequence[Pair], task: Task, beam: int = 1) -> EvaluationResult:
     """Generate for each source of ``pairs`` and score against its references."""
     segments = segments_of(pairs, task.group_references)
     outputs = pipeline.generate([s.source for s in segments], beam=beam)

@@ -1,8 +1,8 @@
 """Text in, text out: a trained network with its tokenizers and vocabularies (the public model).
 
-    model = seq2seq.load("runs/g2p")
-    outputs = model.generate(["hello"], beam=5)
-    outputs[0].text, outputs[0].score, outputs[0].hypotheses[0].attention
+model = seq2seq.load("runs/g2p")
+outputs = model.generate(["hello"], beam=5)
+outputs[0].text, outputs[0].score, outputs[0].hypotheses[0].attention
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -156,15 +155,6 @@ def _pad_columns(batch: Batch, src_extra: int, tgt_extra: int) -> Batch:
 VOCAB = 20
 
 
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Tiny tensors gain nothing from threads, and a busy machine makes thread hand-offs slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize(
     ("rnn_type", "pooling", "context", "attention", "input_feeding"),
     [
@@ -176,7 +166,7 @@ def one_thread() -> Iterator[None]:
     ],
 )
 def test_padding_never_counts_in_the_loss(
-    rnn_type: str, pooling: str, context: str, attention: str, input_feeding: bool, one_thread: None
+    rnn_type: str, pooling: str, context: str, attention: str, input_feeding: bool
 ) -> None:
     config = ModelConfig(
         rnn_type=rnn_type,  # type: ignore[arg-type]
@@ -208,7 +198,7 @@ def test_padding_never_counts_in_the_loss(
     torch.testing.assert_close(padded_smoothed, smoothed, rtol=1e-5, atol=1e-6)
 
 
-def test_loss_is_the_mean_over_real_target_tokens(one_thread: None) -> None:
+def test_loss_is_the_mean_over_real_target_tokens() -> None:
     config = ModelConfig(
         embedding_size=8,
         dropout=0.0,

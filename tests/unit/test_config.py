@@ -88,7 +88,7 @@ def test_empty_file_gives_defaults_but_needs_training_data(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("raw", "unknown", "suggestion"),
     [
-        ({"training": {"lrr": 0.1}}, "training.'lrr'", "training.'lr'"),
+        ({"training": {"lrr": 0.1}}, "'training.lrr'", "'training.lr'"),
         (
             {"model": {"encoder": {"hiden_size": 4}}},
             "model.encoder.'hiden_size'",
@@ -234,7 +234,7 @@ def test_override_through_a_value_is_an_error() -> None:
 def test_overridden_value_is_still_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=re.escape("model.encoder.num_layers = 0 is out of range")):
         load_config(_yaml(tmp_path), ["model.encoder.num_layers=0"])
-    with pytest.raises(ConfigError, match=re.escape("unknown key training.'lrr'")):
+    with pytest.raises(ConfigError, match=re.escape("unknown key 'training.lrr'")):
         load_config(_yaml(tmp_path), ["training.lrr=0.1"])
 
 

@@ -124,7 +124,9 @@ def read_jsonl(
                 raise ValueError(f"expected a JSON object, found {type(record).__name__}")
             missing = [name for name in (src_field, tgt_field) if name not in record]
             if missing:
-                raise ValueError(f"missing field {missing[0]!r} (has: {', '.join(map(repr, record)) or 'none'})")
+                raise ValueError(
+                    f"missing field {missing[0]!r} (has: {', '.join(map(repr, record)) or 'none'})"
+                )
             src, tgt = record[src_field], record[tgt_field]
             if not isinstance(src, str) or not isinstance(tgt, str):
                 raise ValueError(f"fields {src_field!r} and {tgt_field!r} must be strings")

@@ -26,7 +26,8 @@ def generate_ids(
     """The n-best hypotheses for each source id sequence, in input order.
 
     An empty source gets a single empty hypothesis with score 0 (the model is not run on it).
-    Output length is capped at ceil(max_length_ratio * source length) + max_length_offset.
+    Output length, <eos> included, is capped at ceil(max_length_ratio * source length) +
+    max_length_offset.
     """
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")

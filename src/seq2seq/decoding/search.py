@@ -148,11 +148,16 @@ def beam_search(
 
     ranked = scores / length_penalty(lengths, alpha)
     order = ranked.argsort(dim=-1, descending=True)[:, :nbest]
+    # a short source may allow fewer than nbest hypotheses: never return the impossible ones
+    possible = scores.gather(1, order) > float("-inf")
+    possible[:, 0] = True
     return [
         [
-            _hypothesis(tokens[b, j], int(lengths[b, j]), float(scores[b, j]),
-                        attention, b, j, int(src_lengths[b]))
-            for j in order[b].tolist()
+            _hypothesis(
+                tokens[b, j], int(lengths[b, j]), float(scores[b, j]), attention, b, j, int(src_lengths[b])
+            )
+            for j, ok in zip(order[b].tolist(), possible[b].tolist(), strict=True)
+            if ok
         ]
         for b in range(batch)
     ]

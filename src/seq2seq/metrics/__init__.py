@@ -35,11 +35,13 @@ def chrf(hypotheses: Sequence[str], references: References) -> float:
     return sacrebleu.corpus_chrf(list(hypotheses), _reference_streams(references)).score
 
 
-def bleu_signature() -> str:
-    """sacrebleu's reproducibility signature for the BLEU settings used here."""
+def bleu_signature(num_references: int = 1) -> str:
+    """sacrebleu's reproducibility signature of ``bleu`` with this many references per segment."""
     from sacrebleu.metrics import BLEU
 
-    return str(BLEU().get_signature())
+    metric = BLEU()
+    metric.corpus_score(["x"], [["x"]] * num_references)  # the signature records nrefs
+    return str(metric.get_signature())
 
 
 def _error_rate(

@@ -159,9 +159,7 @@ class RecurrentDecoder(nn.Module):
         output, _ = self.rnn(embedded, state.hidden)  # B, T, H
         return self._combine(output, enc)
 
-    def _combine(
-        self, output: torch.Tensor, enc: EncoderOutput
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _combine(self, output: torch.Tensor, enc: EncoderOutput) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Features h~ = tanh(W [h; c]) from RNN outputs (batch, steps, hidden), Luong-style."""
         weights = None
         if self.context == "init":
@@ -196,4 +194,8 @@ class RecurrentDecoder(nn.Module):
         features, weights = self._combine(output, enc)
         features = features.squeeze(1)
         feed = features if self.input_feeding else None
-        return features, DecoderState(hidden=hidden, feed=feed), None if weights is None else weights.squeeze(1)
+        return (
+            features,
+            DecoderState(hidden=hidden, feed=feed),
+            None if weights is None else weights.squeeze(1),
+        )

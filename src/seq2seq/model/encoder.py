@@ -90,17 +90,13 @@ class RecurrentEncoder(nn.Module):
         """src (batch, src_len) token ids, src_lengths (batch,) -> EncoderOutput."""
         mask = torch.arange(src.size(1), device=src.device)[None, :] < src_lengths[:, None]
         embedded = self.dropout(self.embedding(src))
-        packed = pack_padded_sequence(
-            embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
+        packed = pack_padded_sequence(embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
         packed_out, final = self.rnn(packed)
         memory, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=src.size(1))
         memory = self.dropout(memory)
         return EncoderOutput(memory=memory, mask=mask, context=self._pool(memory, mask, final))
 
-    def _pool(
-        self, memory: torch.Tensor, mask: torch.Tensor, final: torch.Tensor | tuple
-    ) -> torch.Tensor:
+    def _pool(self, memory: torch.Tensor, mask: torch.Tensor, final: torch.Tensor | tuple) -> torch.Tensor:
         """The context vector c = q(h_1..h_T), shape (batch, output_size)."""
         if self.pooling == "mean":
             summed = (memory * mask.unsqueeze(-1)).sum(1)

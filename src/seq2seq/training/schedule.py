@@ -47,9 +47,7 @@ class LearningRateSchedule:
         """Plateau: after ``patience`` validations without improvement, multiply lr by factor."""
         if self.kind != "plateau":
             return
-        improved = self.best is None or (
-            metric > self.best if self.higher_is_better else metric < self.best
-        )
+        improved = self.best is None or (metric > self.best if self.higher_is_better else metric < self.best)
         if improved:
             self.best, self.bad_validations = metric, 0
             return

@@ -26,7 +26,7 @@ from seq2seq import checkpoint
 from seq2seq.build import (
     build_model,
     build_task,
-    build_tokenizer,
+    build_tokenizers,
     build_vocabularies,
     read_split,
 )
@@ -116,8 +116,7 @@ def _prepare_output_dir(out: Path, resume: bool) -> None:
         raise ConfigError(f"{out}: nothing to resume (no {checkpoint.LAST}/state.json)")
     if not resume and (out / checkpoint.CONFIG).exists():
         raise ConfigError(
-            f"{out} already holds a trained model; pass --resume to continue it, "
-            "or choose another --output"
+            f"{out} already holds a trained model; pass --resume to continue it, or choose another --output"
         )
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -150,8 +149,7 @@ def _setup_logging(path: Path) -> None:
 
 def _new_pipeline(config: Config, train_pairs: list) -> Pipeline:
     data = config.data
-    src_tokenizer = build_tokenizer(data.src_tokenizer, [p.src for p in train_pairs])
-    tgt_tokenizer = build_tokenizer(data.tgt_tokenizer, [p.tgt for p in train_pairs])
+    src_tokenizer, tgt_tokenizer = build_tokenizers(data, train_pairs)
     src_vocab, tgt_vocab = build_vocabularies(
         data,
         [src_tokenizer.encode(p.src) for p in train_pairs],
@@ -160,7 +158,9 @@ def _new_pipeline(config: Config, train_pairs: list) -> Pipeline:
     model = build_model(config.model, len(src_vocab), len(tgt_vocab))
     log.info(
         "vocabularies: source %d, target %d; model: %s parameters",
-        len(src_vocab), len(tgt_vocab), f"{sum(p.numel() for p in model.parameters()):,}",
+        len(src_vocab),
+        len(tgt_vocab),
+        f"{sum(p.numel() for p in model.parameters()):,}",
     )
     return Pipeline(config, model, src_tokenizer, tgt_tokenizer, src_vocab, tgt_vocab)
 
@@ -194,7 +194,10 @@ def _encode_training_data(pipeline: Pipeline, pairs: list) -> TrainingData:
         tgt.append(t)
     log.info(
         "training pairs: %d kept, %d dropped as longer than max_src_len %d / max_tgt_len %d",
-        len(src), dropped, data.max_src_len, data.max_tgt_len,
+        len(src),
+        dropped,
+        data.max_src_len,
+        data.max_tgt_len,
     )
     if not src:
         raise ConfigError("no training pair is within data.max_src_len / data.max_tgt_len")
@@ -225,8 +228,9 @@ class Trainer:
         self.task = task
         self.out = out
         optimizer_class = torch.optim.AdamW if self.cfg.optimizer == "adamw" else torch.optim.Adam
+        # fused: one kernel for all parameters instead of a Python loop of small ops
         self.optimizer = optimizer_class(
-            self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
+            self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, fused=True
         )
         self.schedule = LearningRateSchedule(
             self.cfg.scheduler,
@@ -263,14 +267,21 @@ class Trainer:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise ConfigError("training.tensorboard needs the tensorboard package (pip install tensorboard)") from None
+            raise ConfigError(
+                "training.tensorboard needs the tensorboard package (pip install tensorboard)"
+            ) from None
         return SummaryWriter(str(self.out / "tensorboard"))
 
     def restore(self) -> None:
         state = checkpoint.load_training_state(self.out / checkpoint.LAST, self.model, self.optimizer)
         self.progress = Progress(**state["progress"])
         self.schedule.load_state_dict(self.progress.schedule)
-        log.info("resumed at step %d (epoch %d, batch %d)", self.progress.step, self.progress.epoch, self.progress.batch_in_epoch)
+        log.info(
+            "resumed at step %d (epoch %d, batch %d)",
+            self.progress.step,
+            self.progress.epoch,
+            self.progress.batch_in_epoch,
+        )
 
     def _budget_progress(self) -> float:
         fractions = []
@@ -287,12 +298,20 @@ class Trainer:
         p = self.progress
         log.info(
             "training: %d pairs, %d batches per epoch, precision %s, %d threads",
-            len(self.data.src), self.batches_per_epoch, "bfloat16" if self.use_bf16 else "float32",
+            len(self.data.src),
+            self.batches_per_epoch,
+            "bfloat16" if self.use_bf16 else "float32",
             torch.get_num_threads(),
         )
         handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        bar = tqdm(total=self.total_steps or None, initial=p.step, unit="step", dynamic_ncols=True,
-                   disable=None, file=sys.stderr)
+        bar = tqdm(
+            total=self.total_steps or None,
+            initial=p.step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=None,
+            file=sys.stderr,
+        )
         started, tokens_since, window_start = time.monotonic(), 0, time.monotonic()
         elapsed_before = p.elapsed
         try:
@@ -339,8 +358,12 @@ class Trainer:
                 signal.signal(sig, handler)
         log.info(
             "finished at step %d (epoch %d) after %.1f min; best %s %.2f at step %d",
-            p.step, p.epoch + 1, p.elapsed / 60, self.task.primary.name,
-            p.best_score if p.best_score is not None else float("nan"), p.best_step,
+            p.step,
+            p.epoch + 1,
+            p.elapsed / 60,
+            self.task.primary.name,
+            p.best_score if p.best_score is not None else float("nan"),
+            p.best_step,
         )
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -366,7 +389,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
             p.nonfinite_steps += 1
-            log.warning("step %d: loss is %s; step skipped (%d in a row)", p.step + 1, loss.item(), p.nonfinite_steps)
+            log.warning(
+                "step %d: loss is %s; step skipped (%d in a row)", p.step + 1, loss.item(), p.nonfinite_steps
+            )
             if p.nonfinite_steps >= 10:
                 raise Seq2SeqError(
                     f"training diverged: {p.nonfinite_steps} non-finite losses in a row at step "
@@ -390,7 +415,9 @@ class Trainer:
         src = [pipe.src_vocab.encode(pipe.source_tokens(p.src)) for p in self.valid_pairs]
         tgt = [pipe.tgt_vocab.encode(pipe.tgt_tokenizer.encode(p.tgt)) for p in self.valid_pairs]
         keep = [i for i in range(len(src)) if src[i]]
-        sampler = BatchSampler([len(src[i]) for i in keep], [len(tgt[i]) for i in keep], self.cfg.batch_tokens, 0)
+        sampler = BatchSampler(
+            [len(src[i]) for i in keep], [len(tgt[i]) for i in keep], self.cfg.batch_tokens, 0
+        )
         total, tokens = 0.0, 0
         self.model.eval()
         with torch.inference_mode():
@@ -424,9 +451,13 @@ class Trainer:
             p.validations_without_improvement += 1
         self.schedule.observe(value)
         record = {
-            "step": p.step, "epoch": p.epoch + 1, "elapsed_s": round(p.elapsed, 1),
-            "lr": self.optimizer.param_groups[0]["lr"], "valid_loss": nll,
-            "valid_ppl": math.exp(min(nll, 50.0)), **result.scores,
+            "step": p.step,
+            "epoch": p.epoch + 1,
+            "elapsed_s": round(p.elapsed, 1),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "valid_loss": nll,
+            "valid_ppl": math.exp(min(nll, 50.0)),
+            **result.scores,
         }
         with open(self.out / "validations.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -436,7 +467,11 @@ class Trainer:
                     self.tensorboard.add_scalar(f"valid/{name}", number, p.step)
         log.info(
             "validation at step %d: loss %.3f ppl %.2f %s%s",
-            p.step, nll, record["valid_ppl"], result.summary(), "  (new best)" if improved else "",
+            p.step,
+            nll,
+            record["valid_ppl"],
+            result.summary(),
+            "  (new best)" if improved else "",
         )
         self._save_last()
         patience = self.cfg.early_stopping_patience

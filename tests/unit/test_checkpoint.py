@@ -1,0 +1,269 @@
+"""Model directories: a saved pipeline loads identically; pickles and damaged files are refused."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+import seq2seq
+from seq2seq import checkpoint
+from seq2seq.build import build_model, build_tokenizer, build_vocabularies, read_split
+from seq2seq.config import Config, config_from_dict
+from seq2seq.errors import ModelFileError
+from seq2seq.pipeline import Pipeline
+
+TEXTS = ["abc", "hello", "", "dcba", "aaaaaaaaaaaa"]
+
+
+def make_config(rnn: str = "lstm", context: str = "attention", tie: bool = False) -> Config:
+    return config_from_dict(
+        {
+            "task": "reverse",
+            "data": {"format": "synthetic", "synthetic": {"train_size": 50, "alphabet_size": 8}},
+            "model": {
+                "rnn_type": rnn,
+                "embedding_size": 16,
+                "dropout": 0.0,
+                "encoder": {"hidden_size": 8, "num_layers": 1},
+                "decoder": {"hidden_size": 16, "num_layers": 1, "context": context, "tie_embeddings": tie},
+            },
+            "decoding": {"beam_size": 3, "max_length_offset": 3},
+        }
+    )
+
+
+def make_pipeline(config: Config) -> Pipeline:
+    pairs = read_split(config.data, "train")
+    src_tok = build_tokenizer(config.data.src_tokenizer, [p.src for p in pairs])
+    tgt_tok = build_tokenizer(config.data.tgt_tokenizer, [p.tgt for p in pairs])
+    src_vocab, tgt_vocab = build_vocabularies(
+        config.data, [src_tok.encode(p.src) for p in pairs], [tgt_tok.encode(p.tgt) for p in pairs]
+    )
+    model = build_model(config.model, len(src_vocab), len(tgt_vocab)).eval()
+    return Pipeline(config, model, src_tok, tgt_tok, src_vocab, tgt_vocab)
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> Path:
+    directory = tmp_path / "model"
+    make_pipeline(make_config()).save(directory)
+    return directory
+
+
+def assert_same_outputs(a: Pipeline, b: Pipeline, **options) -> None:
+    out_a, out_b = a.generate(TEXTS, **options), b.generate(TEXTS, **options)
+    for x, y in zip(out_a, out_b, strict=True):
+        assert x.source_tokens == y.source_tokens
+        assert len(x.hypotheses) == len(y.hypotheses)
+        for hx, hy in zip(x.hypotheses, y.hypotheses, strict=True):
+            assert (hx.text, hx.tokens, hx.score) == (hy.text, hy.tokens, hy.score)
+            assert (hx.attention is None) == (hy.attention is None)
+            if hx.attention is not None:
+                assert torch.equal(hx.attention, hy.attention)
+
+
+@pytest.mark.parametrize(
+    ("rnn", "context", "tie"),
+    [("lstm", "attention", False), ("gru", "every_step", False), ("lstm", "init", True)],
+)
+def test_saved_pipeline_loads_identically(tmp_path: Path, rnn: str, context: str, tie: bool) -> None:
+    original = make_pipeline(make_config(rnn, context, tie))
+    original.save(tmp_path / "model")
+    loaded = seq2seq.load(tmp_path / "model")
+
+    assert loaded.config == original.config
+    assert loaded.src_vocab.tokens == original.src_vocab.tokens
+    assert loaded.tgt_vocab.tokens == original.tgt_vocab.tokens
+    original_state, loaded_state = original.model.state_dict(), loaded.model.state_dict()
+    assert original_state.keys() == loaded_state.keys()
+    assert all(torch.equal(original_state[k], loaded_state[k]) for k in original_state)
+    if tie:
+        assert loaded.model.decoder.output_layer.weight is loaded.model.decoder.embedding.weight
+    assert_same_outputs(original, loaded, beam=1)
+    assert_same_outputs(original, loaded, beam=3, nbest=3)
+
+
+class CreatesMarker:
+    """Unpickling this object opens (creates) a file: what a malicious checkpoint could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("name", ["model.pt", "pytorch_model.bin", "weights.ckpt"])
+def test_pickle_in_model_directory_is_refused_unopened(saved: Path, tmp_path: Path, name: str) -> None:
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps({"state_dict": CreatesMarker(marker)})
+    (saved / name).write_bytes(payload)
+
+    with pytest.raises(ModelFileError, match=name):
+        seq2seq.load(saved)
+    assert not marker.exists(), "loading must not unpickle anything"
+
+    pickle.loads(payload)  # the payload is live: unpickling it does create the marker
+    assert marker.exists()
+
+
+def test_pickle_given_as_weights_is_not_unpickled(saved: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "elsewhere" / "model.pt"
+    evil.parent.mkdir()
+    evil.write_bytes(pickle.dumps(CreatesMarker(marker)))
+    with pytest.raises(ModelFileError, match="model.pt"):
+        seq2seq.load(saved, weights=evil)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
+        pytest.param(lambda data: data[:5], id="truncated-header"),
+        pytest.param(lambda data: b"", id="empty"),
+        pytest.param(lambda data: bytes(range(256)) * 8, id="garbage"),
+        pytest.param(lambda data: b"\xff" * 8 + data[8:], id="bad-header-length"),
+    ],
+)
+def test_damaged_weights_are_refused(saved: Path, damage) -> None:
+    weights = saved / "model.safetensors"
+    weights.write_bytes(damage(weights.read_bytes()))
+    with pytest.raises(ModelFileError, match="model.safetensors"):
+        seq2seq.load(saved)
+
+
+@pytest.mark.parametrize("missing", ["config.yaml", "src_vocab.txt", "tgt_vocab.txt", "model.safetensors"])
+def test_missing_file_is_refused(saved: Path, missing: str) -> None:
+    (saved / missing).unlink()
+    with pytest.raises(ModelFileError, match=missing):
+        seq2seq.load(saved)
+
+
+def test_missing_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="no such model directory"):
+        seq2seq.load(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(
+    "text", ["model: [unclosed\n", "modle: {}\n", "model: {rnn_type: transformer}\n", "\xff\xfe"]
+)
+def test_damaged_or_foreign_config_is_refused(saved: Path, text: str) -> None:
+    (saved / "config.yaml").write_bytes(text.encode("latin-1"))
+    with pytest.raises(ModelFileError, match="config.yaml"):
+        seq2seq.load(saved)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        pytest.param({"rnn": "gru"}, id="gru-weights-shapes"),
+        pytest.param({"context": "init"}, id="no-attention-keys"),
+    ],
+)
+def test_weights_of_another_architecture_are_refused(saved: Path, other: dict) -> None:
+    checkpoint.save_config(saved, make_config(**other))
+    with pytest.raises(ModelFileError, match="model.safetensors"):
+        seq2seq.load(saved)
+
+
+def test_damaged_vocabulary_is_refused(saved: Path) -> None:
+    (saved / "tgt_vocab.txt").write_text("a\nb\n", encoding="utf-8")  # no special symbols
+    with pytest.raises(ModelFileError):
+        seq2seq.load(saved)
+
+
+def adam_after_steps(model: torch.nn.Module, steps: int) -> torch.optim.Adam:
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(steps):
+        one_step(model, optimizer)
+    optimizer.param_groups[0]["lr"] = 0.0042  # as the schedule would set it
+    return optimizer
+
+
+def one_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    src = torch.tensor([[4, 5, 6], [7, 8, 0]])
+    features, _ = model(src, torch.tensor([3, 2]), torch.tensor([[2, 6, 5], [2, 8, 7]]))
+    loss = model.logits(features).logsumexp(-1).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+def test_training_state_round_trip(tmp_path: Path) -> None:
+    config = make_config()
+    model = make_pipeline(config).model.train()
+    optimizer = adam_after_steps(model, 3)
+    state = {"progress": {"step": 3, "epoch": 0, "best_score": None}}
+    checkpoint.save_training_state(tmp_path / "last", model, optimizer, state)
+    next_draw = torch.rand(8)  # what the RNG gives right after the save
+
+    torch.manual_seed(1234)  # a fresh process: other weights, another RNG state
+    restored = make_pipeline(config).model.train()
+    restored_optimizer = torch.optim.Adam(restored.parameters(), lr=0.01)
+    payload = checkpoint.load_training_state(tmp_path / "last", restored, restored_optimizer)
+
+    assert payload == state
+    assert torch.equal(torch.rand(8), next_draw)
+    for (name, a), b in zip(model.state_dict().items(), restored.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    saved_opt, loaded_opt = optimizer.state_dict(), restored_optimizer.state_dict()
+    # JSON turns the betas tuple into a list, which Adam reads the same way
+    assert [{**g, "betas": tuple(g["betas"])} for g in loaded_opt["param_groups"]] == saved_opt[
+        "param_groups"
+    ]
+    assert saved_opt["state"].keys() == loaded_opt["state"].keys()
+    for index, moments in saved_opt["state"].items():
+        assert moments.keys() == loaded_opt["state"][index].keys()
+        for key, value in moments.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(loaded_opt["state"][index][key])), key
+
+    one_step(model, optimizer)  # and the next update is the same
+    one_step(restored, restored_optimizer)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), restored.parameters(), strict=True))
+
+
+@pytest.mark.parametrize(
+    "victim",
+    [
+        "state.json",
+        "optimizer.safetensors",
+        "model.safetensors",
+    ],
+)
+def test_incomplete_training_state_is_refused(tmp_path: Path, victim: str) -> None:
+    model = make_pipeline(make_config()).model
+    optimizer = adam_after_steps(model, 1)
+    checkpoint.save_training_state(tmp_path / "last", model, optimizer, {"progress": {}})
+    (tmp_path / "last" / victim).unlink()
+    with pytest.raises(ModelFileError, match=victim):
+        checkpoint.load_training_state(tmp_path / "last", model, optimizer)
+
+
+@pytest.mark.parametrize("victim", ["state.json", "optimizer.safetensors"])
+def test_damaged_training_state_is_refused(tmp_path: Path, victim: str) -> None:
+    model = make_pipeline(make_config()).model
+    optimizer = adam_after_steps(model, 1)
+    checkpoint.save_training_state(tmp_path / "last", model, optimizer, {"progress": {}})
+    path = tmp_path / "last" / victim
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(ModelFileError):
+        checkpoint.load_training_state(tmp_path / "last", model, optimizer)
+
+
+def test_saving_leaves_no_temporary_files(saved: Path) -> None:
+    assert not list(saved.glob("*.tmp"))
+    assert {p.name for p in saved.iterdir()} == {
+        "config.yaml",
+        "src_vocab.txt",
+        "tgt_vocab.txt",
+        "model.safetensors",
+    }
+
+
+def test_saved_config_is_the_resolved_config(saved: Path) -> None:
+    assert checkpoint.load_config_from_dir(saved) == make_config()

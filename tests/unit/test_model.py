@@ -1,0 +1,258 @@
+"""The network: step-by-step decoding equals teacher forcing, attention masks padding, shapes hold."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seq2seq.build import build_model
+from seq2seq.config import DecoderConfig, EncoderConfig, ModelConfig
+from seq2seq.data.batching import Batch, collate
+from seq2seq.model.seq2seq import Seq2Seq
+
+VOCAB = 11
+EMBEDDING = 8  # == decoder hidden, so that tied embeddings are allowed
+ENCODER_HIDDEN = 4  # bidirectional: memory size 8 == decoder hidden, so that dot attention is allowed
+DECODER_HIDDEN = 8
+
+# (context, attention kind, input feeding): every way the source can reach the decoder
+CONTEXTS = [
+    ("init", "general", False),
+    ("every_step", "general", False),
+    *[
+        ("attention", kind, feeding)
+        for kind in ("bahdanau", "dot", "general", "concat")
+        for feeding in (False, True)
+    ],
+]
+VARIANTS = [
+    pytest.param(
+        rnn, context, kind, feeding, pooling, id=f"{rnn}-{context}-{kind}-feed{int(feeding)}-{pooling}"
+    )
+    for rnn in ("lstm", "gru")
+    for context, kind, feeding in CONTEXTS
+    for pooling in ("last", "mean", "max")
+]
+ATTENTION_VARIANTS = [
+    pytest.param(rnn, "attention", kind, feeding, "last", id=f"{rnn}-{kind}-feed{int(feeding)}")
+    for rnn in ("lstm", "gru")
+    for _, kind, feeding in CONTEXTS[2:]
+]
+
+
+def make_model(
+    rnn: str = "lstm",
+    context: str = "attention",
+    attention: str = "general",
+    input_feeding: bool = False,
+    pooling: str = "last",
+    tie_embeddings: bool = False,
+    dropout: float = 0.0,
+) -> Seq2Seq:
+    config = ModelConfig(
+        rnn_type=rnn,
+        embedding_size=EMBEDDING,
+        dropout=dropout,
+        encoder=EncoderConfig(hidden_size=ENCODER_HIDDEN, num_layers=2, bidirectional=True, pooling=pooling),
+        decoder=DecoderConfig(
+            hidden_size=DECODER_HIDDEN,
+            num_layers=2,
+            context=context,
+            attention=attention,
+            input_feeding=input_feeding,
+            tie_embeddings=tie_embeddings,
+        ),
+    )
+    return build_model(config, VOCAB, VOCAB).eval()
+
+
+def padded_batch() -> Batch:
+    """Three examples of different source and target lengths, so both sides have padding."""
+    src = [[4, 5, 6, 7, 8], [9, 10], [5, 5, 6]]
+    tgt = [[6, 7], [4, 5, 6, 7, 8, 9], [10, 4, 5]]
+    return collate(src, tgt, [0, 1, 2])
+
+
+@pytest.mark.parametrize(("rnn", "context", "attention", "input_feeding", "pooling"), VARIANTS)
+def test_step_by_step_equals_teacher_forcing(
+    rnn: str, context: str, attention: str, input_feeding: bool, pooling: str
+) -> None:
+    model = make_model(rnn, context, attention, input_feeding, pooling)
+    batch = padded_batch()
+    with torch.no_grad():
+        features, forced_attention = model(batch.src, batch.src_lengths, batch.tgt_in)
+        expected = torch.log_softmax(model.logits(features), dim=-1)
+
+        enc = model.encode(batch.src, batch.src_lengths)
+        state = model.init_state(enc)
+        steps, step_attention = [], []
+        for t in range(batch.tgt_in.size(1)):
+            log_probs, state, attn = model.step(batch.tgt_in[:, t], enc, state)
+            steps.append(log_probs)
+            step_attention.append(attn)
+
+    torch.testing.assert_close(torch.stack(steps, dim=1), expected, atol=1e-5, rtol=0)
+    if context == "attention":
+        torch.testing.assert_close(torch.stack(step_attention, dim=1), forced_attention, atol=1e-6, rtol=0)
+    else:
+        assert forced_attention is None
+        assert all(a is None for a in step_attention)
+
+
+@pytest.mark.parametrize(("rnn", "context", "attention", "input_feeding", "pooling"), VARIANTS)
+def test_padding_does_not_change_an_example(
+    rnn: str, context: str, attention: str, input_feeding: bool, pooling: str
+) -> None:
+    """Each example scores the same in a padded batch as alone (pooling and attention skip padding)."""
+    model = make_model(rnn, context, attention, input_feeding, pooling)
+    batch = padded_batch()
+    with torch.no_grad():
+        features, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+        together = torch.log_softmax(model.logits(features), dim=-1)
+        for row in range(3):
+            n_src, n_tgt = int(batch.src_lengths[row]), int(batch.tgt_mask[row].sum())
+            alone_features, _ = model(
+                batch.src[row : row + 1, :n_src],
+                batch.src_lengths[row : row + 1],
+                batch.tgt_in[row : row + 1, :n_tgt],
+            )
+            alone = torch.log_softmax(model.logits(alone_features), dim=-1)
+            torch.testing.assert_close(together[row : row + 1, :n_tgt], alone, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("rnn", "context", "attention", "input_feeding", "pooling"), ATTENTION_VARIANTS)
+def test_attention_is_zero_on_padding_and_sums_to_one(
+    rnn: str, context: str, attention: str, input_feeding: bool, pooling: str
+) -> None:
+    model = make_model(rnn, context, attention, input_feeding, pooling)
+    batch = padded_batch()
+    with torch.no_grad():
+        _, weights = model(batch.src, batch.src_lengths, batch.tgt_in)
+    assert weights is not None
+    assert weights.shape == (3, batch.tgt_in.size(1), batch.src.size(1))
+    src_mask = batch.src != 0
+    padding = (~src_mask).unsqueeze(1).expand_as(weights)
+    assert padding.any(), "the batch must contain source padding"
+    assert torch.all(weights[padding] == 0.0)
+    assert torch.all(weights[~padding] > 0.0)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2]), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(("rnn", "context", "attention", "input_feeding", "pooling"), VARIANTS)
+def test_output_shapes(rnn: str, context: str, attention: str, input_feeding: bool, pooling: str) -> None:
+    model = make_model(rnn, context, attention, input_feeding, pooling)
+    batch = padded_batch()
+    batch_size, src_len = batch.src.shape
+    tgt_len = batch.tgt_in.size(1)
+    with torch.no_grad():
+        enc = model.encode(batch.src, batch.src_lengths)
+        assert enc.memory.shape == (batch_size, src_len, 2 * ENCODER_HIDDEN)
+        assert enc.mask.shape == (batch_size, src_len) and enc.mask.dtype == torch.bool
+        assert torch.equal(enc.mask, batch.src != 0)
+        assert enc.context.shape == (batch_size, 2 * ENCODER_HIDDEN)
+        assert torch.all(enc.memory[~enc.mask] == 0.0), "memory is zero at padding"
+        assert (enc.keys is not None) == (context == "attention")
+
+        features, weights = model(batch.src, batch.src_lengths, batch.tgt_in)
+        assert features.shape == (batch_size, tgt_len, DECODER_HIDDEN)
+        assert model.logits(features).shape == (batch_size, tgt_len, VOCAB)
+        assert (weights is None) == (context != "attention")
+
+        log_probs, state, attn = model.step(batch.tgt_in[:, 0], enc, model.init_state(enc))
+        assert log_probs.shape == (batch_size, VOCAB)
+        torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(batch_size))
+        hidden = state.hidden[0] if rnn == "lstm" else state.hidden
+        assert isinstance(state.hidden, tuple) == (rnn == "lstm")
+        assert hidden.shape == (2, batch_size, DECODER_HIDDEN)
+        if context == "attention":
+            assert attn is not None and attn.shape == (batch_size, src_len)
+        else:
+            assert attn is None
+
+
+@pytest.mark.parametrize(("context", "attention"), [("every_step", "general"), ("attention", "bahdanau")])
+def test_dropout_is_off_in_eval_mode(context: str, attention: str) -> None:
+    model = make_model("lstm", context, attention, dropout=0.5)
+    batch = padded_batch()
+    with torch.no_grad():
+        first, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+        second, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+        assert torch.equal(first, second)
+        model.train()
+        noisy, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+        assert not torch.allclose(noisy, first)
+
+
+def test_state_select_reorders_rows() -> None:
+    model = make_model("lstm", "attention", "general", input_feeding=True)
+    batch = padded_batch()
+    with torch.no_grad():
+        enc = model.encode(batch.src, batch.src_lengths)
+        _, state, _ = model.step(batch.tgt_in[:, 0], enc, model.init_state(enc))
+    order = torch.tensor([2, 0, 0])
+    chosen = state.select(order)
+    assert torch.equal(chosen.hidden[0], state.hidden[0][:, order])
+    assert torch.equal(chosen.hidden[1], state.hidden[1][:, order])
+    assert state.feed is not None and chosen.feed is not None
+    assert torch.equal(chosen.feed, state.feed[order])
+    assert torch.equal(enc.select(order).memory, enc.memory[order])
+
+
+def test_tied_embeddings_share_the_weight() -> None:
+    model = make_model(tie_embeddings=True)
+    decoder = model.decoder
+    assert decoder.output_layer.weight is decoder.embedding.weight
+    with torch.no_grad():
+        decoder.embedding.weight[5].fill_(0.25)
+    assert torch.all(decoder.output_layer.weight[5] == 0.25)
+    names = [name for name, _ in model.named_parameters()]
+    assert "decoder.output_layer.weight" not in names, "one parameter, counted once"
+
+
+def test_untied_embeddings_are_separate() -> None:
+    decoder = make_model(tie_embeddings=False).decoder
+    assert decoder.output_layer.weight is not decoder.embedding.weight
+
+
+@pytest.mark.parametrize(
+    ("context", "attention", "input_feeding"),
+    [
+        ("init", "general", False),
+        ("every_step", "general", False),
+        ("attention", "general", False),
+        ("attention", "general", True),
+        ("attention", "bahdanau", False),
+    ],
+)
+def test_scheduled_sampling_feeds_predictions_in_training(
+    context: str, attention: str, input_feeding: bool
+) -> None:
+    model = make_model("lstm", context, attention, input_feeding).train()
+    batch = padded_batch()
+    forced, _ = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing_ratio=1.0)
+    sampled, _ = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing_ratio=0.0)
+    assert sampled.shape == forced.shape
+    # the first step always reads <sos>; later steps read the model's own predictions
+    torch.testing.assert_close(sampled[:, 0], forced[:, 0])
+    assert not torch.allclose(sampled[:, 1:], forced[:, 1:])
+
+    mixed, _ = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing_ratio=0.5)
+    assert not torch.allclose(mixed[:, 1:], forced[:, 1:])
+    mixed.sum().backward()  # gradients flow through the step loop
+    assert all(p.grad is not None for p in model.decoder.rnn.parameters())
+
+
+def test_scheduled_sampling_with_ratio_zero_runs_free() -> None:
+    """Ratio 0: after <sos>, each input is the argmax of the previous step's logits."""
+    model = make_model("gru", "attention", "general", input_feeding=True).train()
+    batch = padded_batch()
+    with torch.no_grad():
+        sampled, _ = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing_ratio=0.0)
+        enc = model.encode(batch.src, batch.src_lengths)
+        state = model.init_state(enc)
+        token, expected = batch.tgt_in[:, 0], []
+        for _ in range(batch.tgt_in.size(1)):
+            feature, state, _ = model.decoder.step(token, enc, state)
+            expected.append(feature)
+            token = model.logits(feature).argmax(-1)
+    torch.testing.assert_close(sampled, torch.stack(expected, dim=1), atol=1e-6, rtol=0)

@@ -1,0 +1,256 @@
+"""Search: beam 1 equals greedy, bigger beams score at least as well, limits and n-best hold."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from seq2seq.build import build_model
+from seq2seq.config import DecoderConfig, EncoderConfig, ModelConfig
+from seq2seq.data.batching import collate
+from seq2seq.data.vocab import EOS_ID
+from seq2seq.decoding.generate import generate_ids
+from seq2seq.decoding.search import Hypothesis, beam_search, greedy_search, length_penalty
+from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.training.loss import batch_loss
+
+LETTERS = list(range(4, 10))  # six "letters" after the four special ids
+VOCAB = 10
+VARIANTS = {
+    "lstm-general": ("lstm", "attention", "general", False),
+    "gru-bahdanau": ("gru", "attention", "bahdanau", False),
+    "lstm-concat-feeding": ("lstm", "attention", "concat", True),
+    "gru-every_step": ("gru", "every_step", "general", False),
+    "lstm-init": ("lstm", "init", "general", False),
+}
+
+
+def make_model(variant: str) -> Seq2Seq:
+    rnn, context, attention, feeding = VARIANTS[variant]
+    config = ModelConfig(
+        rnn_type=rnn,
+        embedding_size=16,
+        dropout=0.0,
+        encoder=EncoderConfig(hidden_size=16, num_layers=1, bidirectional=True),
+        decoder=DecoderConfig(
+            hidden_size=32, num_layers=1, context=context, attention=attention, input_feeding=feeding
+        ),
+    )
+    return build_model(config, VOCAB, VOCAB).eval()
+
+
+def random_sources(count: int, seed: int, min_length: int = 1, max_length: int = 6) -> list[list[int]]:
+    rng = random.Random(seed)
+    return [rng.choices(LETTERS, k=rng.randint(min_length, max_length)) for _ in range(count)]
+
+
+def train_briefly(model: Seq2Seq, steps: int = 150) -> Seq2Seq:
+    """A few Adam steps on reversal: enough to make <eos> and real choices likely."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    model.train()
+    for step in range(steps):
+        src = random_sources(32, seed=1000 + step, min_length=2)
+        batch = collate(src, [s[::-1] for s in src], range(len(src)))
+        loss = batch_loss(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def trained() -> dict[str, Seq2Seq]:
+    torch.manual_seed(0)
+    return {variant: train_briefly(make_model(variant)) for variant in VARIANTS}
+
+
+@pytest.fixture(params=["random", "trained"])
+def model_of(request: pytest.FixtureRequest, trained: dict[str, Seq2Seq]):
+    """A function variant -> model, randomly initialized or briefly trained."""
+    if request.param == "trained":
+        return lambda variant: trained[variant]
+    return make_model
+
+
+def padded(sources: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    batch = collate(sources, None, range(len(sources)))
+    return batch.src, batch.src_lengths
+
+
+def limits(sources: list[list[int]]) -> torch.Tensor:
+    return torch.tensor([2 * len(s) + 3 for s in sources])
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_beam_one_equals_greedy(variant: str, model_of) -> None:
+    model = model_of(variant)
+    sources = random_sources(8, seed=7)
+    src, lengths = padded(sources)
+    greedy = greedy_search(model, src, lengths, limits(sources))
+    beam = beam_search(model, src, lengths, limits(sources), beam_size=1)
+    for g, (b,) in zip(greedy, beam, strict=True):
+        assert b.token_ids == g.token_ids
+        assert b.score == g.score  # the same additions in the same order
+        if g.attention is None:
+            assert b.attention is None
+        else:
+            assert torch.equal(b.attention, g.attention)
+
+
+def test_trained_model_produces_real_outputs(trained: dict[str, Seq2Seq]) -> None:
+    """The briefly trained models stop on their own, so the comparisons above are not vacuous."""
+    sources = random_sources(8, seed=7, min_length=2)
+    src, lengths = padded(sources)
+    for variant, model in trained.items():
+        found = greedy_search(model, src, lengths, limits(sources))
+        assert all(len(h.token_ids) + 1 < limit for h, limit in zip(found, limits(sources), strict=True))
+        if VARIANTS[variant][1] == "attention":
+            assert sum(h.token_ids == s[::-1] for h, s in zip(found, sources, strict=True)) >= 4
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_wider_beam_scores_at_least_as_well_as_greedy(variant: str, model_of) -> None:
+    model = model_of(variant)
+    sources = random_sources(8, seed=11)
+    src, lengths = padded(sources)
+    greedy = greedy_search(model, src, lengths, limits(sources))
+    beam = beam_search(model, src, lengths, limits(sources), beam_size=5, alpha=0.0)
+    for g, (b,) in zip(greedy, beam, strict=True):
+        assert b.score >= g.score - 1e-5
+
+
+def score_of(model: Seq2Seq, source: list[int], output: list[int]) -> float:
+    """log p(output <eos> | source) under teacher forcing."""
+    batch = collate([source], [output], [0])
+    with torch.no_grad():
+        features, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+        log_probs = torch.log_softmax(model.logits(features), dim=-1)
+    return float(log_probs[0].gather(1, batch.tgt_out[0].unsqueeze(1)).sum())
+
+
+@pytest.mark.parametrize("variant", ["lstm-general", "gru-every_step"])
+def test_scores_are_the_log_probability_of_the_output(variant: str, trained: dict[str, Seq2Seq]) -> None:
+    model = trained[variant]
+    sources = random_sources(4, seed=5, min_length=2)
+    src, lengths = padded(sources)
+    for source, hyps in zip(
+        sources, beam_search(model, src, lengths, limits(sources), 3, nbest=3), strict=True
+    ):
+        for hyp in hyps:
+            assert hyp.score == pytest.approx(score_of(model, source, hyp.token_ids), abs=1e-4)
+
+
+def suppress_eos(model: Seq2Seq) -> Seq2Seq:
+    with torch.no_grad():
+        model.decoder.output_layer.bias[EOS_ID] = -1e4
+    return model
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_max_lengths_are_respected(beam_size: int) -> None:
+    model = suppress_eos(make_model("lstm-general"))  # never stops on its own
+    sources = random_sources(5, seed=3)
+    src, lengths = padded(sources)
+    max_lengths = torch.tensor([1, 2, 5, 7, 3])
+    if beam_size == 1:
+        found = greedy_search(model, src, lengths, max_lengths)
+    else:
+        found = [hyps[0] for hyps in beam_search(model, src, lengths, max_lengths, beam_size)]
+    # the limit counts <eos>, which is forced at the last allowed step
+    assert [len(h.token_ids) for h in found] == [0, 1, 4, 6, 2]
+    assert all(EOS_ID not in h.token_ids for h in found)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 2.0])
+def test_nbest_is_distinct_and_sorted_by_penalized_score(alpha: float, trained: dict[str, Seq2Seq]) -> None:
+    model = trained["lstm-general"]
+    sources = random_sources(6, seed=13, min_length=2)
+    src, lengths = padded(sources)
+    found = beam_search(model, src, lengths, limits(sources), beam_size=5, alpha=alpha, nbest=5)
+    best_only = beam_search(model, src, lengths, limits(sources), beam_size=5, alpha=alpha, nbest=1)
+    for hyps, (best,) in zip(found, best_only, strict=True):
+        assert len(hyps) == 5
+        assert len({tuple(h.token_ids) for h in hyps}) == 5
+        assert all(math.isfinite(h.score) for h in hyps)
+        ranked = [h.score / float(length_penalty(torch.tensor(len(h.token_ids) + 1), alpha)) for h in hyps]
+        assert ranked == sorted(ranked, reverse=True)
+        assert hyps[0].token_ids == best.token_ids
+
+
+def test_nbest_never_invents_impossible_hypotheses() -> None:
+    model = make_model("lstm-general")
+    src, lengths = padded([[4, 5]])
+    # a limit of 1 allows exactly one output: <eos> at once
+    (hyps,) = beam_search(model, src, lengths, torch.tensor([1]), beam_size=3, nbest=3)
+    assert all(math.isfinite(h.score) for h in hyps)
+    assert all(h.token_ids == [] for h in hyps)
+
+
+def test_length_penalty_follows_wu_et_al() -> None:
+    assert float(length_penalty(torch.tensor(1), 1.0)) == pytest.approx(1.0)
+    assert float(length_penalty(torch.tensor(7), 0.6)) == pytest.approx(2.0**0.6)
+    assert float(length_penalty(torch.tensor(20), 0.0)) == 1.0
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+@pytest.mark.parametrize("variant", ["lstm-general", "gru-bahdanau", "lstm-init"])
+def test_attention_has_a_row_per_output_step(
+    variant: str, beam_size: int, trained: dict[str, Seq2Seq]
+) -> None:
+    model = trained[variant]
+    sources = random_sources(6, seed=17)
+    src, lengths = padded(sources)
+    if beam_size == 1:
+        found = greedy_search(model, src, lengths, limits(sources))
+    else:
+        found = [hyps[0] for hyps in beam_search(model, src, lengths, limits(sources), beam_size)]
+    for hyp, source in zip(found, sources, strict=True):
+        if variant == "lstm-init":
+            assert hyp.attention is None
+            continue
+        assert hyp.attention is not None
+        assert hyp.attention.shape == (len(hyp.token_ids) + 1, len(source))
+        torch.testing.assert_close(hyp.attention.sum(-1), torch.ones(len(hyp.token_ids) + 1))
+
+
+def alone(model: Seq2Seq, source: list[int], beam_size: int, max_length: int) -> Hypothesis:
+    src, lengths = padded([source])
+    limit = torch.tensor([max_length])
+    if beam_size == 1:
+        return greedy_search(model, src, lengths, limit)[0]
+    return beam_search(model, src, lengths, limit, beam_size)[0][0]
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_generate_ids_keeps_input_order(beam_size: int, trained: dict[str, Seq2Seq]) -> None:
+    model = trained["lstm-general"]
+    sources = [[4, 5, 6, 7, 8, 9], [5], [], [6, 7, 8], [9, 8], [4, 4, 5, 5, 6, 6, 7], [7, 6, 5, 4]]
+    results = generate_ids(
+        model, sources, beam_size=beam_size, max_length_ratio=1.5, max_length_offset=2, batch_tokens=12
+    )
+    assert len(results) == len(sources)
+    for source, hyps in zip(sources, results, strict=True):
+        assert len(hyps) == 1
+        if not source:
+            assert hyps[0].token_ids == [] and hyps[0].score == 0.0 and hyps[0].attention is None
+            continue
+        expected = alone(model, source, beam_size, math.ceil(1.5 * len(source)) + 2)
+        assert hyps[0].token_ids == expected.token_ids
+        assert hyps[0].score == pytest.approx(expected.score, abs=1e-4)
+
+
+def test_generate_ids_nbest_and_mode() -> None:
+    model = make_model("gru-bahdanau").train()
+    results = generate_ids(model, [[4, 5], [6, 7, 8]], beam_size=4, nbest=3)
+    assert [len(hyps) for hyps in results] == [3, 3]
+    assert model.training, "the caller's training mode is restored"
+    with pytest.raises(ValueError, match="nbest"):
+        generate_ids(model, [[4]], beam_size=2, nbest=3)
+
+
+def test_generate_ids_of_only_empty_sources() -> None:
+    results = generate_ids(make_model("lstm-init"), [[], []], beam_size=2)
+    assert [[h.token_ids for h in hyps] for hyps in results] == [[[]], [[]]]
