@@ -203,8 +203,27 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+            raise ConfigError(f"{source}: unknown key '{prefix}{key}'{hint} (allowed: {', '.join(fields)})")
+        values[key] = _check_value(hints[key], value, fields[key], f"{prefix}{key}", source)
+    return cls(**values)
+
+
+def _check_value(hint: Any, value: Any, spec: dataclasses.Field, name: str, source: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, prefix=f"{name}.", source=source)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+            hint_text = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
-                f"{source}: unknown key '{prefix}{key}'{hint} (allowed: {', '.join(fields)})"
+                f"{source}: {name} = {value!r} is not allowed{hint_text} "
+                f"(allowed: {', '.join(map(str, args))})"
             )
         return value
     if hint is bool:

@@ -141,6 +141,7 @@ def _setup_logging(path: Path) -> None:
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     console = TqdmHandler()
     console.setFormatter(logging.Formatter("%(message)s"))
+    console.addFilter(lambda record: not getattr(record, "shown_by_bar", False))
     log.addHandler(file_handler)
     log.addHandler(console)
     log.setLevel(logging.INFO)
@@ -331,7 +332,16 @@ class Trainer:
                     if p.step % self.cfg.log_every == 0:
                         rate = tokens_since / max(time.monotonic() - window_start, 1e-9)
                         bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}", epoch=p.epoch + 1)
-                        log.debug("step %d loss %.4f tok/s %.0f", p.step, loss, rate)
+                        # to the log file always; to the console only when there is no bar
+                        log.info(
+                            "step %d epoch %d loss %.4f lr %.2e tok/s %.0f",
+                            p.step,
+                            p.epoch + 1,
+                            loss,
+                            self.optimizer.param_groups[0]["lr"],
+                            rate,
+                            extra={"shown_by_bar": not bar.disable},
+                        )
                         tokens_since, window_start = 0, time.monotonic()
                     if self.stop_signal is not None:
                         self._save_last()
