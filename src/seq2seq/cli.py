@@ -7,6 +7,7 @@ an interrupted training run exits with 130 after saving its checkpoint.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -164,9 +165,9 @@ def _generate(args: argparse.Namespace) -> int:
                 print(f"{output.text}\t{output.score:.4f}" if args.scores else output.text)
         sys.stdout.flush()
 
-    generate = lambda texts: pipeline.generate(
-        texts, beam=beam, nbest=args.nbest, length_penalty=args.length_penalty
-    )  # noqa: E731
+    generate = functools.partial(
+        pipeline.generate, beam=beam, nbest=args.nbest, length_penalty=args.length_penalty
+    )
     if args.input is None and sys.stdin.isatty():
         print("type an input and press Enter (Ctrl-D to quit)", file=sys.stderr)
         for index, line in enumerate(_stdin_lines()):
@@ -175,10 +176,8 @@ def _generate(args: argparse.Namespace) -> int:
     lines = list(_input_lines(args.input))
     write(generate(lines), 0)
     if pipeline.truncated:
-        print(
-            f"seq2seq: {pipeline.truncated} inputs were truncated to {pipeline.config.data.max_src_len} tokens",
-            file=sys.stderr,
-        )
+        limit = pipeline.config.data.max_src_len
+        print(f"seq2seq: {pipeline.truncated} inputs were truncated to {limit} tokens", file=sys.stderr)
     return 0
 
 

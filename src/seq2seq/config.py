@@ -115,6 +115,7 @@ class TrainingConfig:
     validate_every: int = bounded(1000, 1)  # steps; training also validates when it stops
     early_stopping_patience: int = bounded(0, 0)  # validations without improvement; 0 = off
     log_every: int = bounded(100, 1)
+    max_nonfinite_steps: int = bounded(10, 1)  # NaN/inf losses in a row (each skipped) before stopping
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
     threads: int = bounded(0, 0)  # 0 = torch's default
     tensorboard: bool = False

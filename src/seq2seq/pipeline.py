@@ -122,6 +122,10 @@ class Pipeline:
         self.tgt_tokenizer.save(directory, "tgt")
         checkpoint.atomic_write(directory / "src_vocab.txt", self.src_vocab.to_text().encode("utf-8"))
         checkpoint.atomic_write(directory / "tgt_vocab.txt", self.tgt_vocab.to_text().encode("utf-8"))
+        text_files = [checkpoint.CONFIG, "src_vocab.txt", "tgt_vocab.txt"]
+        checkpoint.write_checksums(
+            directory, text_files + sorted(p.name for p in directory.glob("*.spm.model"))
+        )
         checkpoint.save_weights(directory / checkpoint.WEIGHTS, self.model)
 
 
@@ -129,6 +133,7 @@ def load(directory: str | Path, weights: str | Path | None = None) -> Pipeline:
     """Load a model directory (never unpickles anything); ``weights`` picks another weights file."""
     directory = Path(directory)
     config = checkpoint.load_config_from_dir(directory)
+    checkpoint.verify_checksums(directory)
     try:
         src_tokenizer = load_tokenizer(config.data.src_tokenizer.type, directory, "src")
         tgt_tokenizer = load_tokenizer(config.data.tgt_tokenizer.type, directory, "tgt")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import seq2seq
-from seq2seq import metrics
+from seq2seq import checkpoint, metrics
 
 REPO = Path(__file__).resolve().parents[2]
 TOY_CONFIG = REPO / "configs" / "toy_reverse.yaml"
@@ -72,7 +72,7 @@ def test_train_prints_the_model_dir_last(trained: tuple[Path, subprocess.Complet
     assert lines[-1] == str(model_dir)
     assert lines[0].startswith("test (50 segments, beam 5): exact match")
     assert (model_dir / "model.safetensors").is_file()
-    assert (model_dir / "checkpoints" / "last" / "state.json").is_file()
+    assert (checkpoint.latest_checkpoint(model_dir) / "state.json").is_file()
     saved = seq2seq.load(model_dir).config
     assert saved.training.max_steps == 120 and saved.model.encoder.hidden_size == 32
 

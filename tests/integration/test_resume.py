@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import yaml
 from safetensors.torch import load_file
 
 import seq2seq
+from seq2seq import checkpoint
 from seq2seq.config import Config, config_from_dict
 
 SEQ2SEQ = [sys.executable, "-m", "seq2seq.cli"]
@@ -68,7 +71,8 @@ def config(max_steps: int) -> Config:
 def last_checkpoint(
     model_dir: Path,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
-    last = model_dir / "checkpoints" / "last"
+    last = checkpoint.latest_checkpoint(model_dir)
+    assert last is not None
     state = json.loads((last / "state.json").read_text())
     return load_file(str(last / "model.safetensors")), load_file(str(last / "optimizer.safetensors")), state
 
@@ -163,3 +167,47 @@ def test_sigint_saves_a_checkpoint_and_resuming_completes(tmp_path: Path) -> Non
     # and the interrupted run ends where an uninterrupted one does
     straight = seq2seq.train(config(step + 5), tmp_path / "straight")
     assert_same_checkpoints(straight, model_dir, step + 5)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_never_leaves_an_unloadable_checkpoint(tmp_path: Path) -> None:
+    """Kill -9 a real training process several times, at random moments (checkpoints are written
+    every 2 steps, so some kills land mid-write); each time the latest checkpoint must load, and
+    resuming must go on from it."""
+    raw = raw_config(max_steps=100_000)
+    raw["training"]["validate_every"] = 2
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    model_dir = tmp_path / "killed"
+    command = [*SEQ2SEQ, "train", str(config_path), "--output", str(model_dir)]
+    rng = random.Random(7)
+    steps_seen = []
+    for _ in range(4):
+        resume = ["--resume"] if checkpoint.latest_checkpoint(model_dir) else []
+        proc = subprocess.Popen(
+            [*command, *resume], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=ENV
+        )
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the training loop has started
+            if line.startswith("training:"):
+                break
+        time.sleep(rng.uniform(0.2, 1.5))
+        proc.kill()
+        proc.wait(timeout=30)
+        latest = checkpoint.latest_checkpoint(model_dir)
+        assert latest is not None
+        pipeline = seq2seq.load(model_dir)  # the best weights load and verify
+        state = checkpoint.load_training_state(
+            latest, pipeline.model, torch.optim.Adam(pipeline.model.parameters(), fused=True)
+        )
+        steps_seen.append(state["progress"]["step"])
+    assert steps_seen == sorted(steps_seen) and steps_seen[-1] > steps_seen[0], steps_seen
+    done = subprocess.run(
+        [*command, "--resume", "--set", f"training.max_steps={steps_seen[-1] + 3}"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"resumed at step {steps_seen[-1]}" in done.stderr

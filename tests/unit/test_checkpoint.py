@@ -167,6 +167,7 @@ def test_damaged_or_foreign_config_is_refused(saved: Path, text: str) -> None:
 )
 def test_weights_of_another_architecture_are_refused(saved: Path, other: dict) -> None:
     checkpoint.save_config(saved, make_config(**other))
+    checkpoint.write_checksums(saved, ["config.yaml", "src_vocab.txt", "tgt_vocab.txt"])  # consistent files
     with pytest.raises(ModelFileError, match="model.safetensors"):
         seq2seq.load(saved)
 
@@ -262,7 +263,41 @@ def test_saving_leaves_no_temporary_files(saved: Path) -> None:
         "src_vocab.txt",
         "tgt_vocab.txt",
         "model.safetensors",
+        "checksums.json",
     }
+
+
+@pytest.mark.parametrize("victim", ["model.safetensors", "config.yaml", "src_vocab.txt"])
+def test_one_altered_byte_is_detected_at_load(saved: Path, victim: str) -> None:
+    path = saved / victim
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01  # flips a bit inside the tensor data / the text: the file still parses
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match=f"{victim}: damaged or altered"):
+        seq2seq.load(saved)
+
+
+def test_truncated_weights_are_detected_at_load(saved: Path) -> None:
+    path = saved / "model.safetensors"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ModelFileError, match="model.safetensors"):
+        seq2seq.load(saved)
+
+
+def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one_in_charge(tmp_path: Path) -> None:
+    model = make_pipeline(make_config()).model
+    optimizer = adam_after_steps(model, 1)
+    first = checkpoint.save_checkpoint(tmp_path, 1, model, optimizer, {"progress": {"step": 1}})
+    # a later checkpoint whose writing died before its pointer update: a half-written directory
+    half = tmp_path / "checkpoints" / "step-000000002"
+    half.mkdir()
+    (half / "model.safetensors").write_bytes(b"partial")
+    assert checkpoint.latest_checkpoint(tmp_path) == first
+    payload = checkpoint.load_training_state(first, model, optimizer)
+    assert payload["progress"]["step"] == 1
+    second = checkpoint.save_checkpoint(tmp_path, 2, model, optimizer, {"progress": {"step": 2}})
+    assert checkpoint.latest_checkpoint(tmp_path) == second
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step-000000002"]
 
 
 def test_saved_config_is_the_resolved_config(saved: Path) -> None:

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import random
+import shutil
 import signal
 import sys
 import time
@@ -91,6 +92,7 @@ def train(config: Config, output_dir: Path | None = None, resume: bool = False) 
         log.info("skipped %d bad pairs: %s", report.total_skipped, report.skipped)
 
     pipeline = _load_pipeline(out, config) if resume else _new_pipeline(config, train_pairs)
+    _check_free_space(out, pipeline.model)
     if not resume:
         pipeline.save(out)
     data = _encode_training_data(pipeline, train_pairs)
@@ -111,10 +113,10 @@ def train(config: Config, output_dir: Path | None = None, resume: bool = False) 
 
 def _prepare_output_dir(out: Path, resume: bool) -> None:
     """Fail now, not after hours, if the directory is unusable or holds another run."""
-    last = out / checkpoint.LAST / "state.json"
-    if resume and not last.is_file():
-        raise ConfigError(f"{out}: nothing to resume (no {checkpoint.LAST}/state.json)")
-    if not resume and (out / checkpoint.CONFIG).exists():
+    if resume and checkpoint.latest_checkpoint(out) is None:
+        raise ConfigError(f"{out}: nothing to resume (no {checkpoint.CHECKPOINTS}/latest)")
+    # a directory with files but no checkpoint is a run that died while starting: start it again
+    if not resume and checkpoint.latest_checkpoint(out) is not None:
         raise ConfigError(
             f"{out} already holds a trained model; pass --resume to continue it, or choose another --output"
         )
@@ -125,6 +127,16 @@ def _prepare_output_dir(out: Path, resume: bool) -> None:
         probe.unlink()
     except OSError as err:
         raise ConfigError(f"{out}: cannot write the model directory ({err.strerror})") from None
+
+
+def _check_free_space(out: Path, model: torch.nn.Module) -> None:
+    """Checkpoints hold weights + two Adam moments, twice during rotation, plus the best weights."""
+    needed = 8 * 4 * sum(p.numel() for p in model.parameters())
+    free = shutil.disk_usage(out).free
+    if free < needed:
+        raise ConfigError(
+            f"{out}: only {free / 1e6:.0f} MB free on its disk; checkpoints need about {needed / 1e6:.0f} MB"
+        )
 
 
 def _setup_logging(path: Path) -> None:
@@ -207,7 +219,7 @@ def _encode_training_data(pipeline: Pipeline, pairs: list) -> TrainingData:
 
 def _print_test_report(result: EvaluationResult, beam: int, out: Path) -> None:
     print(f"test ({len(result.segments)} segments, beam {beam}): {result.summary()}")
-    for segment, hyp in list(zip(result.segments, result.hypotheses))[:8]:
+    for segment, hyp in list(zip(result.segments, result.hypotheses, strict=True))[:8]:
         mark = "ok " if hyp in segment.references else "err"
         print(f"  {mark} {segment.source}  ->  {hyp}    (reference: {' | '.join(segment.references)})")
     scores = {"beam": beam, "segments": len(result.segments), **result.scores}
@@ -274,7 +286,9 @@ class Trainer:
         return SummaryWriter(str(self.out / "tensorboard"))
 
     def restore(self) -> None:
-        state = checkpoint.load_training_state(self.out / checkpoint.LAST, self.model, self.optimizer)
+        latest = checkpoint.latest_checkpoint(self.out)
+        assert latest is not None  # checked before training started
+        state = checkpoint.load_training_state(latest, self.model, self.optimizer)
         self.progress = Progress(**state["progress"])
         self.schedule.load_state_dict(self.progress.schedule)
         log.info(
@@ -402,10 +416,10 @@ class Trainer:
             log.warning(
                 "step %d: loss is %s; step skipped (%d in a row)", p.step + 1, loss.item(), p.nonfinite_steps
             )
-            if p.nonfinite_steps >= 10:
+            if p.nonfinite_steps >= self.cfg.max_nonfinite_steps:
                 raise Seq2SeqError(
                     f"training diverged: {p.nonfinite_steps} non-finite losses in a row at step "
-                    f"{p.step + 1}; the last good checkpoint is in {self.out / checkpoint.LAST}. "
+                    f"{p.step + 1}; the last good checkpoint is in {checkpoint.latest_checkpoint(self.out)}. "
                     "Try a lower training.lr or gradient clipping."
                 )
             return float("nan")
@@ -493,4 +507,4 @@ class Trainer:
     def _save_last(self) -> None:
         self.progress.schedule = self.schedule.state_dict()
         state = {"progress": self.progress.__dict__}
-        checkpoint.save_training_state(self.out / checkpoint.LAST, self.model, self.optimizer, state)
+        checkpoint.save_checkpoint(self.out, self.progress.step, self.model, self.optimizer, state)

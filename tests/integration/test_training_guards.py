@@ -1,0 +1,67 @@
+"""Training refuses unusable output directories up front and stops cleanly on a diverging loss."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import seq2seq
+from seq2seq import checkpoint
+from seq2seq.config import Config, config_from_dict
+from seq2seq.training import trainer
+
+
+def tiny_config(**training: object) -> Config:
+    return config_from_dict(
+        {
+            "task": "reverse",
+            "data": {"format": "synthetic", "synthetic": {"train_size": 200, "eval_size": 20}},
+            "model": {
+                "embedding_size": 8,
+                "dropout": 0.0,
+                "encoder": {"hidden_size": 8, "num_layers": 1},
+                "decoder": {"hidden_size": 16, "num_layers": 1},
+            },
+            "training": {"batch_tokens": 200, "precision": "float32", "threads": 1, **training},
+            "decoding": {"beam_size": 1},
+        }
+    )
+
+
+def test_an_output_path_that_cannot_be_a_directory_fails_before_training(tmp_path: Path) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(seq2seq.Seq2SeqError, match="cannot write the model directory"):
+        seq2seq.train(tiny_config(max_steps=2), tmp_path / "file.txt" / "model")
+
+
+def test_a_full_disk_fails_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(trainer.shutil, "disk_usage", lambda _: usage._replace(free=1000))
+    with pytest.raises(seq2seq.Seq2SeqError, match="MB free"):
+        seq2seq.train(tiny_config(max_steps=2), tmp_path / "model")
+    assert checkpoint.latest_checkpoint(tmp_path / "model") is None
+
+
+def test_nonfinite_losses_are_skipped_then_stop_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_loss = trainer.batch_loss
+    calls = {"n": 0}
+
+    def loss_that_diverges(*args, **kwargs):  # finite for 6 steps, then NaN for good
+        calls["n"] += 1
+        loss = real_loss(*args, **kwargs)
+        return loss if calls["n"] <= 6 else loss * float("nan")
+
+    monkeypatch.setattr(trainer, "batch_loss", loss_that_diverges)
+    out = tmp_path / "model"
+    config = tiny_config(max_steps=100, validate_every=5, max_nonfinite_steps=3)
+    with pytest.raises(seq2seq.Seq2SeqError, match="3 non-finite losses in a row"):
+        seq2seq.train(config, out)
+    latest = checkpoint.latest_checkpoint(out)
+    assert latest is not None and latest.name == "step-000000005"
+    model = seq2seq.load(out).model
+    state = checkpoint.load_training_state(latest, model, torch.optim.Adam(model.parameters()))
+    assert state["progress"]["step"] == 5
+    assert all(torch.isfinite(p).all() for p in model.parameters())
