@@ -187,7 +187,8 @@ def save_training_state(
     directory.mkdir(parents=True, exist_ok=True)
     save_weights(directory / WEIGHTS, model)
     opt = optimizer.state_dict()
-    tensors, scalars = {}, {}
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
     for index, param_state in opt["state"].items():
         scalars[str(index)] = {}
         for key, value in param_state.items():

@@ -210,7 +210,7 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
 
 
 def _check_value(hint: Any, value: Any, spec: dataclasses.Field, name: str, source: str) -> Any:
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, prefix=f"{name}.", source=source)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):

@@ -45,7 +45,9 @@ def test_a_full_disk_fails_before_training(tmp_path: Path, monkeypatch: pytest.M
     assert checkpoint.latest_checkpoint(tmp_path / "model") is None
 
 
-def test_nonfinite_losses_are_skipped_then_stop_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nonfinite_losses_are_skipped_then_stop_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_loss = trainer.batch_loss
     calls = {"n": 0}
 

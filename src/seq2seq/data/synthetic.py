@@ -31,7 +31,7 @@ def make_pairs(
     """``size`` random strings over the first ``alphabet_size`` letters with their answers."""
     rng = random.Random(seed)
     letters = "abcdefghijklmnopqrstuvwxyz"[:alphabet_size]
-    pairs = []
+    pairs: list[Pair] = []
     for _ in range(size):
         text = "".join(rng.choices(letters, k=rng.randint(min_length, max_length)))
         pairs.append(Pair(text, TRANSFORMS[task](text), f"{task}:{len(pairs) + 1}"))

