@@ -131,19 +131,11 @@ def _check_positive(name: str, value: int | None) -> None:
 
 
 def _input_lines(path: Path | None) -> Iterator[str]:
-    from seq2seq.data.readers import read_lines
+    """Lines of a UTF-8 file, or of stdin when ``path`` is None."""
+    from seq2seq.data.readers import decode_lines, read_lines
 
-    if path is not None:
-        return (text for _, text in read_lines(path))
-    return _stdin_lines()
-
-
-def _stdin_lines() -> Iterator[str]:
-    for number, raw in enumerate(sys.stdin.buffer, start=1):
-        try:
-            yield raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError:
-            raise DataError(f"<stdin>:{number}: not valid UTF-8") from None
+    lines = read_lines(path) if path is not None else decode_lines(sys.stdin.buffer, "<stdin>")
+    return (text for _, text in lines)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -170,7 +162,7 @@ def _generate(args: argparse.Namespace) -> int:
     )
     if args.input is None and sys.stdin.isatty():
         print("type an input and press Enter (Ctrl-D to quit)", file=sys.stderr)
-        for index, line in enumerate(_stdin_lines()):
+        for index, line in enumerate(_input_lines(None)):
             write(generate([line]), index)
         return 0
     lines = list(_input_lines(args.input))

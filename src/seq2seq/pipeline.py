@@ -118,14 +118,15 @@ class Pipeline:
         """Config, tokenizers, vocabularies and weights into ``directory``."""
         directory.mkdir(parents=True, exist_ok=True)
         checkpoint.save_config(directory, self.config)
-        self.src_tokenizer.save(directory, "src")
-        self.tgt_tokenizer.save(directory, "tgt")
-        checkpoint.atomic_write(directory / "src_vocab.txt", self.src_vocab.to_text().encode("utf-8"))
-        checkpoint.atomic_write(directory / "tgt_vocab.txt", self.tgt_vocab.to_text().encode("utf-8"))
-        text_files = [checkpoint.CONFIG, "src_vocab.txt", "tgt_vocab.txt"]
-        checkpoint.write_checksums(
-            directory, text_files + sorted(p.name for p in directory.glob("*.spm.model"))
-        )
+        files = {
+            **self.src_tokenizer.files("src"),
+            **self.tgt_tokenizer.files("tgt"),
+            "src_vocab.txt": self.src_vocab.to_text().encode("utf-8"),
+            "tgt_vocab.txt": self.tgt_vocab.to_text().encode("utf-8"),
+        }
+        for name, data in files.items():
+            checkpoint.atomic_write(directory / name, data)
+        checkpoint.write_checksums(directory, [checkpoint.CONFIG, *files])
         checkpoint.save_weights(directory / checkpoint.WEIGHTS, self.model)
 
 

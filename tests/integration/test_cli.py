@@ -237,6 +237,21 @@ def test_error_non_utf8_stdin(model_dir: Path) -> None:
     assert_one_line_error(result, "<stdin>:1", "UTF-8")
 
 
+def test_error_binary_stdin(model_dir: Path) -> None:
+    result = run("generate", model_dir, stdin=b"abc\n\x00\x01\x02\n")
+    assert_one_line_error(result, "<stdin>:2", "NUL byte")
+
+
+def test_generate_survives_odd_inputs(model_dir: Path) -> None:
+    """Control characters, unseen characters, an empty and an overlong line: one output each."""
+    odd = ["a\x07b\x1bc", "\u2603\u00e9\u4e2d", "", "abc" * 200, "\t  \t"]
+    result = run("generate", model_dir, "--beam", "2", stdin="\n".join(odd) + "\n")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split("\n")[:-1]) == len(odd)
+    assert "Traceback" not in result.stderr
+    assert "truncated" in result.stderr  # the 600-character line is over data.max_src_len
+
+
 def test_error_mismatched_line_counts(tmp_path: Path) -> None:
     (tmp_path / "hyp.txt").write_text("a\nb\nc\n", encoding="utf-8")
     (tmp_path / "ref.txt").write_text("a\nb\n", encoding="utf-8")

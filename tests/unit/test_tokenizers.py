@@ -99,8 +99,8 @@ def test_sentencepiece_round_trip_normalizes_whitespace(spm: SentencePieceTokeni
 
 
 def test_sentencepiece_save_and_load(spm: SentencePieceTokenizer, tmp_path: Path) -> None:
-    spm.save(tmp_path, "src")
-    assert (tmp_path / "src.spm.model").read_bytes() == spm.model_proto
+    assert spm.files("src") == {"src.spm.model": spm.model_proto}
+    (tmp_path / "src.spm.model").write_bytes(spm.model_proto)
     loaded = load_tokenizer("sentencepiece", tmp_path, "src")
     assert isinstance(loaded, SentencePieceTokenizer)
     texts = [*_corpus(lines=50, seed=1), "jovial wizards", "unseen zyx words", "QUICK fox"]
@@ -112,6 +112,5 @@ def test_sentencepiece_save_and_load(spm: SentencePieceTokenizer, tmp_path: Path
 @pytest.mark.parametrize(("kind", "cls"), [("char", CharTokenizer), ("word", WordTokenizer)])
 def test_load_char_and_word_need_no_files(kind: str, cls: type, tmp_path: Path) -> None:
     tokenizer = load_tokenizer(kind, tmp_path, "src")  # type: ignore[arg-type]
-    tokenizer.save(tmp_path, "src")
     assert isinstance(tokenizer, cls)
-    assert list(tmp_path.iterdir()) == []
+    assert tokenizer.files("src") == {}

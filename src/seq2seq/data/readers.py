@@ -9,7 +9,7 @@ because skipping them would silently misalign or lose data.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,17 +51,21 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
     except OSError as err:
         raise DataError(f"{path}: cannot open ({err.strerror or err})") from None
     with handle:
-        for number, raw in enumerate(handle, start=1):
-            if b"\0" in raw:
-                raise DataError(f"{path}:{number}: contains a NUL byte; is this a binary file?")
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise DataError(
-                    f"{path}:{number}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at column "
-                    f"{err.start + 1})"
-                ) from None
-            yield number, text.rstrip("\r\n")
+        yield from decode_lines(handle, str(path))
+
+
+def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a binary stream such as stdin; ``name`` is used in errors."""
+    for number, raw in enumerate(stream, start=1):
+        if b"\0" in raw:
+            raise DataError(f"{name}:{number}: contains a NUL byte; is this a binary file?")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(
+                f"{name}:{number}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})"
+            ) from None
+        yield number, text.rstrip("\r\n")
 
 
 def read_parallel(

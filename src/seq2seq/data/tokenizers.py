@@ -1,7 +1,8 @@
 """Tokenizers: text <-> tokens, by characters, by whitespace, or SentencePiece (BPE / unigram).
 
-A tokenizer saves itself into the model directory and is rebuilt from it, so a model always
-reads and writes text the way it was trained to.
+A tokenizer names the files it needs in the model directory (``files``; the model directory
+writes them) and is rebuilt from them, so a model always reads and writes text the way it was
+trained to.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ TokenizerType = Literal["char", "word", "sentencepiece"]
 class Tokenizer(Protocol):
     def encode(self, text: str) -> list[str]: ...
     def decode(self, tokens: list[str]) -> str: ...
-    def save(self, directory: Path, prefix: str) -> None: ...
+    def files(self, prefix: str) -> dict[str, bytes]: ...
 
 
 class CharTokenizer:
@@ -29,8 +30,8 @@ class CharTokenizer:
     def decode(self, tokens: list[str]) -> str:
         return "".join(tokens)
 
-    def save(self, directory: Path, prefix: str) -> None:
-        pass
+    def files(self, prefix: str) -> dict[str, bytes]:
+        return {}
 
 
 class WordTokenizer:
@@ -42,8 +43,8 @@ class WordTokenizer:
     def decode(self, tokens: list[str]) -> str:
         return " ".join(tokens)
 
-    def save(self, directory: Path, prefix: str) -> None:
-        pass
+    def files(self, prefix: str) -> dict[str, bytes]:
+        return {}
 
 
 class SentencePieceTokenizer:
@@ -84,8 +85,8 @@ class SentencePieceTokenizer:
     def decode(self, tokens: list[str]) -> str:
         return self.processor.decode_pieces(tokens)
 
-    def save(self, directory: Path, prefix: str) -> None:
-        (directory / f"{prefix}.spm.model").write_bytes(self.model_proto)
+    def files(self, prefix: str) -> dict[str, bytes]:
+        return {f"{prefix}.spm.model": self.model_proto}
 
 
 def load_tokenizer(kind: TokenizerType, directory: Path, prefix: str) -> Tokenizer:
