@@ -464,7 +464,7 @@ class Trainer:
         """Validate, keep the best weights, save the last checkpoint; True to stop early."""
         p = self.progress
         if not self.valid_pairs:
-            checkpoint.save_weights(self.out / checkpoint.WEIGHTS, self.model)
+            self._save_best()
             self._save_last()
             return False
         nll, _ = self.validation_loss()
@@ -477,7 +477,7 @@ class Trainer:
         if improved:
             p.best_score, p.best_step = value, p.step
             p.validations_without_improvement = 0
-            checkpoint.save_weights(self.out / checkpoint.WEIGHTS, self.model)
+            self._save_best()
         else:
             p.validations_without_improvement += 1
         self.schedule.observe(value)
@@ -514,4 +514,13 @@ class Trainer:
     def _save_last(self) -> None:
         self.progress.schedule = self.schedule.state_dict()
         state = {"progress": self.progress.__dict__}
-        checkpoint.save_checkpoint(self.out, self.progress.step, self.model, self.optimizer, state)
+        try:
+            checkpoint.save_checkpoint(self.out, self.progress.step, self.model, self.optimizer, state)
+        except OSError as err:  # e.g. the disk filled up during training
+            raise Seq2SeqError(f"{self.out}: cannot write a checkpoint ({err.strerror or err})") from None
+
+    def _save_best(self) -> None:
+        try:
+            checkpoint.save_weights(self.out / checkpoint.WEIGHTS, self.model)
+        except OSError as err:
+            raise Seq2SeqError(f"{self.out}: cannot write the best weights ({err.strerror or err})") from None
