@@ -86,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
         "--length-penalty", type=float, help="alpha of the length penalty (default: the model's)"
     )
     gen.add_argument("--scores", action="store_true", help="append <TAB>log-probability to each output")
+    gen.add_argument(
+        "--attention-dir",
+        type=Path,
+        metavar="DIR",
+        help="also write one attention heatmap per input, DIR/00001.png, ... (models with attention)",
+    )
     gen.set_defaults(run=_generate)
 
     ev = sub.add_parser(
@@ -112,6 +118,21 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--src", type=Path, help="with --model: source file to generate from instead of --split")
     ev.add_argument("--beam", type=int, help="with --model: beam size")
     ev.set_defaults(run=_evaluate)
+
+    analyze = sub.add_parser("analyze", help="pictures and tables that explain trained models")
+    kinds = analyze.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
+    curves = kinds.add_parser(
+        "curves",
+        help="validation metric and loss over training steps, as a PNG",
+        description="Plot each model directory's validations.jsonl: the validation metric and "
+        "loss against training steps, one line per model.",
+    )
+    curves.add_argument("models", type=Path, nargs="+", help="model directories")
+    curves.add_argument("--metric", help="metric to plot (default: the first model's task metric)")
+    curves.add_argument(
+        "--output", type=Path, default=Path("curves.png"), help="PNG file (default: curves.png)"
+    )
+    curves.set_defaults(run=_analyze_curves)
     return parser
 
 
@@ -166,10 +187,39 @@ def _generate(args: argparse.Namespace) -> int:
             write(generate([line]), index)
         return 0
     lines = list(_input_lines(args.input))
-    write(generate(lines), 0)
+    outputs = generate(lines)
+    write(outputs, 0)
+    if args.attention_dir is not None:
+        _write_attention_maps(outputs, args.attention_dir)
     if pipeline.truncated:
         limit = pipeline.config.data.max_src_len
         print(f"seq2seq: {pipeline.truncated} inputs were truncated to {limit} tokens", file=sys.stderr)
+    return 0
+
+
+def _write_attention_maps(outputs: list, directory: Path) -> None:
+    from seq2seq.plots import attention_heatmap
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for index, output in enumerate(outputs, start=1):
+        best = output.hypotheses[0]
+        if best.attention is None:
+            if output.source_tokens:
+                raise Seq2SeqError("--attention-dir: this model has no attention to show")
+            continue  # an empty input has nothing to show
+        path = directory / f"{index:05d}.png"
+        attention_heatmap(best.attention, output.source_tokens, best.tokens, path, title=best.text)
+    print(f"seq2seq: attention heatmaps written to {directory}", file=sys.stderr)
+
+
+def _analyze_curves(args: argparse.Namespace) -> int:
+    from seq2seq.checkpoint import load_config_from_dir
+    from seq2seq.plots import training_curves
+    from seq2seq.tasks import TASKS
+
+    metric = args.metric or TASKS[load_config_from_dir(args.models[0]).task].primary.name
+    training_curves(args.models, metric, args.output)
+    print(args.output)
     return 0
 
 

@@ -252,6 +252,25 @@ def test_generate_survives_odd_inputs(model_dir: Path) -> None:
     assert "truncated" in result.stderr  # the 600-character line is over data.max_src_len
 
 
+def test_generate_writes_attention_heatmaps(model_dir: Path, tmp_path: Path) -> None:
+    pictures = tmp_path / "attention"
+    result = run("generate", model_dir, "--attention-dir", pictures, stdin="abc\n\nhgfedcba\n")
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in pictures.iterdir())
+    assert names == ["00001.png", "00003.png"]  # the empty input has no picture
+    assert all((pictures / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
+
+
+def test_analyze_curves(model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "curves.png"
+    result = run("analyze", "curves", model_dir, "--output", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(out)
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    bad = run("analyze", "curves", model_dir, "--metric", "BLUE", "--output", out)
+    assert_one_line_error(bad, "no metric 'BLUE'", "exact match")
+
+
 def test_error_mismatched_line_counts(tmp_path: Path) -> None:
     (tmp_path / "hyp.txt").write_text("a\nb\nc\n", encoding="utf-8")
     (tmp_path / "ref.txt").write_text("a\nb\n", encoding="utf-8")

@@ -1,0 +1,90 @@
+"""Pictures that explain a model: attention heatmaps and training curves (matplotlib, PNG)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from seq2seq.errors import DataError  # noqa: E402
+
+
+def _label(token: str) -> str:
+    """Make whitespace tokens visible on an axis."""
+    return "␣" if token == " " else token
+
+
+def attention_heatmap(
+    weights: torch.Tensor, source: Sequence[str], output: Sequence[str], path: Path, title: str = ""
+) -> None:
+    """One PNG: output tokens (+ <eos>) down, source tokens across, weights as shades of blue.
+
+    weights: (len(output) + 1, len(source)), as returned with each generated hypothesis.
+    """
+    rows = [*map(_label, output), "</s>"]
+    columns = [_label(t) for t in source]
+    width = min(2.0 + 0.42 * len(columns), 30.0)
+    height = min(1.6 + 0.36 * len(rows), 30.0)
+    fig, ax = plt.subplots(figsize=(width, height), dpi=110)
+    image = ax.imshow(weights.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(
+        range(len(columns)),
+        columns,
+        rotation=60 if max(map(len, columns)) > 2 else 0,
+        ha="right" if max(map(len, columns)) > 2 else "center",
+    )
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("source tokens")
+    ax.set_ylabel("output tokens")
+    ax.tick_params(labelsize=10)
+    if title:
+        ax.set_title(title, fontsize=11)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, label="attention weight")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def read_validations(model_dir: Path) -> list[dict]:
+    """The records of a model directory's validations.jsonl, in step order."""
+    path = model_dir / "validations.jsonl"
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (is {model_dir} a model directory that has trained?)")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise DataError(f"{path}:{number}: not a JSON record") from None
+    return sorted(records, key=lambda r: r["step"])
+
+
+def training_curves(model_dirs: Sequence[Path], metric: str, path: Path) -> None:
+    """Validation ``metric`` and loss against training steps, one line per model directory."""
+    fig, (ax_metric, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
+    for model_dir in model_dirs:
+        records = read_validations(model_dir)
+        if records and metric not in records[0]:
+            names = [k for k in records[0] if k not in ("step", "epoch", "elapsed_s", "lr")]
+            raise DataError(f"{model_dir}: no metric {metric!r} in its validations (has: {', '.join(names)})")
+        steps = [r["step"] for r in records]
+        label = model_dir.name
+        ax_metric.plot(steps, [r[metric] for r in records], marker="o", label=label)
+        ax_loss.plot(steps, [r["valid_loss"] for r in records], marker="o", label=label)
+    ax_metric.set_title(f"validation {metric}")
+    ax_metric.set_ylabel(metric)
+    ax_loss.set_title("validation loss (cross-entropy per token)")
+    ax_loss.set_ylabel("loss")
+    for ax in (ax_metric, ax_loss):
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
