@@ -133,6 +133,25 @@ def _parser() -> argparse.ArgumentParser:
         "--output", type=Path, default=Path("curves.png"), help="PNG file (default: curves.png)"
     )
     curves.set_defaults(run=_analyze_curves)
+    length = kinds.add_parser(
+        "length",
+        help="the task metric by source-length bucket for several models, as a table and a PNG",
+        description="Decode one test set with each model and score it by source length: the "
+        "fixed context vector of a no-attention model loses information on long inputs.",
+    )
+    length.add_argument("models", type=Path, nargs="+", help="model directories")
+    length.add_argument(
+        "--split", choices=["valid", "test"], default="test", help="split of the first model's data"
+    )
+    length.add_argument("--src", type=Path, help="source file instead of --split (with --ref)")
+    length.add_argument("--ref", type=Path, help="reference file, line-aligned with --src")
+    length.add_argument("--beam", type=int, default=1, help="beam size (default 1)")
+    length.add_argument("--buckets", type=int, default=5, help="number of length buckets (default 5)")
+    length.add_argument("--unit", choices=["words", "chars"], default="words", help="length unit")
+    length.add_argument(
+        "--output", type=Path, default=Path("length.png"), help="PNG file (default: length.png)"
+    )
+    length.set_defaults(run=_analyze_length)
     return parser
 
 
@@ -219,6 +238,47 @@ def _analyze_curves(args: argparse.Namespace) -> int:
 
     metric = args.metric or TASKS[load_config_from_dir(args.models[0]).task].primary.name
     training_curves(args.models, metric, args.output)
+    print(args.output)
+    return 0
+
+
+def _analyze_length(args: argparse.Namespace) -> int:
+    import seq2seq
+    from seq2seq.build import build_task, read_split
+    from seq2seq.data.readers import read_parallel
+    from seq2seq.evaluation import evaluate, length_edges, length_of, score_by_length, segments_of
+    from seq2seq.plots import length_plot
+
+    _check_positive("--beam", args.beam)
+    _check_positive("--buckets", args.buckets)
+    names = [path.name for path in args.models]
+    if len(set(names)) < len(names):  # e.g. runs/a/model and runs/b/model: label by full path
+        names = [str(path) for path in args.models]
+    if len(set(names)) < len(names):
+        names = [f"{i + 1}: {path}" for i, path in enumerate(args.models)]
+    pipelines = {name: seq2seq.load(path) for name, path in zip(names, args.models, strict=True)}
+    first = next(iter(pipelines.values()))
+    task = build_task(first.config)
+    if args.src is not None:
+        if args.ref is None:
+            raise Seq2SeqError("--src needs --ref")
+        pairs = read_parallel(args.src, args.ref)
+    else:
+        pairs = read_split(first.config.data, args.split)
+    if not pairs:
+        raise Seq2SeqError("nothing to analyze: the split is empty; use --src and --ref")
+    lengths = [length_of(s.source, args.unit) for s in segments_of(pairs, task.group_references)]
+    edges = length_edges(lengths, args.buckets)
+    tables = {}
+    for name, pipeline in pipelines.items():
+        tables[name] = score_by_length(task, evaluate(pipeline, pairs, task, args.beam), edges, args.unit)
+    metric = task.primary.name
+    print(f"{metric} by source length ({args.unit}), beam {args.beam}")
+    print("\t".join(["length", "segments", *tables]))
+    for row, bucket in enumerate(next(iter(tables.values()))):
+        scores = [f"{table[row].score:.2f}" for table in tables.values()]
+        print("\t".join([bucket.label, str(bucket.count), *scores]))
+    length_plot(tables, metric, args.unit, args.output)
     print(args.output)
     return 0
 

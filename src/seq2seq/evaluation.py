@@ -49,3 +49,55 @@ def evaluate(pipeline: Pipeline, pairs: Sequence[Pair], task: Task, beam: int = 
     outputs = pipeline.generate([s.source for s in segments], beam=beam)
     hypotheses = [o.text for o in outputs]
     return EvaluationResult(score(task, hypotheses, segments), segments, hypotheses)
+
+
+@dataclass
+class LengthBucket:
+    """Segments whose source length (in ``unit``s) lies in [low, high]."""
+
+    low: int
+    high: int
+    count: int
+    score: float
+
+    @property
+    def label(self) -> str:
+        return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
+
+
+def length_of(text: str, unit: str) -> int:
+    return len(text.split()) if unit == "words" else len(text)
+
+
+def length_edges(lengths: Sequence[int], buckets: int) -> list[tuple[int, int]]:
+    """Up to ``buckets`` contiguous length ranges holding about equal numbers of segments."""
+    ordered = sorted(lengths)
+    edges: list[tuple[int, int]] = []
+    low = ordered[0]
+    for k in range(1, buckets + 1):
+        high = ordered[min(len(ordered) - 1, k * len(ordered) // buckets - 1)]
+        if high >= low:
+            edges.append((low, high))
+            low = high + 1
+    if low <= ordered[-1]:
+        edges.append((low, ordered[-1]))
+    return edges
+
+
+def score_by_length(
+    task: Task,
+    result: EvaluationResult,
+    edges: Sequence[tuple[int, int]],
+    unit: str = "words",
+) -> list[LengthBucket]:
+    """The task's primary metric on each source-length range (the fixed-context-vector weakness
+    shows as a falling line for long sources; Cho et al., 2014; Bahdanau et al., 2015)."""
+    table = []
+    for low, high in edges:
+        chosen = [i for i, s in enumerate(result.segments) if low <= length_of(s.source, unit) <= high]
+        if not chosen:
+            continue
+        hyps = [result.hypotheses[i] for i in chosen]
+        refs = [result.segments[i].references for i in chosen]
+        table.append(LengthBucket(low, high, len(chosen), task.primary.compute(hyps, refs)))
+    return table

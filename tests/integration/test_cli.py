@@ -271,6 +271,20 @@ def test_analyze_curves(model_dir: Path, tmp_path: Path) -> None:
     assert_one_line_error(bad, "no metric 'BLUE'", "exact match")
 
 
+def test_analyze_length(model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "length.png"
+    result = run(
+        "analyze", "length", model_dir, model_dir, "--unit", "chars", "--buckets", "3", "--output", out
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("exact match by source length (chars)")
+    rows = [line.split("\t") for line in lines[2:-1]]
+    assert 1 <= len(rows) <= 3 and all(len(row) == 4 and row[2] == row[3] for row in rows)
+    assert sum(int(row[1]) for row in rows) == 50  # every test segment in one bucket
+    assert lines[-1] == str(out) and out.read_bytes()[:4] == b"\x89PNG"
+
+
 def test_error_mismatched_line_counts(tmp_path: Path) -> None:
     (tmp_path / "hyp.txt").write_text("a\nb\nc\n", encoding="utf-8")
     (tmp_path / "ref.txt").write_text("a\nb\n", encoding="utf-8")

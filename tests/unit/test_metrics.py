@@ -157,3 +157,23 @@ def test_metric_table() -> None:
         "cer": False,
         "exact": True,
     }
+
+
+def test_length_edges_split_into_about_equal_buckets() -> None:
+    from seq2seq.evaluation import length_edges
+
+    lengths = [1] * 10 + [2] * 10 + [3] * 10 + [10] * 10
+    assert length_edges(lengths, 4) == [(1, 1), (2, 2), (3, 3), (4, 10)]
+    assert length_edges([5] * 7, 3) == [(5, 5)]  # one length: one bucket
+    edges = length_edges(list(range(1, 101)), 5)
+    assert edges == [(1, 20), (21, 40), (41, 60), (61, 80), (81, 100)]
+
+
+def test_score_by_length_scores_each_bucket_alone() -> None:
+    from seq2seq.evaluation import EvaluationResult, Segment, score_by_length
+    from seq2seq.tasks import TASKS
+
+    segments = [Segment("a b", ["x"]), Segment("a b c d", ["y"]), Segment("a", ["z"])]
+    result = EvaluationResult({}, segments, ["x", "wrong", "z"])
+    table = score_by_length(TASKS["copy"], result, [(1, 2), (3, 4)], unit="words")
+    assert [(b.label, b.count, b.score) for b in table] == [("1-2", 2, 100.0), ("3-4", 1, 0.0)]
