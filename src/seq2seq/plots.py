@@ -95,7 +95,7 @@ def length_plot(tables: dict[str, list], metric: str, unit: str, path: Path) -> 
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
     for name, table in tables.items():
         ax.plot([b.label for b in table], [b.score for b in table], marker="o", label=name)
-    ax.set_xlabel(f"source length ({unit}); buckets of about equal size")
+    ax.set_xlabel(f"source length ({unit})")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} by source length")
     ax.grid(alpha=0.3)
