@@ -203,7 +203,10 @@ def _generate(args: argparse.Namespace) -> int:
     if args.input is None and sys.stdin.isatty():
         print("type an input and press Enter (Ctrl-D to quit)", file=sys.stderr)
         for index, line in enumerate(_input_lines(None)):
-            write(generate([line]), index)
+            outputs = generate([line])
+            write(outputs, index)
+            if args.attention_dir is not None:
+                _write_attention_maps(outputs, args.attention_dir, first=index + 1)
         return 0
     lines = list(_input_lines(args.input))
     outputs = generate(lines)
@@ -216,11 +219,11 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_attention_maps(outputs: list, directory: Path) -> None:
+def _write_attention_maps(outputs: list, directory: Path, first: int = 1) -> None:
     from seq2seq.plots import attention_heatmap
 
     directory.mkdir(parents=True, exist_ok=True)
-    for index, output in enumerate(outputs, start=1):
+    for index, output in enumerate(outputs, start=first):
         best = output.hypotheses[0]
         if best.attention is None:
             if output.source_tokens:
@@ -228,7 +231,7 @@ def _write_attention_maps(outputs: list, directory: Path) -> None:
             continue  # an empty input has nothing to show
         path = directory / f"{index:05d}.png"
         attention_heatmap(best.attention, output.source_tokens, best.tokens, path, title=best.text)
-    print(f"seq2seq: attention heatmaps written to {directory}", file=sys.stderr)
+        print(f"seq2seq: attention heatmap: {path}", file=sys.stderr)
 
 
 def _analyze_curves(args: argparse.Namespace) -> int:
