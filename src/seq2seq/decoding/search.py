@@ -1,4 +1,4 @@
-"""Greedy and beam search over (batch x beam) tensors.
+"""Greedy search, and beam search over (batch x beam) tensors held by a small ``Beams`` class.
 
 Search talks to the model only through ``encode``, ``init_state``, ``step`` and the state's
 ``select``; it never asks which kind of model it runs. With beam size 1, beam search returns
@@ -87,6 +87,84 @@ def _hypothesis(
     return Hypothesis(ids, score, attn)
 
 
+class Beams:
+    """The hypotheses of a batch's beams, as (batch, beam) tensors.
+
+    A finished hypothesis stays in its beam, extended by padding at no cost, until every beam of
+    the batch is done; ranking by length-penalized score happens only at the end.
+    """
+
+    def __init__(self, batch: int, beam_size: int, max_lengths: torch.Tensor) -> None:
+        self.batch, self.k = batch, beam_size
+        self.max_lengths = max_lengths.repeat_interleave(beam_size).view(batch, beam_size)
+        self.scores = torch.full((batch, beam_size), float("-inf"))
+        self.scores[:, 0] = 0.0  # at the start all beams hold the same hypothesis: keep one
+        self.tokens = torch.full((batch, beam_size, 0), PAD_ID, dtype=torch.long)
+        self.lengths = torch.zeros(batch, beam_size, dtype=torch.long)  # <eos> included
+        self.finished = torch.zeros(batch, beam_size, dtype=torch.bool)
+        self.attention: torch.Tensor | None = None  # (batch, beam, steps, src_len)
+        self.offsets = torch.arange(batch).unsqueeze(1) * beam_size  # first row of each source
+
+    @property
+    def done(self) -> bool:
+        return bool(self.finished.all())
+
+    def advance(
+        self, step: int, log_probs: torch.Tensor, attn: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Extend every beam by its best k continuations (log_probs: (B*K, V)).
+
+        Returns the rows (B*K,) of the previous state each new hypothesis continues, and the
+        new last tokens (B*K,).
+        """
+        b, k = self.batch, self.k
+        vocab = log_probs.size(-1)
+        log_probs = log_probs.float().view(b, k, vocab)
+        log_probs = _allowed(log_probs, at_limit=(step + 1 >= self.max_lengths) & ~self.finished)
+        done_row = torch.full((vocab,), float("-inf"))
+        done_row[PAD_ID] = 0.0
+        log_probs[self.finished] = done_row
+
+        candidates = (self.scores.unsqueeze(-1) + log_probs).view(b, k * vocab)
+        self.scores, flat = candidates.topk(k, dim=-1)  # (B, K)
+        origin, token = flat // vocab, flat % vocab
+
+        was_finished = self.finished.gather(1, origin)
+        history = self.tokens.gather(1, origin.unsqueeze(-1).expand_as(self.tokens))
+        self.tokens = torch.cat([history, token.unsqueeze(-1)], dim=-1)
+        self.lengths = self.lengths.gather(1, origin) + (~was_finished).long()
+        self.finished = was_finished | (token == EOS_ID)
+        if attn is not None:  # rows follow their hypotheses' origins
+            step_attn = attn.float().view(b, k, 1, -1)
+            joined = step_attn if self.attention is None else torch.cat([self.attention, step_attn], 2)
+            self.attention = joined.gather(1, origin[..., None, None].expand_as(joined))
+        return (self.offsets + origin).view(-1), token.view(-1)
+
+    def best(self, alpha: float, nbest: int, src_lengths: torch.Tensor) -> list[list[Hypothesis]]:
+        """The ``nbest`` hypotheses of each source by score / length_penalty(alpha)."""
+        ranked = self.scores / length_penalty(self.lengths, alpha)
+        order = ranked.argsort(dim=-1, descending=True)[:, :nbest]
+        # a short source may allow fewer than nbest hypotheses: never return the impossible ones
+        possible = self.scores.gather(1, order) > float("-inf")
+        possible[:, 0] = True
+        return [
+            [
+                _hypothesis(
+                    self.tokens[b, j],
+                    int(self.lengths[b, j]),
+                    float(self.scores[b, j]),
+                    self.attention,
+                    b,
+                    j,
+                    int(src_lengths[b]),
+                )  # fmt: skip
+                for j, ok in zip(order[b].tolist(), possible[b].tolist(), strict=True)
+                if ok
+            ]
+            for b in range(self.batch)
+        ]
+
+
 @torch.inference_mode()
 def beam_search(
     model: Seq2Seq,
@@ -97,67 +175,17 @@ def beam_search(
     alpha: float = 0.0,
     nbest: int = 1,
 ) -> list[list[Hypothesis]]:
-    """The ``nbest`` best hypotheses of each source (batch, src_len), best first.
-
-    Hypotheses are ranked by score / length_penalty(alpha) at the end. A finished hypothesis
-    stays in its beam, extended by padding at no cost, until every beam of the batch is done.
-    """
-    batch, k = src.size(0), beam_size
+    """The ``nbest`` best hypotheses of each source (batch, src_len), best first."""
+    batch = src.size(0)
     enc = model.encode(src, src_lengths)
-    expand = torch.arange(batch).repeat_interleave(k)  # B*K rows: each source k times
-    enc = enc.select(expand)
+    enc = enc.select(torch.arange(batch).repeat_interleave(beam_size))  # B*K rows
     state = model.init_state(enc)
-    max_lengths = max_lengths.repeat_interleave(k).view(batch, k)
-
-    scores = torch.full((batch, k), float("-inf"))
-    scores[:, 0] = 0.0  # at the start all beams are the same hypothesis: keep one
-    tokens = torch.full((batch, k, 0), PAD_ID, dtype=torch.long)
-    lengths = torch.zeros(batch, k, dtype=torch.long)  # tokens generated, <eos> included
-    finished = torch.zeros(batch, k, dtype=torch.bool)
-    attention: torch.Tensor | None = None
-    prev = torch.full((batch * k,), SOS_ID, dtype=torch.long)
-    rows = torch.arange(batch).unsqueeze(1) * k  # offset of each source's beams in B*K
-
+    beams = Beams(batch, beam_size, max_lengths)
+    prev = torch.full((batch * beam_size,), SOS_ID, dtype=torch.long)
     for step in range(int(max_lengths.max())):
-        log_probs, state, attn = model.step(prev, enc, state)  # (B*K, V)
-        vocab = log_probs.size(-1)
-        log_probs = log_probs.float().view(batch, k, vocab)
-        log_probs = _allowed(log_probs, at_limit=(step + 1 >= max_lengths) & ~finished)
-        done_row = torch.full((vocab,), float("-inf"))
-        done_row[PAD_ID] = 0.0
-        log_probs[finished] = done_row
-
-        candidates = (scores.unsqueeze(-1) + log_probs).view(batch, k * vocab)
-        scores, flat = candidates.topk(k, dim=-1)  # (B, K)
-        origin, token = flat // vocab, flat % vocab
-
-        was_finished = finished.gather(1, origin)
-        history = tokens.gather(1, origin.unsqueeze(-1).expand_as(tokens))
-        tokens = torch.cat([history, token.unsqueeze(-1)], dim=-1)
-        lengths = lengths.gather(1, origin) + (~was_finished).long()
-        finished = was_finished | (token == EOS_ID)
-        reorder = (rows + origin).view(-1)
-        state = state.select(reorder)
-        if attn is not None:  # (B, K, t, S), rows follow their hypotheses' origins
-            step_attn = attn.float().view(batch, k, 1, -1)
-            attention = step_attn if attention is None else torch.cat([attention, step_attn], 2)
-            attention = attention.gather(1, origin[..., None, None].expand_as(attention))
-        prev = token.view(-1)
-        if finished.all():
+        log_probs, state, attn = model.step(prev, enc, state)
+        rows, prev = beams.advance(step, log_probs, attn)
+        state = state.select(rows)
+        if beams.done:
             break
-
-    ranked = scores / length_penalty(lengths, alpha)
-    order = ranked.argsort(dim=-1, descending=True)[:, :nbest]
-    # a short source may allow fewer than nbest hypotheses: never return the impossible ones
-    possible = scores.gather(1, order) > float("-inf")
-    possible[:, 0] = True
-    return [
-        [
-            _hypothesis(
-                tokens[b, j], int(lengths[b, j]), float(scores[b, j]), attention, b, j, int(src_lengths[b])
-            )
-            for j, ok in zip(order[b].tolist(), possible[b].tolist(), strict=True)
-            if ok
-        ]
-        for b in range(batch)
-    ]
+    return beams.best(alpha, nbest, src_lengths)
