@@ -16,6 +16,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -275,6 +276,8 @@ class Trainer:
             self.cfg.precision == "auto" and native_bfloat16()
         )
         self.stop_signal: int | None = None
+        self._clock = (0.0, 0.0)  # (monotonic time when run() started, elapsed before it)
+        self._window = (0.0, 0)  # (start, target tokens) of the current tokens/s window
         self.tensorboard = self._tensorboard() if self.cfg.tensorboard else None
 
     def _total_steps(self) -> int:
@@ -326,76 +329,80 @@ class Trainer:
             torch.get_num_threads(),
         )
         handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        bar = tqdm(
-            total=self.total_steps or None,
-            initial=p.step,
-            unit="step",
-            dynamic_ncols=True,
-            disable=None,
-            file=sys.stderr,
-        )
-        started, tokens_since, window_start = time.monotonic(), 0, time.monotonic()
-        elapsed_before = p.elapsed
+        bar = tqdm(total=self.total_steps or None, initial=p.step, unit="step", dynamic_ncols=True,
+                   disable=None, file=sys.stderr)  # fmt: skip
+        self._clock = (time.monotonic(), p.elapsed)
+        self._window = (time.monotonic(), 0)  # start and target tokens of the tok/s window
         try:
             stopped_early = False
-            while not self._budget_spent() and not stopped_early:
-                batches = self.sampler.epoch(p.epoch)
-                while p.batch_in_epoch < len(batches):
-                    indices = batches[p.batch_in_epoch]
-                    loss = self._train_step(indices)
-                    p.batch_in_epoch += 1
-                    p.step += 1
-                    p.elapsed = elapsed_before + time.monotonic() - started
-                    tokens = sum(len(self.data.tgt[i]) + 1 for i in indices)
-                    p.target_tokens += tokens
-                    tokens_since += tokens
-                    bar.update(1)
-                    if p.step % self.cfg.log_every == 0:
-                        rate = tokens_since / max(time.monotonic() - window_start, 1e-9)
-                        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}", epoch=p.epoch + 1)
-                        # to the log file always; to the console only when there is no bar
-                        log.info(
-                            "step %d epoch %d loss %.4f lr %.2e tok/s %.0f",
-                            p.step,
-                            p.epoch + 1,
-                            loss,
-                            self.optimizer.param_groups[0]["lr"],
-                            rate,
-                            extra={"shown_by_bar": not bar.disable},
-                        )
-                        tokens_since, window_start = 0, time.monotonic()
-                    if self.stop_signal is not None:
-                        self._save_last()
-                        raise TrainingInterrupted(
-                            f"interrupted at step {p.step}; checkpoint saved in {self.out}. "
-                            f"Resume with: seq2seq train CONFIG --output {self.out} --resume"
-                        )
-                    if p.step % self.cfg.validate_every == 0:
-                        stopped_early = self._validate_and_save()
-                        if stopped_early:
-                            break
-                    if self._budget_spent():
-                        break
-                else:
-                    p.epoch += 1
-                    p.batch_in_epoch = 0
-                    if self.cfg.max_epochs and p.epoch >= self.cfg.max_epochs:
-                        break
+            for indices in self._remaining_batches():
+                loss = self._train_step(indices)
+                self._count_step(indices)
+                bar.update(1)
+                if p.step % self.cfg.log_every == 0:
+                    self._report(loss, bar)
+                if self.stop_signal is not None:
+                    self._save_last()
+                    raise TrainingInterrupted(
+                        f"interrupted at step {p.step}; checkpoint saved in {self.out}. "
+                        f"Resume with: seq2seq train CONFIG --output {self.out} --resume"
+                    )
+                if p.step % self.cfg.validate_every == 0 and self._validate_and_save():
+                    stopped_early = True
+                    break
+                if self._budget_spent():
+                    break
             if not stopped_early and p.step % self.cfg.validate_every != 0:
                 self._validate_and_save()  # the final weights get their validation too
         finally:
             bar.close()
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
+        best = p.best_score if p.best_score is not None else float("nan")
         log.info(
             "finished at step %d (epoch %d) after %.1f min; best %s %.2f at step %d",
-            p.step,
-            p.epoch + 1,
-            p.elapsed / 60,
-            self.task.primary.name,
-            p.best_score if p.best_score is not None else float("nan"),
-            p.best_step,
-        )
+            p.step, p.epoch + 1, p.elapsed / 60, self.task.primary.name, best, p.best_step,
+        )  # fmt: skip
+
+    def _remaining_batches(self) -> Iterator[list[int]]:
+        """Batches from the saved data position on, epoch after epoch, until a budget ends.
+
+        The position advances in ``_count_step``, after the step: a checkpoint saved in between
+        never points at a batch already trained on.
+        """
+        p = self.progress
+        while not self._budget_spent():
+            batches = self.sampler.epoch(p.epoch)
+            while p.batch_in_epoch < len(batches):
+                yield batches[p.batch_in_epoch]
+            p.epoch += 1
+            p.batch_in_epoch = 0
+            if self.cfg.max_epochs and p.epoch >= self.cfg.max_epochs:
+                return
+
+    def _count_step(self, indices: list[int]) -> None:
+        p = self.progress
+        p.batch_in_epoch += 1
+        p.step += 1
+        started, elapsed_before = self._clock
+        p.elapsed = elapsed_before + time.monotonic() - started
+        tokens = sum(len(self.data.tgt[i]) + 1 for i in indices)
+        p.target_tokens += tokens
+        self._window = (self._window[0], self._window[1] + tokens)
+
+    def _report(self, loss: float, bar: tqdm) -> None:
+        """Loss and tokens/s since the last report: on the bar, and in the log file (and on the
+        console when there is no bar)."""
+        p = self.progress
+        window_start, tokens = self._window
+        rate = tokens / max(time.monotonic() - window_start, 1e-9)
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}", epoch=p.epoch + 1)
+        lr = self.optimizer.param_groups[0]["lr"]
+        log.info(
+            "step %d epoch %d loss %.4f lr %.2e tok/s %.0f", p.step, p.epoch + 1, loss, lr, rate,
+            extra={"shown_by_bar": not bar.disable},
+        )  # fmt: skip
+        self._window = (time.monotonic(), 0)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self.stop_signal is not None:  # a second Ctrl-C: stop now
