@@ -8,6 +8,7 @@ by the task's primary metric on the validation set, and finally scores them on t
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -33,7 +34,7 @@ from seq2seq.build import (
     read_split,
 )
 from seq2seq.config import Config
-from seq2seq.data.batching import BatchSampler, collate
+from seq2seq.data.batching import Batch, BatchSampler, collate, token_batches
 from seq2seq.data.readers import Pair, ReadReport
 from seq2seq.data.tokenizers import load_tokenizer
 from seq2seq.data.vocab import Vocabulary
@@ -447,21 +448,24 @@ class Trainer:
             self.tensorboard.add_scalar("train/lr", lr, p.step + 1)
         return loss.item()
 
-    def validation_loss(self) -> tuple[float, int]:
-        """(mean NLL per target token, tokens) of the validation pairs under teacher forcing."""
+    @functools.cached_property
+    def _validation_batches(self) -> list[Batch]:
+        """The validation pairs as teacher-forcing batches, built once for every validation."""
         pipe = self.pipeline
         src = [pipe.src_vocab.encode(pipe.source_tokens(p.src)) for p in self.valid_pairs]
         tgt = [pipe.tgt_vocab.encode(pipe.tgt_tokenizer.encode(p.tgt)) for p in self.valid_pairs]
         keep = [i for i in range(len(src)) if src[i]]
-        sampler = BatchSampler(
-            [len(src[i]) for i in keep], [len(tgt[i]) for i in keep], self.cfg.batch_tokens, 0
+        batches = token_batches(
+            [len(src[i]) for i in keep], [len(tgt[i]) for i in keep], self.cfg.batch_tokens
         )
+        return [collate([src[keep[q]] for q in b], [tgt[keep[q]] for q in b], b) for b in batches]
+
+    def validation_loss(self) -> tuple[float, int]:
+        """(mean NLL per target token, tokens) of the validation pairs under teacher forcing."""
         total, tokens = 0.0, 0
         self.model.eval()
         with torch.inference_mode():
-            for positions in sampler.epoch(0):
-                idx = [keep[q] for q in positions]
-                batch = collate([src[i] for i in idx], [tgt[i] for i in idx], idx)
+            for batch in self._validation_batches:
                 n = batch.num_tgt_tokens
                 total += batch_loss(self.model, batch).item() * n
                 tokens += n
