@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from seq2seq.model.attention import Attention
-from seq2seq.model.encoder import EncoderOutput, RNNType, make_rnn
+from seq2seq.model.encoder import EncoderOutput
+from seq2seq.model.rnn import RNNType, make_rnn, rnn_step
 
 ContextMode = Literal["init", "every_step", "attention"]
 
@@ -184,16 +185,16 @@ class RecurrentDecoder(nn.Module):
             assert self.attention is not None and enc.keys is not None
             top = state.hidden[0][-1] if isinstance(state.hidden, tuple) else state.hidden[-1]
             ctx, weights = self.attention(top.unsqueeze(1), enc.keys, enc.memory, enc.mask)
-            output, hidden = self.rnn(torch.cat([embedded, ctx], dim=-1), state.hidden)
-            features = self.dropout(torch.tanh(self.combine(torch.cat([output, ctx], dim=-1))))
+            output, hidden = rnn_step(self.rnn, torch.cat([embedded, ctx], dim=-1).squeeze(1), state.hidden)
+            features = self.dropout(torch.tanh(self.combine(torch.cat([output.unsqueeze(1), ctx], dim=-1))))
             return features.squeeze(1), DecoderState(hidden=hidden), weights.squeeze(1)
         if self.context == "every_step":
             embedded = torch.cat([embedded, enc.context.unsqueeze(1)], dim=-1)
         elif self.input_feeding:
             assert state.feed is not None
             embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)
-        output, hidden = self.rnn(embedded, state.hidden)
-        features, weights = self._combine(output, enc)
+        output, hidden = rnn_step(self.rnn, embedded.squeeze(1), state.hidden)
+        features, weights = self._combine(output.unsqueeze(1), enc)
         features = features.squeeze(1)
         feed = features if self.input_feeding else None
         return (

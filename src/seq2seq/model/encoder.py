@@ -1,7 +1,12 @@
-"""The recurrent encoder: embeddings -> (bi)LSTM/GRU over packed sequences -> memory and context.
+"""The recurrent encoder: embeddings -> (bi)LSTM/GRU over a padded batch -> memory and context.
 
 The context vector is the c = q(h_1..h_T) of the classic encoder-decoder (Cho et al., 2014;
 Sutskever et al., 2014): the last state, or mean or max pooling over the outputs.
+
+Each layer and direction is its own single-layer RNN run over the padded batch, with the backward
+direction reading every sequence reversed within its own length. This gives the same result as
+packed sequences, but on CPU an LSTM over a padded batch runs as one fused oneDNN call while a packed
+one falls back to a Python-level loop over time steps (about 10x slower, forward plus backward).
 """
 
 from __future__ import annotations
@@ -11,30 +16,10 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-RNNType = Literal["lstm", "gru"]
+from seq2seq.model.rnn import RNNType, make_rnn
+
 Pooling = Literal["last", "mean", "max"]
-
-
-def make_rnn(
-    rnn_type: RNNType,
-    input_size: int,
-    hidden_size: int,
-    num_layers: int,
-    dropout: float,
-    bidirectional: bool = False,
-) -> nn.LSTM | nn.GRU:
-    """A batch-first LSTM or GRU; dropout applies between layers only."""
-    rnn_class = nn.LSTM if rnn_type == "lstm" else nn.GRU
-    return rnn_class(
-        input_size,
-        hidden_size,
-        num_layers=num_layers,
-        batch_first=True,
-        dropout=dropout if num_layers > 1 else 0.0,
-        bidirectional=bidirectional,
-    )
 
 
 @dataclass
@@ -62,6 +47,14 @@ class EncoderOutput:
         )
 
 
+def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each row's first ``lengths[b]`` positions of x (batch, time, ...), leaving padding
+    in place; applying it twice gives x back."""
+    positions = torch.arange(x.size(1), device=x.device)[None, :]
+    index = torch.where(positions < lengths[:, None], lengths[:, None] - 1 - positions, positions)
+    return x.gather(1, index.view(*index.shape, *[1] * (x.dim() - 2)).expand_as(x))
+
+
 class RecurrentEncoder(nn.Module):
     """Embedding + multi-layer (bi)directional RNN over a padded batch."""
 
@@ -81,28 +74,46 @@ class RecurrentEncoder(nn.Module):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
         self.dropout = nn.Dropout(dropout)
-        self.rnn = make_rnn(rnn_type, embedding_size, hidden_size, num_layers, dropout, bidirectional)
         self.pooling = pooling
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
+        # layers[i][d]: layer i, direction d (0 = forward, 1 = backward)
+        self.layers = nn.ModuleList(
+            nn.ModuleList(
+                make_rnn(rnn_type, embedding_size if i == 0 else self.output_size, hidden_size, 1, 0.0)
+                for _ in range(self.num_directions)
+            )
+            for i in range(num_layers)
+        )
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> EncoderOutput:
         """src (batch, src_len) token ids, src_lengths (batch,) -> EncoderOutput."""
         mask = torch.arange(src.size(1), device=src.device)[None, :] < src_lengths[:, None]
-        embedded = self.dropout(self.embedding(src))
-        packed = pack_padded_sequence(embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed_out, final = self.rnn(packed)
-        memory, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=src.size(1))
-        memory = self.dropout(memory)
-        return EncoderOutput(memory=memory, mask=mask, context=self._pool(memory, mask, final))
+        lengths = src_lengths.to(src.device)
+        x = self.dropout(self.embedding(src))
+        for i, directions in enumerate(self.layers):
+            if i > 0:
+                x = self.dropout(x)  # between layers, as nn.LSTM's own dropout
+            outputs = [directions[0](x)[0]]
+            if self.num_directions == 2:
+                backward, _ = directions[1](reverse_within_lengths(x, lengths))
+                outputs.append(reverse_within_lengths(backward, lengths))
+            x = torch.cat(outputs, dim=-1)
+        # padding positions hold states computed from padding: zero them (the memory's contract)
+        memory = self.dropout(x * mask.unsqueeze(-1).to(x.dtype))
+        return EncoderOutput(memory=memory, mask=mask, context=self._pool(x, mask, lengths))
 
-    def _pool(self, memory: torch.Tensor, mask: torch.Tensor, final: torch.Tensor | tuple) -> torch.Tensor:
-        """The context vector c = q(h_1..h_T), shape (batch, output_size)."""
+    def _pool(self, outputs: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The context vector c = q(h_1..h_T) from the top layer's outputs, shape (batch, output_size)."""
         if self.pooling == "mean":
-            summed = (memory * mask.unsqueeze(-1)).sum(1)
+            summed = (outputs * mask.unsqueeze(-1)).sum(1)
             return summed / mask.sum(1, keepdim=True).clamp(min=1)
         if self.pooling == "max":
-            return memory.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values
-        hidden = final[0] if isinstance(final, tuple) else final  # (layers * dirs, B, H)
-        top = hidden[-self.num_directions :]  # the top layer's final state in each direction
-        return torch.cat(list(top), dim=-1)
+            return outputs.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values
+        # last state: the forward direction ends at the last real token, the backward one at the first
+        hidden = outputs.size(-1) // self.num_directions
+        last = (lengths - 1).clamp(min=0)
+        forward_last = outputs[torch.arange(outputs.size(0), device=outputs.device), last, :hidden]
+        if self.num_directions == 1:
+            return forward_last
+        return torch.cat([forward_last, outputs[:, 0, hidden:]], dim=-1)
