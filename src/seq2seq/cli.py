@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from seq2seq.device import keep_freed_memory
 from seq2seq.errors import DataError, Seq2SeqError
 
 EXAMPLES = """examples:
@@ -26,6 +27,7 @@ EXAMPLES = """examples:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
