@@ -11,6 +11,6 @@ test: setup
 	.venv/bin/python -m pytest
 
 lint: setup
-	.venv/bin/ruff check src tests
-	.venv/bin/ruff format --check src tests
-	.venv/bin/mypy src
+	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff format --check src tests bench
+	.venv/bin/mypy src bench

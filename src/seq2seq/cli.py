@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         help="generate outputs for inputs, one per line",
         description="Read one input per line (from --input, a pipe, or interactively) and write "
         "one detokenized output per line to stdout. Empty inputs give empty outputs; inputs over "
-        "the model's data.max_src_len tokens are truncated with a warning.",
+        "the model's decoding.max_input_len tokens are truncated with a warning.",
     )
     gen.add_argument("model", type=Path, help="model directory written by `seq2seq train`")
     gen.add_argument("--input", type=Path, help="input file (default: stdin)")
@@ -216,8 +216,11 @@ def _generate(args: argparse.Namespace) -> int:
     if args.attention_dir is not None:
         _write_attention_maps(outputs, args.attention_dir)
     if pipeline.truncated:
-        limit = pipeline.config.data.max_src_len
-        print(f"seq2seq: {pipeline.truncated} inputs were truncated to {limit} tokens", file=sys.stderr)
+        limit = pipeline.config.decoding.max_input_len
+        print(
+            f"seq2seq: {pipeline.truncated} inputs were truncated to {limit} tokens (decoding.max_input_len)",
+            file=sys.stderr,
+        )
     return 0
 
 

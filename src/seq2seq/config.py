@@ -129,6 +129,9 @@ class DecodingConfig:
     max_length_ratio: float = bounded(2.0, 0.0)  # max output = ratio * source length + offset
     max_length_offset: int = bounded(10, 0)
     batch_tokens: int = bounded(8000, 1)
+    # longer inputs are cut to this many tokens (with a warning); training pairs are filtered by
+    # data.max_src_len instead, but an RNN reads inputs of any length
+    max_input_len: int = bounded(400, 1)
 
 
 @dataclass(frozen=True)
@@ -146,8 +149,29 @@ class Config:
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a YAML config, apply ``key.path=value`` overrides, validate."""
-    path = Path(path)
+    """Read a YAML config, apply ``key.path=value`` overrides, validate.
+
+    A config may start from another with ``base: other.yaml`` (relative to its own folder): its
+    sections are merged over the base's, key by key, so a variant states only what differs.
+    """
+    raw = _read_with_bases(Path(path), seen=())
+    return config_from_dict(apply_overrides(raw, overrides), source=str(path))
+
+
+def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    raw = _read_yaml(path)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base must be a file name, e.g. base: mt-debian-en-de.yaml")
+    base_path = path.parent / base
+    if base_path.resolve() in seen or len(seen) > 8:
+        raise ConfigError(f"{path}: base configs form a cycle through {base_path}")
+    return _merge(_read_with_bases(base_path, (*seen, path.resolve())), raw)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
@@ -160,7 +184,18 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    return config_from_dict(apply_overrides(raw, overrides), source=str(path))
+    return raw
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, recursively for sections present in both."""
+    merged = _deep_copy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:

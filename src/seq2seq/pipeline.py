@@ -71,15 +71,22 @@ class Pipeline:
         self.tgt_tokenizer = tgt_tokenizer
         self.src_vocab = src_vocab
         self.tgt_vocab = tgt_vocab
-        self.truncated = 0  # inputs cut to data.max_src_len so far
+        self.truncated = 0  # inputs cut to decoding.max_input_len so far
 
     def source_tokens(self, text: str) -> list[str]:
-        """Tokens of one input, cut (with a warning) to the model's maximum source length."""
+        """Tokens of one input, cut to decoding.max_input_len; the first cut is logged, the rest
+        counted in ``truncated`` (a test set's long lines should not flood the console)."""
         tokens = self.src_tokenizer.encode(text)
-        limit = self.config.data.max_src_len
+        limit = self.config.decoding.max_input_len
         if len(tokens) > limit:
             self.truncated += 1
-            log.warning("input of %d tokens truncated to %d (data.max_src_len)", len(tokens), limit)
+            if self.truncated == 1:
+                log.warning(
+                    "input of %d tokens truncated to %d (decoding.max_input_len); "
+                    "further truncations are counted",
+                    len(tokens),
+                    limit,
+                )
             tokens = tokens[:limit]
         return tokens
 

@@ -249,7 +249,7 @@ def test_generate_survives_odd_inputs(model_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split("\n")[:-1]) == len(odd)
     assert "Traceback" not in result.stderr
-    assert "truncated" in result.stderr  # the 600-character line is over data.max_src_len
+    assert "truncated" in result.stderr  # the 600-character line is over decoding.max_input_len (400)
 
 
 def test_generate_writes_attention_heatmaps(model_dir: Path, tmp_path: Path) -> None:

@@ -299,6 +299,34 @@ def test_tied_embeddings_need_matching_sizes() -> None:
     assert config_from_dict({**MINIMAL, "model": model}).model.decoder.tie_embeddings
 
 
+def test_base_config_is_merged_key_by_key(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text(
+        "name: base\ndata: {format: synthetic}\nmodel:\n  dropout: 0.3\n"
+        "  decoder: {hidden_size: 64, context: attention}\n"
+    )
+    (tmp_path / "sub").mkdir()
+    variant = tmp_path / "sub" / "variant.yaml"
+    variant.write_text("base: ../base.yaml\nname: variant\nmodel:\n  decoder: {context: init}\n")
+    config = load_config(variant, ["model.dropout=0.1"])
+    assert config.name == "variant"
+    assert config.model.decoder.context == "init"
+    assert config.model.decoder.hidden_size == 64  # from the base, beside the overridden key
+    assert config.model.dropout == 0.1  # --set wins over both files
+
+
+def test_base_config_errors(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match="missing.yaml: no such config file"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("base: [1]\n")
+    with pytest.raises(ConfigError, match="base must be a file name"):
+        load_config(tmp_path / "d.yaml")
+
+
 def test_synthetic_lengths_must_be_ordered() -> None:
     raw = {"data": {"format": "synthetic", "synthetic": {"min_length": 8, "max_length": 4}}}
     assert "data.synthetic.min_length must not exceed max_length" in _error(raw)

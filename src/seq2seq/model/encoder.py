@@ -77,13 +77,12 @@ class RecurrentEncoder(nn.Module):
         self.pooling = pooling
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
-        # layers[i][d]: layer i, direction d (0 = forward, 1 = backward)
-        self.layers = nn.ModuleList(
-            nn.ModuleList(
-                make_rnn(rnn_type, embedding_size if i == 0 else self.output_size, hidden_size, 1, 0.0)
-                for _ in range(self.num_directions)
-            )
-            for i in range(num_layers)
+        input_sizes = [embedding_size] + [self.output_size] * (num_layers - 1)
+        self.forward_rnns = nn.ModuleList(
+            make_rnn(rnn_type, size, hidden_size, 1, 0.0) for size in input_sizes
+        )
+        self.backward_rnns = nn.ModuleList(
+            make_rnn(rnn_type, size, hidden_size, 1, 0.0) for size in input_sizes if bidirectional
         )
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> EncoderOutput:
@@ -91,12 +90,12 @@ class RecurrentEncoder(nn.Module):
         mask = torch.arange(src.size(1), device=src.device)[None, :] < src_lengths[:, None]
         lengths = src_lengths.to(src.device)
         x = self.dropout(self.embedding(src))
-        for i, directions in enumerate(self.layers):
+        for i, forward_rnn in enumerate(self.forward_rnns):
             if i > 0:
                 x = self.dropout(x)  # between layers, as nn.LSTM's own dropout
-            outputs = [directions[0](x)[0]]
-            if self.num_directions == 2:
-                backward, _ = directions[1](reverse_within_lengths(x, lengths))
+            outputs = [forward_rnn(x)[0]]
+            if self.backward_rnns:
+                backward, _ = self.backward_rnns[i](reverse_within_lengths(x, lengths))
                 outputs.append(reverse_within_lengths(backward, lengths))
             x = torch.cat(outputs, dim=-1)
         # padding positions hold states computed from padding: zero them (the memory's contract)

@@ -52,9 +52,9 @@ def rnn_step(rnn: nn.LSTM | nn.GRU, x: torch.Tensor, hidden: Hidden) -> tuple[to
     for layer in range(rnn.num_layers):
         if layer > 0 and rnn.training and rnn.dropout > 0:
             x = F.dropout(x, rnn.dropout, training=True)
-        w_ih, w_hh, b_ih, b_hh = (getattr(rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-        gi = F.linear(x, w_ih, b_ih).float()
-        gh = F.linear(h_all[layer], w_hh, b_hh).float()
+        w_ih, w_hh = getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"weight_hh_l{layer}")
+        gi = F.linear(x, w_ih, getattr(rnn, f"bias_ih_l{layer}")).float()
+        gh = F.linear(h_all[layer], w_hh, getattr(rnn, f"bias_hh_l{layer}")).float()
         if lstm:
             i, f, g, o = (gi + gh).chunk(4, dim=-1)
             c = torch.sigmoid(f) * c_all[layer].float() + torch.sigmoid(i) * torch.tanh(g)

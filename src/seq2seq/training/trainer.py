@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import random
+import resource
 import shutil
 import signal
 import sys
@@ -348,9 +349,11 @@ class Trainer:
                         f"interrupted at step {p.step}; checkpoint saved in {self.out}. "
                         f"Resume with: seq2seq train CONFIG --output {self.out} --resume"
                     )
-                if p.step % self.cfg.validate_every == 0 and self._validate_and_save():
-                    stopped_early = True
-                    break
+                if p.step % self.cfg.validate_every == 0:
+                    if self._validate_and_save():
+                        stopped_early = True
+                        break
+                    self._window = (time.monotonic(), 0)  # tokens/s measures training steps only
                 if self._budget_spent():
                     break
             if not stopped_early and p.step % self.cfg.validate_every != 0:
@@ -361,8 +364,9 @@ class Trainer:
                 signal.signal(sig, handler)
         best = p.best_score if p.best_score is not None else float("nan")
         log.info(
-            "finished at step %d (epoch %d) after %.1f min; best %s %.2f at step %d",
+            "finished at step %d (epoch %d) after %.1f min; best %s %.2f at step %d; peak memory %d MB",
             p.step, p.epoch + 1, p.elapsed / 60, self.task.primary.name, best, p.best_step,
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,  # Linux reports KiB
         )  # fmt: skip
 
     def _remaining_batches(self) -> Iterator[list[int]]:
