@@ -34,7 +34,7 @@ import torch
 
 from seq2seq.build import read_split
 from seq2seq.config import load_config
-from seq2seq.device import keep_freed_memory
+from seq2seq.device import configure_memory, native_bfloat16
 from seq2seq.metrics import bleu, chrf
 from seq2seq.pipeline import Pipeline, load
 
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--skip-peers", action="store_true", help="our figures only, no ratios")
     args = parser.parse_args()
     configs = args.config or [ROOT / "bench/matched-en-de.yaml", ROOT / "configs/mt-debian-en-de.yaml"]
-    keep_freed_memory()
+    configure_memory()
     torch.set_num_threads(THREADS)
 
     ours = [measure(path, args.minutes, args.retrain, args.repeats) for path in configs]
@@ -107,28 +107,31 @@ def measure(config_path: Path, minutes: float, retrain: bool, repeats: int) -> M
     log_text = log_path.read_text(encoding="utf-8")
     rates = [float(x) for x in re.findall(r" tok/s (\d+)", log_text)]
     finished = re.findall(r"finished at step (\d+) .*peak memory (\d+) MB", log_text)[-1]
-    precision = re.findall(r"precision (\w+)", log_text)[-1]
+    training_precision = re.findall(r"precision (\w+)", log_text)[-1]
 
     pipeline = load(out)
     test = read_split(pipeline.config.data, "test")
-    sources, references = [p.src for p in test], [p.tgt for p in test]
-    timings, scores = {}, {}
-    for beam in (1, 5):
-        pipeline.generate(sources[:16], beam=beam)  # warm-up
-        seconds = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            outputs = pipeline.generate(sources, beam=beam)
-            seconds.append(time.perf_counter() - started)
-        timings[beam] = statistics.median(seconds)
-        hypotheses = [o.hypotheses[0].text if o.hypotheses else "" for o in outputs]
-        scores[beam] = (bleu(hypotheses, [references]), chrf(hypotheses, [references]))
+    sources, references = [p.src for p in test], [[p.tgt] for p in test]
+    precisions = ["float32", "bfloat16"] if native_bfloat16() else ["float32"]
+    decoded = {name: decode(pipeline, sources, references, name, repeats) for name in precisions}
+    # bfloat16 decoding counts only where it keeps BLEU within 0.3 of float32, greedy and beam 5
+    precision = "float32"
+    if "bfloat16" in decoded and all(
+        abs(decoded["bfloat16"][beam][1] - decoded["float32"][beam][1]) <= 0.3 for beam in (1, 5)
+    ):
+        precision = "bfloat16"
+    for name, results in decoded.items():
+        print(f"{config.name} decoding in {name}: " + ", ".join(
+            f"beam {beam} {len(sources) / t:.1f} sent/s BLEU {b:.2f} chrF {c:.2f}"
+            for beam, (t, b, c) in results.items()), file=sys.stderr)  # fmt: skip
+    timings = {beam: decoded[precision][beam][0] for beam in (1, 5)}
+    scores = {beam: decoded[precision][beam][1:] for beam in (1, 5)}
     return Measured(
         name=config.name,
         steps=int(finished[0]),
         train_tok_s=statistics.mean(rates[1:] or rates),
         peak_rss_mb=float(finished[1]),
-        precision=precision,
+        precision=f"{training_precision} training, {precision} decoding",
         greedy_s=timings[1],
         beam5_s=timings[5],
         segments=len(sources),
@@ -138,6 +141,28 @@ def measure(config_path: Path, minutes: float, retrain: bool, repeats: int) -> M
         chrf_beam5=scores[5][1],
         flops_per_token=training_flops_per_target_token(pipeline),
     )
+
+
+def decode(
+    pipeline: Pipeline, sources: list[str], references: list[list[str]], precision: str, repeats: int
+) -> dict[int, tuple[float, float, float]]:
+    """beam -> (median seconds to decode ``sources``, BLEU, chrF), decoding in ``precision``."""
+    pipeline.set_decoding(precision=precision)
+    results = {}
+    for beam in (1, 5):
+        pipeline.generate(sources[:16], beam=beam)  # warm-up
+        seconds = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            outputs = pipeline.generate(sources, beam=beam)
+            seconds.append(time.perf_counter() - started)
+        hypotheses = [o.text for o in outputs]
+        results[beam] = (
+            statistics.median(seconds),
+            bleu(hypotheses, references),
+            chrf(hypotheses, references),
+        )
+    return results
 
 
 def _finished(log_path: Path) -> bool:

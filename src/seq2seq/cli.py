@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from seq2seq.device import keep_freed_memory
+from seq2seq.device import configure_memory
 from seq2seq.errors import DataError, Seq2SeqError
 
 EXAMPLES = """examples:
@@ -27,7 +27,7 @@ EXAMPLES = """examples:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    keep_freed_memory()
+    configure_memory()
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
         "--length-penalty", type=float, help="alpha of the length penalty (default: the model's)"
     )
     gen.add_argument("--scores", action="store_true", help="append <TAB>log-probability to each output")
+    gen.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16", "auto"],
+        help="decode in this precision (default: the model's decoding.precision; auto = bfloat16 "
+        "where the CPU computes it natively)",
+    )
     gen.add_argument(
         "--attention-dir",
         type=Path,
@@ -186,6 +192,8 @@ def _generate(args: argparse.Namespace) -> int:
     _check_positive("--beam", args.beam)
     _check_positive("--nbest", args.nbest)
     pipeline = seq2seq.load(args.model)
+    if args.precision:
+        pipeline.set_decoding(precision=args.precision)
     beam = args.beam or pipeline.config.decoding.beam_size
     if args.nbest > beam:
         raise Seq2SeqError(f"--nbest ({args.nbest}) cannot exceed the beam size ({beam})")

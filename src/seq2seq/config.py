@@ -132,6 +132,7 @@ class DecodingConfig:
     # longer inputs are cut to this many tokens (with a warning); training pairs are filtered by
     # data.max_src_len instead, but an RNN reads inputs of any length
     max_input_len: int = bounded(400, 1)
+    precision: Literal["auto", "float32", "bfloat16"] = "float32"  # auto: bfloat16 where native
 
 
 @dataclass(frozen=True)

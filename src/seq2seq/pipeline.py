@@ -11,15 +11,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from seq2seq import checkpoint
 from seq2seq.build import build_model
-from seq2seq.config import Config
+from seq2seq.config import Config, config_from_dict
 from seq2seq.data.tokenizers import Tokenizer, load_tokenizer
 from seq2seq.data.vocab import Vocabulary
 from seq2seq.decoding.generate import generate_ids
+from seq2seq.device import use_bfloat16
 from seq2seq.errors import ModelFileError
 from seq2seq.model.seq2seq import Seq2Seq
 
@@ -90,6 +92,13 @@ class Pipeline:
             tokens = tokens[:limit]
         return tokens
 
+    def set_decoding(self, **changes: Any) -> None:
+        """Change decoding settings (e.g. precision="bfloat16") for this session; the model
+        directory is not touched. Unknown or invalid settings raise ConfigError."""
+        raw = self.config.to_dict()
+        raw["decoding"].update(changes)
+        self.config = config_from_dict(raw, source="decoding settings")
+
     def generate(
         self,
         texts: Sequence[str],
@@ -110,6 +119,7 @@ class Pipeline:
             max_length_ratio=decoding.max_length_ratio,
             max_length_offset=decoding.max_length_offset,
             batch_tokens=batch_tokens or decoding.batch_tokens,
+            bfloat16=use_bfloat16(decoding.precision),
         )
         outputs = []
         for src_tokens, hyps in zip(tokens, found, strict=True):
@@ -140,8 +150,9 @@ class Pipeline:
 def load(directory: str | Path, weights: str | Path | None = None) -> Pipeline:
     """Load a model directory (never unpickles anything); ``weights`` picks another weights file."""
     directory = Path(directory)
+    checkpoint.check_model_dir(directory)
+    checkpoint.verify_checksums(directory)  # first: a damaged config is damage, not a wrong setting
     config = checkpoint.load_config_from_dir(directory)
-    checkpoint.verify_checksums(directory)
     try:
         src_tokenizer = load_tokenizer(config.data.src_tokenizer.type, directory, "src")
         tgt_tokenizer = load_tokenizer(config.data.tgt_tokenizer.type, directory, "tgt")

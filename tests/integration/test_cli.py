@@ -12,6 +12,7 @@ import pytest
 
 import seq2seq
 from seq2seq import checkpoint, metrics
+from seq2seq.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 TOY_CONFIG = REPO / "configs" / "toy_reverse.yaml"
@@ -97,6 +98,20 @@ def test_generate_beam_one_is_greedy(model_dir: Path, input_file: Path, pipeline
     assert result.returncode == 0, result.stderr
     expected = pipeline.generate(INPUTS, beam=1)
     assert result.stdout.splitlines() == [f"{o.text}\t{o.score:.4f}" for o in expected]
+
+
+def test_generate_in_bfloat16(model_dir: Path, input_file: Path) -> None:
+    """--precision changes how the model computes, not what the model directory holds."""
+    before = (model_dir / "config.yaml").read_bytes()
+    result = run("generate", model_dir, "--input", input_file, "--precision", "bfloat16")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split("\n")) - 1 == len(INPUTS)
+    assert (model_dir / "config.yaml").read_bytes() == before
+    pipeline = seq2seq.load(model_dir)
+    pipeline.set_decoding(precision="bfloat16")
+    assert pipeline.config.decoding.precision == "bfloat16"
+    with pytest.raises(ConfigError, match="decoding.precision"):
+        pipeline.set_decoding(precision="float16")
 
 
 def test_generate_nbest(model_dir: Path, pipeline: seq2seq.Pipeline) -> None:

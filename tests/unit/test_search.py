@@ -254,3 +254,17 @@ def test_generate_ids_nbest_and_mode() -> None:
 def test_generate_ids_of_only_empty_sources() -> None:
     results = generate_ids(make_model("lstm-init"), [[], []], beam_size=2)
     assert [[h.token_ids for h in hyps] for hyps in results] == [[[]], [[]]]
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_bfloat16_decoding_agrees_with_float32_on_a_trained_model(
+    beam_size: int, trained: dict[str, Seq2Seq]
+) -> None:
+    """bfloat16 autocast rounds the matmuls only: a model that learned its task decodes the same."""
+    model = trained["lstm-general"]
+    sources = [[4, 5, 6, 7, 8, 9], [5, 6], [6, 7, 8], [9, 8, 7, 6]]
+    exact = generate_ids(model, sources, beam_size=beam_size)
+    rounded = generate_ids(model, sources, beam_size=beam_size, bfloat16=True)
+    assert [h[0].token_ids for h in rounded] == [h[0].token_ids for h in exact]
+    for r, e in zip(rounded, exact, strict=True):
+        assert r[0].score == pytest.approx(e[0].score, abs=0.05 * len(e[0].token_ids) + 0.05)

@@ -22,8 +22,11 @@ def generate_ids(
     max_length_ratio: float = 2.0,
     max_length_offset: int = 10,
     batch_tokens: int = 8000,
+    bfloat16: bool = False,
 ) -> list[list[Hypothesis]]:
     """The n-best hypotheses for each source id sequence, in input order.
+
+    With ``bfloat16`` the model's matmuls run under bfloat16 autocast; scores stay float32.
 
     An empty source gets a single empty hypothesis with score 0 (the model is not run on it).
     Output length, <eos> included, is capped at ceil(max_length_ratio * source length) +
@@ -44,12 +47,13 @@ def generate_ids(
         max_lengths = torch.tensor(
             [math.ceil(max_length_ratio * len(sources[i])) + max_length_offset for i in indices]
         ).clamp(min=1)
-        if beam_size == 1:
-            found = [[h] for h in greedy_search(model, batch.src, batch.src_lengths, max_lengths)]
-        else:
-            found = beam_search(
-                model, batch.src, batch.src_lengths, max_lengths, beam_size, length_penalty, nbest
-            )
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+            if beam_size == 1:
+                found = [[h] for h in greedy_search(model, batch.src, batch.src_lengths, max_lengths)]
+            else:
+                found = beam_search(
+                    model, batch.src, batch.src_lengths, max_lengths, beam_size, length_penalty, nbest
+                )
         for i, hyps in zip(indices, found, strict=True):
             results[i] = hyps
     model.train(was_training)

@@ -35,33 +35,39 @@ def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
 def greedy_search(
     model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, max_lengths: torch.Tensor
 ) -> list[Hypothesis]:
-    """The most probable next token at every step, for a batch; stops at <eos> or max length."""
-    batch = src.size(0)
+    """The most probable next token at every step, for a batch; stops at <eos> or max length.
+
+    A finished row leaves the batch, so the remaining steps cost only what is still running."""
+    batch, steps = src.size(0), int(max_lengths.max())
     enc = model.encode(src, src_lengths)
     state = model.init_state(enc)
+    active = torch.arange(batch)  # the batch rows still decoding
     prev = torch.full((batch,), SOS_ID, dtype=torch.long)
+    tokens = torch.full((batch, steps), PAD_ID, dtype=torch.long)
     scores = torch.zeros(batch)
-    lengths = torch.zeros(batch, dtype=torch.long)
-    finished = torch.zeros(batch, dtype=torch.bool)
-    outputs, attention = [], []
-    for step in range(int(max_lengths.max())):
+    lengths = torch.zeros(batch, dtype=torch.long)  # <eos> included
+    attention: torch.Tensor | None = None  # (batch, steps, src_len)
+    for step in range(steps):
         log_probs, state, attn = model.step(prev, enc, state)
-        log_probs = _allowed(log_probs.float(), at_limit=(step + 1 >= max_lengths) & ~finished)
+        log_probs = _allowed(log_probs.float(), at_limit=step + 1 >= max_lengths[active])
         best, token = log_probs.max(dim=-1)
-        token = token.masked_fill(finished, PAD_ID)
-        scores += best.masked_fill(finished, 0.0)
-        lengths += (~finished).long()
-        finished |= token == EOS_ID
-        outputs.append(token)
+        tokens[active, step] = token
+        scores[active] += best
+        lengths[active] += 1
         if attn is not None:
-            attention.append(attn.float())
+            if attention is None:
+                attention = torch.zeros(batch, steps, attn.size(-1))
+            attention[active, step] = attn.float()
+        going = token != EOS_ID
+        if not going.all():
+            if not going.any():
+                break
+            keep = going.nonzero().squeeze(1)
+            active, token = active[keep], token[keep]
+            enc, state = enc.select(keep), state.select(keep)
         prev = token
-        if finished.all():
-            break
-    tokens = torch.stack(outputs, dim=1)
-    stacked = torch.stack(attention, dim=1) if attention else None  # (B, T, S)
     return [
-        _hypothesis(tokens[b], int(lengths[b]), float(scores[b]), stacked, b, int(src_lengths[b]))
+        _hypothesis(tokens[b], int(lengths[b]), float(scores[b]), attention, b, int(src_lengths[b]))
         for b in range(batch)
     ]
 
@@ -88,60 +94,99 @@ def _hypothesis(
 
 
 class Beams:
-    """The hypotheses of a batch's beams, as (batch, beam) tensors.
+    """The hypotheses of a batch's beams, as (batch, beam) tensors with back-pointers.
 
-    A finished hypothesis stays in its beam, extended by padding at no cost, until every beam of
-    the batch is done; ranking by length-penalized score happens only at the end.
+    Each step records, for every hypothesis, the beam it continues (``origin``), its new token and
+    its attention; the output sequences are read back from these only at the end. A finished
+    hypothesis stays in its beam, extended by padding at no cost; a source whose beams have all
+    finished leaves the batch, and ranking by length-penalized score happens at the end.
     """
 
     def __init__(self, batch: int, beam_size: int, max_lengths: torch.Tensor) -> None:
         self.batch, self.k = batch, beam_size
-        self.max_lengths = max_lengths.repeat_interleave(beam_size).view(batch, beam_size)
+        self.max_lengths = max_lengths
         self.scores = torch.full((batch, beam_size), float("-inf"))
         self.scores[:, 0] = 0.0  # at the start all beams hold the same hypothesis: keep one
-        self.tokens = torch.full((batch, beam_size, 0), PAD_ID, dtype=torch.long)
         self.lengths = torch.zeros(batch, beam_size, dtype=torch.long)  # <eos> included
         self.finished = torch.zeros(batch, beam_size, dtype=torch.bool)
-        self.attention: torch.Tensor | None = None  # (batch, beam, steps, src_len)
-        self.offsets = torch.arange(batch).unsqueeze(1) * beam_size  # first row of each source
+        self.active = torch.arange(batch)  # sources still searching
+        self.origins: list[torch.Tensor] = []  # per step (batch, beam)
+        self.tokens: list[torch.Tensor] = []  # per step (batch, beam)
+        self.attention: list[torch.Tensor] = []  # per step (batch, beam, src_len)
 
     @property
     def done(self) -> bool:
-        return bool(self.finished.all())
+        return self.active.numel() == 0
 
     def advance(
         self, step: int, log_probs: torch.Tensor, attn: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Extend every beam by its best k continuations (log_probs: (B*K, V)).
+        """Extend the active sources' beams by their best k continuations.
 
-        Returns the rows (B*K,) of the previous state each new hypothesis continues, and the
-        new last tokens (B*K,).
+        log_probs: (active * K, V), rows grouped by source. Returns, for the sources still active
+        afterwards, the rows of the current state that each new hypothesis continues
+        (active' * K,) and the new last tokens (active' * K,).
         """
-        b, k = self.batch, self.k
-        vocab = log_probs.size(-1)
-        log_probs = log_probs.float().view(b, k, vocab)
-        log_probs = _allowed(log_probs, at_limit=(step + 1 >= self.max_lengths) & ~self.finished)
+        active, k = self.active, self.k
+        n, vocab = active.numel(), log_probs.size(-1)
+        log_probs = log_probs.float().view(n, k, vocab)
+        finished = self.finished[active]
+        at_limit = (step + 1 >= self.max_lengths[active]).unsqueeze(1) & ~finished
+        log_probs = _allowed(log_probs, at_limit=at_limit)
         done_row = torch.full((vocab,), float("-inf"))
         done_row[PAD_ID] = 0.0
-        log_probs[self.finished] = done_row
+        log_probs[finished] = done_row
 
-        candidates = (self.scores.unsqueeze(-1) + log_probs).view(b, k * vocab)
-        self.scores, flat = candidates.topk(k, dim=-1)  # (B, K)
+        candidates = (self.scores[active].unsqueeze(-1) + log_probs).view(n, k * vocab)
+        scores, flat = candidates.topk(k, dim=-1)  # (n, K)
         origin, token = flat // vocab, flat % vocab
+        was_finished = finished.gather(1, origin)
+        self.scores[active] = scores
+        self.lengths[active] = self.lengths[active].gather(1, origin) + (~was_finished).long()
+        self.finished[active] = was_finished | (token == EOS_ID)
+        self._record(origin, token, attn)
 
-        was_finished = self.finished.gather(1, origin)
-        history = self.tokens.gather(1, origin.unsqueeze(-1).expand_as(self.tokens))
-        self.tokens = torch.cat([history, token.unsqueeze(-1)], dim=-1)
-        self.lengths = self.lengths.gather(1, origin) + (~was_finished).long()
-        self.finished = was_finished | (token == EOS_ID)
+        rows = (torch.arange(n).unsqueeze(1) * k + origin).view(-1)
+        going = ~self.finished[active].all(dim=1)
+        if not going.all():
+            self.active = active[going]
+            keep = going.repeat_interleave(k)
+            return rows[keep], token.view(-1)[keep]
+        return rows, token.view(-1)
+
+    def _record(self, origin: torch.Tensor, token: torch.Tensor, attn: torch.Tensor | None) -> None:
+        """Back-pointers of this step for all sources; finished sources point at themselves."""
+        full_origin = torch.arange(self.k).repeat(self.batch, 1)
+        full_origin[self.active] = origin
+        full_token = torch.full((self.batch, self.k), PAD_ID, dtype=torch.long)
+        full_token[self.active] = token
+        self.origins.append(full_origin)
+        self.tokens.append(full_token)
         if attn is not None:  # rows follow their hypotheses' origins
-            step_attn = attn.float().view(b, k, 1, -1)
-            joined = step_attn if self.attention is None else torch.cat([self.attention, step_attn], 2)
-            self.attention = joined.gather(1, origin[..., None, None].expand_as(joined))
-        return (self.offsets + origin).view(-1), token.view(-1)
+            weights = attn.float().view(origin.size(0), self.k, -1)
+            full_attn = weights.new_zeros(self.batch, self.k, weights.size(-1))
+            full_attn[self.active] = weights.gather(1, origin.unsqueeze(-1).expand_as(weights))
+            self.attention.append(full_attn)
+
+    def _backtrack(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every final hypothesis's tokens (batch, beam, steps) and attention (batch, beam, steps, S)."""
+        beam = torch.arange(self.k).repeat(self.batch, 1)
+        tokens = torch.full((self.batch, self.k, len(self.tokens)), PAD_ID, dtype=torch.long)
+        attention = None
+        if self.attention:
+            attention = torch.zeros(self.batch, self.k, len(self.tokens), self.attention[0].size(-1))
+        for t in reversed(range(len(self.tokens))):
+            tokens[:, :, t] = self.tokens[t].gather(1, beam)
+            if attention is not None:
+                attention[:, :, t] = self.attention[t].gather(
+                    1, beam.unsqueeze(-1).expand(-1, -1, attention.size(-1))
+                )
+            beam = self.origins[t].gather(1, beam)
+        return tokens, attention
 
     def best(self, alpha: float, nbest: int, src_lengths: torch.Tensor) -> list[list[Hypothesis]]:
         """The ``nbest`` hypotheses of each source by score / length_penalty(alpha)."""
+        tokens, attention = self._backtrack()
         ranked = self.scores / length_penalty(self.lengths, alpha)
         order = ranked.argsort(dim=-1, descending=True)[:, :nbest]
         # a short source may allow fewer than nbest hypotheses: never return the impossible ones
@@ -150,10 +195,10 @@ class Beams:
         return [
             [
                 _hypothesis(
-                    self.tokens[b, j],
+                    tokens[b, j],
                     int(self.lengths[b, j]),
                     float(self.scores[b, j]),
-                    self.attention,
+                    attention,
                     b,
                     j,
                     int(src_lengths[b]),
@@ -185,7 +230,9 @@ def beam_search(
     for step in range(int(max_lengths.max())):
         log_probs, state, attn = model.step(prev, enc, state)
         rows, prev = beams.advance(step, log_probs, attn)
-        state = state.select(rows)
         if beams.done:
             break
+        if rows.numel() < log_probs.size(0):  # sources left the batch
+            enc = enc.select(rows)
+        state = state.select(rows)
     return beams.best(alpha, nbest, src_lengths)

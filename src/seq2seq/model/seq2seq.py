@@ -51,4 +51,4 @@ class Seq2Seq(nn.Module):
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         """Log-probabilities (batch, vocab) of the next token, the new state, attention (batch, S)."""
         features, state, attn = self.decoder.step(prev_token, enc, state)
-        return torch.log_softmax(self.logits(features), dim=-1), state, attn
+        return torch.log_softmax(self.logits(features).float(), dim=-1), state, attn

@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import random
-import resource
 import shutil
 import signal
 import sys
@@ -39,7 +38,7 @@ from seq2seq.data.batching import Batch, BatchSampler, collate, token_batches
 from seq2seq.data.readers import Pair, ReadReport
 from seq2seq.data.tokenizers import load_tokenizer
 from seq2seq.data.vocab import Vocabulary
-from seq2seq.device import native_bfloat16
+from seq2seq.device import peak_memory_mb, use_bfloat16
 from seq2seq.errors import ConfigError, Seq2SeqError
 from seq2seq.evaluation import EvaluationResult, evaluate
 from seq2seq.pipeline import Pipeline
@@ -274,9 +273,7 @@ class Trainer:
                 "training.scheduler warmup_cosine needs a budget: max_steps, max_epochs or max_minutes"
             )
         self.progress = Progress()
-        self.use_bf16 = self.cfg.precision == "bfloat16" or (
-            self.cfg.precision == "auto" and native_bfloat16()
-        )
+        self.use_bf16 = use_bfloat16(self.cfg.precision)
         self.stop_signal: int | None = None
         self._clock = (0.0, 0.0)  # (monotonic time when run() started, elapsed before it)
         self._window = (0.0, 0)  # (start, target tokens) of the current tokens/s window
@@ -366,7 +363,7 @@ class Trainer:
         log.info(
             "finished at step %d (epoch %d) after %.1f min; best %s %.2f at step %d; peak memory %d MB",
             p.step, p.epoch + 1, p.elapsed / 60, self.task.primary.name, best, p.best_step,
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,  # Linux reports KiB
+            peak_memory_mb(),
         )  # fmt: skip
 
     def _remaining_batches(self) -> Iterator[list[int]]:
@@ -404,7 +401,8 @@ class Trainer:
         bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}", epoch=p.epoch + 1)
         lr = self.optimizer.param_groups[0]["lr"]
         log.info(
-            "step %d epoch %d loss %.4f lr %.2e tok/s %.0f", p.step, p.epoch + 1, loss, lr, rate,
+            "step %d epoch %d loss %.4f lr %.2e tok/s %.0f peak memory %d MB",
+            p.step, p.epoch + 1, loss, lr, rate, peak_memory_mb(),
             extra={"shown_by_bar": not bar.disable},
         )  # fmt: skip
         self._window = (time.monotonic(), 0)
