@@ -11,7 +11,7 @@ import torch
 from seq2seq.build import build_model
 from seq2seq.config import DecoderConfig, EncoderConfig, ModelConfig
 from seq2seq.data.batching import collate
-from seq2seq.data.vocab import EOS_ID
+from seq2seq.data.vocab import EOS_ID, PAD_ID, SOS_ID
 from seq2seq.decoding.generate import generate_ids
 from seq2seq.decoding.search import Hypothesis, beam_search, greedy_search, length_penalty
 from seq2seq.model.seq2seq import Seq2Seq
@@ -120,6 +120,63 @@ def test_wider_beam_scores_at_least_as_well_as_greedy(variant: str, model_of) ->
     beam = beam_search(model, src, lengths, limits(sources), beam_size=5, alpha=0.0)
     for g, (b,) in zip(greedy, beam, strict=True):
         assert b.score >= g.score - 1e-5
+
+
+def exhaustive_beam(model: Seq2Seq, source: list[int], k: int, max_length: int, alpha: float) -> Hypothesis:
+    """Reference beam search for one source, one hypothesis at a time in plain Python, run until
+    every beam has finished: the slow, obvious version that early stopping must agree with."""
+    src, lengths = padded([source])
+    enc = model.encode(src, lengths)
+    enc = enc.select(torch.zeros(k, dtype=torch.long))
+    state = model.init_state(enc)
+    beams = [([], 0.0, False)] + [([], -math.inf, False)] * (k - 1)  # tokens, score, finished
+    prev = torch.full((k,), SOS_ID)
+    for step in range(max_length):
+        with torch.no_grad():
+            log_probs, state, _ = model.step(prev, enc, state)
+        allowed = [v for v in range(VOCAB) if v not in (PAD_ID, SOS_ID)]
+        if step + 1 >= max_length:
+            allowed = [EOS_ID]
+        candidates = []
+        for i, (_, score, finished) in enumerate(beams):
+            if finished:
+                candidates.append((score, i, PAD_ID))
+            else:
+                candidates += [(score + float(log_probs[i, v]), i, v) for v in allowed]
+        top = sorted(candidates, key=lambda c: c[0], reverse=True)[:k]
+        beams = [
+            (beams[i][0] + ([] if beams[i][2] else [v]), score, beams[i][2] or v == EOS_ID)
+            for score, i, v in top
+        ]
+        state = state.select(torch.tensor([i for _, i, _ in top]))
+        prev = torch.tensor([v for _, _, v in top])
+        if all(finished for _, _, finished in beams):
+            break
+    tokens, score, _ = max(beams, key=lambda b: b[1] / float(length_penalty(torch.tensor(len(b[0])), alpha)))
+    return Hypothesis([t for t in tokens if t != EOS_ID], score, None)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+@pytest.mark.parametrize("variant", ["lstm-general", "lstm-concat-feeding", "gru-every_step"])
+def test_beam_search_stops_early_without_changing_the_result(variant: str, alpha: float, model_of) -> None:
+    """A source leaves the batch once no unfinished hypothesis can win. With alpha 0 that returns
+    exactly what running every beam to the end returns; with a length penalty it may only find a
+    better-scoring hypothesis, never a worse one."""
+    model = model_of(variant)
+    sources = random_sources(8, seed=19, min_length=2)
+    src, lengths = padded(sources)
+    found = beam_search(model, src, lengths, limits(sources), beam_size=4, alpha=alpha)
+    for (hyp,), source, limit in zip(found, sources, limits(sources).tolist(), strict=True):
+        reference = exhaustive_beam(model, source, 4, limit, alpha)
+        if alpha == 0.0:
+            assert hyp.token_ids == reference.token_ids
+            assert hyp.score == pytest.approx(reference.score, abs=1e-4)
+        else:
+
+            def penalized(h: Hypothesis) -> float:
+                return h.score / float(length_penalty(torch.tensor(len(h.token_ids) + 1), alpha))
+
+            assert penalized(hyp) >= penalized(reference) - 1e-4
 
 
 def score_of(model: Seq2Seq, source: list[int], output: list[int]) -> float:
