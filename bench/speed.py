@@ -110,6 +110,7 @@ def measure(config_path: Path, minutes: float, retrain: bool, repeats: int) -> M
     training_precision = re.findall(r"precision (\w+)", log_text)[-1]
 
     pipeline = load(out)
+    pipeline.set_decoding(**config.to_dict()["decoding"])  # this config's, also for a reused run
     test = read_split(pipeline.config.data, "test")
     sources, references = [p.src for p in test], [[p.tgt] for p in test]
     precisions = ["float32", "bfloat16"] if native_bfloat16() else ["float32"]

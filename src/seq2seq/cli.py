@@ -191,6 +191,8 @@ def _generate(args: argparse.Namespace) -> int:
 
     _check_positive("--beam", args.beam)
     _check_positive("--nbest", args.nbest)
+    if args.length_penalty is not None and args.length_penalty < 0:
+        raise Seq2SeqError(f"--length-penalty must be at least 0, got {args.length_penalty}")
     pipeline = seq2seq.load(args.model)
     if args.precision:
         pipeline.set_decoding(precision=args.precision)

@@ -122,9 +122,12 @@ def test_wider_beam_scores_at_least_as_well_as_greedy(variant: str, model_of) ->
         assert b.score >= g.score - 1e-5
 
 
-def exhaustive_beam(model: Seq2Seq, source: list[int], k: int, max_length: int, alpha: float) -> Hypothesis:
+def exhaustive_beam(
+    model: Seq2Seq, source: list[int], k: int, max_length: int, alpha: float
+) -> list[Hypothesis]:
     """Reference beam search for one source, one hypothesis at a time in plain Python, run until
-    every beam has finished: the slow, obvious version that early stopping must agree with."""
+    every beam has finished: the slow, obvious version that early stopping must agree with.
+    Returns the k final hypotheses, best first by length-penalized score."""
     src, lengths = padded([source])
     enc = model.encode(src, lengths)
     enc = enc.select(torch.zeros(k, dtype=torch.long))
@@ -152,31 +155,35 @@ def exhaustive_beam(model: Seq2Seq, source: list[int], k: int, max_length: int, 
         prev = torch.tensor([v for _, _, v in top])
         if all(finished for _, _, finished in beams):
             break
-    tokens, score, _ = max(beams, key=lambda b: b[1] / float(length_penalty(torch.tensor(len(b[0])), alpha)))
-    return Hypothesis([t for t in tokens if t != EOS_ID], score, None)
+    beams.sort(key=lambda b: b[1] / float(length_penalty(torch.tensor(len(b[0])), alpha)), reverse=True)
+    return [Hypothesis([t for t in tokens if t != EOS_ID], score, None) for tokens, score, _ in beams]
 
 
+@pytest.mark.parametrize("nbest", [1, 3])
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 @pytest.mark.parametrize("variant", ["lstm-general", "lstm-concat-feeding", "gru-every_step"])
-def test_beam_search_stops_early_without_changing_the_result(variant: str, alpha: float, model_of) -> None:
-    """A source leaves the batch once no unfinished hypothesis can win. With alpha 0 that returns
-    exactly what running every beam to the end returns; with a length penalty it may only find a
-    better-scoring hypothesis, never a worse one."""
+def test_beam_search_stops_early_without_changing_the_result(
+    variant: str, alpha: float, nbest: int, model_of
+) -> None:
+    """A source leaves the batch once no unfinished hypothesis can beat its n best: the n best
+    are those of running every beam to the end."""
     model = model_of(variant)
     sources = random_sources(8, seed=19, min_length=2)
     src, lengths = padded(sources)
-    found = beam_search(model, src, lengths, limits(sources), beam_size=4, alpha=alpha)
-    for (hyp,), source, limit in zip(found, sources, limits(sources).tolist(), strict=True):
-        reference = exhaustive_beam(model, source, 4, limit, alpha)
-        if alpha == 0.0:
-            assert hyp.token_ids == reference.token_ids
-            assert hyp.score == pytest.approx(reference.score, abs=1e-4)
-        else:
+    found = beam_search(model, src, lengths, limits(sources), beam_size=4, alpha=alpha, nbest=nbest)
+    for hyps, source, limit in zip(found, sources, limits(sources).tolist(), strict=True):
+        reference = exhaustive_beam(model, source, 4, limit, alpha)[:nbest]
+        assert [h.token_ids for h in hyps] == [h.token_ids for h in reference]
+        assert [h.score for h in hyps] == pytest.approx([h.score for h in reference], abs=1e-4)
 
-            def penalized(h: Hypothesis) -> float:
-                return h.score / float(length_penalty(torch.tensor(len(h.token_ids) + 1), alpha))
 
-            assert penalized(hyp) >= penalized(reference) - 1e-4
+def test_beam_search_rejects_what_it_cannot_do() -> None:
+    model = make_model("lstm-general")
+    src, lengths = padded([[4, 5]])
+    with pytest.raises(ValueError, match="nbest"):
+        beam_search(model, src, lengths, torch.tensor([5]), beam_size=2, nbest=3)
+    with pytest.raises(ValueError, match="length penalty"):
+        beam_search(model, src, lengths, torch.tensor([5]), beam_size=2, alpha=-0.5)
 
 
 def score_of(model: Seq2Seq, source: list[int], output: list[int]) -> float:
