@@ -72,6 +72,9 @@ def test_train_prints_the_model_dir_last(trained: tuple[Path, subprocess.Complet
     lines = result.stdout.splitlines()
     assert lines[-1] == str(model_dir)
     assert lines[0].startswith("test (50 segments, beam 5): exact match")
+    assert lines[1].startswith("test (50 segments, greedy): exact match")
+    scores = json.loads((model_dir / "test_scores.json").read_text())
+    assert scores["beam"] == 5 and 0 <= scores["greedy"]["exact match"] <= 100
     assert (model_dir / "model.safetensors").is_file()
     assert (checkpoint.latest_checkpoint(model_dir) / "state.json").is_file()
     saved = seq2seq.load(model_dir).config

@@ -109,8 +109,10 @@ def train(config: Config, output_dir: Path | None = None, resume: bool = False) 
     best = out / checkpoint.WEIGHTS
     checkpoint.load_weights(best, pipeline.model)
     if cfg.evaluate_test and test_pairs:
-        result = evaluate(pipeline, test_pairs, task, beam=config.decoding.beam_size)
-        _print_test_report(result, config.decoding.beam_size, out)
+        beam = config.decoding.beam_size
+        result = evaluate(pipeline, test_pairs, task, beam=beam)
+        greedy = evaluate(pipeline, test_pairs, task, beam=1) if beam > 1 else None
+        _print_test_report(result, beam, greedy, out)
     return out
 
 
@@ -220,12 +222,20 @@ def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> TrainingData
     return TrainingData(src, tgt)
 
 
-def _print_test_report(result: EvaluationResult, beam: int, out: Path) -> None:
+def _print_test_report(
+    result: EvaluationResult, beam: int, greedy: EvaluationResult | None, out: Path
+) -> None:
+    """The test scores with the configured beam (and greedy, when that beam is wider), a few
+    examples, and ``test_scores.json``."""
     print(f"test ({len(result.segments)} segments, beam {beam}): {result.summary()}")
+    if greedy is not None:
+        print(f"test ({len(greedy.segments)} segments, greedy): {greedy.summary()}")
     for segment, hyp in list(zip(result.segments, result.hypotheses, strict=True))[:8]:
         mark = "ok " if hyp in segment.references else "err"
         print(f"  {mark} {segment.source}  ->  {hyp}    (reference: {' | '.join(segment.references)})")
     scores = {"beam": beam, "segments": len(result.segments), **result.scores}
+    if greedy is not None:
+        scores["greedy"] = greedy.scores
     checkpoint.atomic_write(out / "test_scores.json", json.dumps(scores, indent=1).encode())
 
 
