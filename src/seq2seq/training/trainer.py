@@ -233,7 +233,7 @@ def _print_test_report(
     for segment, hyp in list(zip(result.segments, result.hypotheses, strict=True))[:8]:
         mark = "ok " if hyp in segment.references else "err"
         print(f"  {mark} {segment.source}  ->  {hyp}    (reference: {' | '.join(segment.references)})")
-    scores = {"beam": beam, "segments": len(result.segments), **result.scores}
+    scores: dict[str, object] = {"beam": beam, "segments": len(result.segments), **result.scores}
     if greedy is not None:
         scores["greedy"] = greedy.scores
     checkpoint.atomic_write(out / "test_scores.json", json.dumps(scores, indent=1).encode())
