@@ -92,14 +92,14 @@ def training_curves(model_dirs: Sequence[Path], metric: str, path: Path) -> None
 
 def length_plot(tables: dict[str, list], metric: str, unit: str, path: Path) -> None:
     """``metric`` by source-length bucket, one line per model (tables of LengthBucket)."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(9.5, 4.5), dpi=110)
     for name, table in tables.items():
         ax.plot([b.label for b in table], [b.score for b in table], marker="o", label=name)
     ax.set_xlabel(f"source length ({unit})")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} by source length")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the plot: lines cross anywhere
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
