@@ -48,12 +48,33 @@ def configure_memory() -> None:
     A no-op for the first where the C library is not glibc.
     """
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "128")
-    try:
-        libc = ctypes.CDLL("libc.so.6")
+    libc = _glibc()
+    if libc is not None:
         libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)  # serve large blocks from the heap, not mmap
         libc.mallopt(M_TRIM_THRESHOLD, 1 << 31)  # and do not give the heap's top back on free
+
+
+def release_free_memory() -> None:
+    """Give the pages of freed heap blocks back to the OS (glibc's ``malloc_trim``).
+
+    With the settings of ``configure_memory`` the heap keeps every freed block, and batches of
+    varying shapes leave it fragmented: after 300 steps of the matched en-de model, 1.4 of a
+    1.9 GB heap were free blocks, still resident. Called every few steps, this keeps resident
+    memory closer to what is in use; the page faults it costs are spread over those steps.
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018 - glibc has both; musl and others may not
     except (OSError, AttributeError):
-        pass
+        return None
+    return libc
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
