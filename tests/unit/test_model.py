@@ -291,3 +291,62 @@ def test_encoder_equals_a_packed_multilayer_rnn(rnn_type: str, bidirectional: bo
     hidden = final[0] if isinstance(final, tuple) else final
     top = torch.cat(list(hidden[-(2 if bidirectional else 1) :]), dim=-1)
     torch.testing.assert_close(ours.context, top, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["dot", "general"])
+@pytest.mark.parametrize("layers", [1, 3])
+def test_hand_written_input_feeding_equals_autograd_through_steps(attention: str, layers: int) -> None:
+    """The input-feeding LSTM's own backward pass (feeding.py) gives the features, attention and
+    gradients that autograd gives through the step loop."""
+    torch.manual_seed(0)
+    config = ModelConfig(
+        embedding_size=EMBEDDING,
+        dropout=0.0,
+        encoder=EncoderConfig(hidden_size=ENCODER_HIDDEN, num_layers=2),
+        decoder=DecoderConfig(hidden_size=DECODER_HIDDEN, num_layers=layers, attention=attention,
+                              input_feeding=True),
+    )  # fmt: skip
+    model = build_model(config, VOCAB, VOCAB)
+    assert model.decoder.feeds_by_hand
+    batch = padded_batch()
+    results = []
+    for run_steps in (False, True):
+        model.zero_grad()
+        enc = model.encode(batch.src, batch.src_lengths)
+        state = model.init_state(enc)
+        decoder = model.decoder.forward_steps if run_steps else model.decoder
+        features, attention_weights = decoder(batch.tgt_in, enc, state)
+        (features * torch.linspace(-1, 1, features.numel()).view_as(features)).sum().backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        results.append((features.detach(), attention_weights, grads))
+    (fast, fast_attention, fast_grads), (slow, slow_attention, slow_grads) = results
+    torch.testing.assert_close(fast, slow, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(fast_attention, slow_attention, atol=1e-6, rtol=1e-5)
+    assert fast_grads.keys() == slow_grads.keys()
+    for name, grad in slow_grads.items():
+        torch.testing.assert_close(fast_grads[name], grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_hand_written_input_feeding_backward_passes_gradcheck_with_dropout() -> None:
+    """Finite differences in float64, with dropout masks between layers and on the features."""
+    from seq2seq.model.dropout import dropout_mask
+    from seq2seq.model.feeding import _InputFeedingLSTM
+
+    torch.manual_seed(0)
+    batch, steps, src_len, hidden, memory_size, feature_size, layers = 2, 3, 4, 3, 4, 3, 2
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+
+    score_bias = torch.zeros(batch, src_len, dtype=torch.float64)
+    score_bias[1, 3:] = float("-inf")
+    state = (rand(layers, batch, hidden), rand(layers, batch, hidden))
+    inputs = (
+        torch.float64, rand(batch, steps, 4 * hidden), *state,
+        rand(batch, src_len, hidden), rand(batch, src_len, memory_size), score_bias,
+        rand(feature_size, hidden + memory_size),
+        dropout_mask((steps, batch, feature_size), 0.3, torch.float64),
+        dropout_mask((layers - 1, steps, batch, hidden), 0.3, torch.float64),
+        rand(4 * hidden, feature_size + hidden), rand(4 * hidden, 2 * hidden), rand(4 * hidden),
+    )  # fmt: skip
+    assert torch.autograd.gradcheck(lambda *x: _InputFeedingLSTM.apply(*x)[0], inputs)

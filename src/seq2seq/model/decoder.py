@@ -8,8 +8,9 @@ How the source reaches the decoder (``context``):
   optionally feeding h~_{t-1} back as input ("input feeding").
 
 When no step depends on the previous step's output (``init``, ``every_step``, Luong without input
-feeding), teacher forcing runs the whole target through one fused RNN call; otherwise it loops
-over steps with the same ``step`` that decoding uses.
+feeding), teacher forcing runs the whole target through one fused RNN call. An LSTM with Luong
+"dot"/"general" attention and input feeding runs its own loop with a hand-written backward pass
+(``feeding.py``); the other variants loop over steps with the same ``step`` that decoding uses.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import torch
 from torch import nn
 
 from seq2seq.model.attention import Attention
+from seq2seq.model.dropout import Dropout
 from seq2seq.model.encoder import EncoderOutput
+from seq2seq.model.feeding import input_feeding_lstm
 from seq2seq.model.rnn import RNNType, make_rnn, rnn_step
 
 ContextMode = Literal["init", "every_step", "attention"]
@@ -84,7 +87,7 @@ class RecurrentDecoder(nn.Module):
         self.feature_size = feature_size
 
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         rnn_input = embedding_size
         if context == "every_step" or self.bahdanau:
             rnn_input += memory_size
@@ -105,6 +108,12 @@ class RecurrentDecoder(nn.Module):
     def fused(self) -> bool:
         """True when teacher forcing can run all steps in one RNN call."""
         return not (self.bahdanau or self.input_feeding)
+
+    @property
+    def feeds_by_hand(self) -> bool:
+        """True when teacher forcing runs ``feeding.input_feeding_lstm`` (LSTM, Luong dot/general)."""
+        kind = self.attention.kind if self.attention is not None else None
+        return self.input_feeding and self.rnn_type == "lstm" and kind in ("dot", "general")
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """features (..., feature_size) -> unnormalized scores (..., vocab_size)."""
@@ -132,8 +141,21 @@ class RecurrentDecoder(nn.Module):
         Bengio et al., 2015) each step's input is, with probability 1 - ratio, the model's own
         previous (greedy) prediction.
         """
-        if self.fused and teacher_forcing_ratio >= 1.0:
+        if teacher_forcing_ratio >= 1.0 and self.fused:
             return self._forward_fused(prev_tokens, enc, state)
+        if teacher_forcing_ratio >= 1.0 and self.feeds_by_hand:
+            return self._forward_input_feeding(prev_tokens, enc, state)
+        return self.forward_steps(prev_tokens, enc, state, teacher_forcing_ratio)
+
+    def forward_steps(
+        self,
+        prev_tokens: torch.Tensor,
+        enc: EncoderOutput,
+        state: DecoderState,
+        teacher_forcing_ratio: float = 1.0,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``forward`` as a loop over ``step``, with autograd through every step: what every
+        variant computes (the faster paths are checked against it)."""
         features: list[torch.Tensor] = []
         weights: list[torch.Tensor] = []
         inputs = prev_tokens[:, 0]
@@ -150,6 +172,16 @@ class RecurrentDecoder(nn.Module):
                 weights.append(attn)
         stacked_attn = torch.stack(weights, dim=1) if weights else None
         return torch.stack(features, dim=1), stacked_attn
+
+    def _forward_input_feeding(
+        self, prev_tokens: torch.Tensor, enc: EncoderOutput, state: DecoderState
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        assert enc.keys is not None and isinstance(state.hidden, tuple) and isinstance(self.rnn, nn.LSTM)
+        embedded = self.dropout(self.embedding(prev_tokens))
+        dropout = self.dropout.p if self.training else 0.0
+        return input_feeding_lstm(
+            embedded, state.hidden, self.rnn, enc.keys, enc.memory, enc.mask, self.combine, dropout
+        )
 
     def _forward_fused(
         self, prev_tokens: torch.Tensor, enc: EncoderOutput, state: DecoderState
@@ -168,7 +200,7 @@ class RecurrentDecoder(nn.Module):
         if self.context == "init":
             combined = output
         elif self.context == "every_step":
-            c = enc.context.unsqueeze(1).expand(-1, output.size(1), -1)
+            c = enc.context_for(output.size(0)).unsqueeze(1).expand(-1, output.size(1), -1)
             combined = torch.cat([output, c], dim=-1)
         else:
             assert self.attention is not None and enc.keys is not None
@@ -179,7 +211,10 @@ class RecurrentDecoder(nn.Module):
     def step(
         self, prev_token: torch.Tensor, enc: EncoderOutput, state: DecoderState
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
-        """One step for prev_token (batch,): features (batch, F), the new state, attention (batch, S)."""
+        """One step for prev_token (rows,): features (rows, F), the new state, attention (rows, S).
+
+        ``enc`` holds one entry per row, or, in beam search, one per source with the source's
+        hypotheses as consecutive rows."""
         embedded = self.dropout(self.embedding(prev_token)).unsqueeze(1)  # B, 1, E
         if self.bahdanau:
             assert self.attention is not None and enc.keys is not None
@@ -189,7 +224,7 @@ class RecurrentDecoder(nn.Module):
             features = self.dropout(torch.tanh(self.combine(torch.cat([output.unsqueeze(1), ctx], dim=-1))))
             return features.squeeze(1), DecoderState(hidden=hidden), weights.squeeze(1)
         if self.context == "every_step":
-            embedded = torch.cat([embedded, enc.context.unsqueeze(1)], dim=-1)
+            embedded = torch.cat([embedded, enc.context_for(embedded.size(0)).unsqueeze(1)], dim=-1)
         elif self.input_feeding:
             assert state.feed is not None
             embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)

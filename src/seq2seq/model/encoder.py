@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from seq2seq.model.dropout import Dropout
 from seq2seq.model.rnn import RNNType, make_rnn
 
 Pooling = Literal["last", "mean", "max"]
@@ -36,6 +37,11 @@ class EncoderOutput:
     mask: torch.Tensor
     context: torch.Tensor
     keys: torch.Tensor | None = None
+
+    def context_for(self, rows: int) -> torch.Tensor:
+        """The context vector of each of ``rows`` decoder rows (rows, memory_size): in beam search
+        a group of rows / batch consecutive rows (a source's hypotheses) shares one entry."""
+        return self.context.repeat_interleave(rows // self.context.size(0), dim=0)
 
     def select(self, indices: torch.Tensor) -> EncoderOutput:
         """Rows ``indices`` of the batch (used to expand or reorder for beam search)."""
@@ -73,7 +79,7 @@ class RecurrentEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.pooling = pooling
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions

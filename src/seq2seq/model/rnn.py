@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seq2seq.model.dropout import dropout_mask
+
 RNNType = Literal["lstm", "gru"]
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -51,7 +53,7 @@ def rnn_step(rnn: nn.LSTM | nn.GRU, x: torch.Tensor, hidden: Hidden) -> tuple[to
     new_h, new_c = [], []
     for layer in range(rnn.num_layers):
         if layer > 0 and rnn.training and rnn.dropout > 0:
-            x = F.dropout(x, rnn.dropout, training=True)
+            x = x * dropout_mask(tuple(x.shape), rnn.dropout, x.dtype)
         w_ih, w_hh = getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"weight_hh_l{layer}")
         gi = F.linear(x, w_ih, getattr(rnn, f"bias_ih_l{layer}")).float()
         gh = F.linear(h_all[layer], w_hh, getattr(rnn, f"bias_hh_l{layer}")).float()
