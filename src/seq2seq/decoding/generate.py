@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -26,7 +27,8 @@ def generate_ids(
 ) -> list[list[Hypothesis]]:
     """The n-best hypotheses for each source id sequence, in input order.
 
-    With ``bfloat16`` the model's matmuls run under bfloat16 autocast; scores stay float32.
+    With ``bfloat16`` the matmuls run in bfloat16 (a bfloat16 copy of the weights, under autocast
+    for the activations); scores and recurrent cell states stay float32.
 
     An empty source gets a single empty hypothesis with score 0 (the model is not run on it).
     Output length, <eos> included, is capped at ceil(max_length_ratio * source length) +
@@ -34,8 +36,10 @@ def generate_ids(
     """
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
-    was_training = model.training
+    original, was_training = model, model.training
     model.eval()
+    if bfloat16:  # cast once: under inference mode autocast casts every weight again at every step
+        model = copy.deepcopy(model).to(torch.bfloat16)
     results: list[list[Hypothesis]] = [[Hypothesis([], 0.0, None)] for _ in sources]
     todo = [i for i, src in enumerate(sources) if len(src) > 0]
     lengths = [len(sources[i]) for i in todo]
@@ -56,5 +60,5 @@ def generate_ids(
                 )
         for i, hyps in zip(indices, found, strict=True):
             results[i] = hyps
-    model.train(was_training)
+    original.train(was_training)
     return results

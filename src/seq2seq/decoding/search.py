@@ -133,17 +133,19 @@ class Beams:
         """
         active, k = self.active, self.k
         n, vocab = active.numel(), log_probs.size(-1)
-        log_probs = log_probs.float().view(n, k, vocab)
         finished = self.finished[active]
         at_limit = (step + 1 >= self.max_lengths[active]).unsqueeze(1) & ~finished
-        log_probs = _allowed(log_probs, at_limit=at_limit)
-        done_row = torch.full((vocab,), float("-inf"))
-        done_row[PAD_ID] = 0.0
-        log_probs[finished] = done_row
+        log_probs = _allowed(log_probs.float().view(n, k, vocab), at_limit=at_limit)
+        # a source's k best continuations are among its hypotheses' own k best: rank those only
+        # (n x K x K candidates instead of n x K x V)
+        best, tokens = log_probs.topk(min(k, vocab), dim=-1)  # (n, K, K)
+        best[finished] = float("-inf")  # a finished hypothesis continues only with <pad>, at no cost
+        best[..., 0][finished] = 0.0
+        tokens[finished] = PAD_ID
 
-        candidates = (self.scores[active].unsqueeze(-1) + log_probs).view(n, k * vocab)
+        candidates = (self.scores[active].unsqueeze(-1) + best).view(n, -1)
         scores, flat = candidates.topk(k, dim=-1)  # (n, K)
-        origin, token = flat // vocab, flat % vocab
+        origin, token = flat // best.size(-1), tokens.view(n, -1).gather(1, flat)
         was_finished = finished.gather(1, origin)
         self.scores[active] = scores
         self.lengths[active] = self.lengths[active].gather(1, origin) + (~was_finished).long()
@@ -251,9 +253,8 @@ def beam_search(
     if alpha < 0:  # the early stop's bound needs penalties that grow with length
         raise ValueError(f"the length penalty must be at least 0, got {alpha}")
     batch = src.size(0)
-    enc = model.encode(src, src_lengths)
-    enc = enc.select(torch.arange(batch).repeat_interleave(beam_size))  # B*K rows
-    state = model.init_state(enc)
+    enc = model.encode(src, src_lengths)  # one entry per source, shared by its K hypotheses
+    state = model.init_state(enc).select(torch.arange(batch).repeat_interleave(beam_size))  # B*K rows
     beams = Beams(batch, beam_size, max_lengths, alpha, nbest)
     prev = torch.full((batch * beam_size,), SOS_ID, dtype=torch.long)
     for step in range(int(max_lengths.max())):
@@ -262,6 +263,6 @@ def beam_search(
         if beams.done:
             break
         if rows.numel() < log_probs.size(0):  # sources left the batch
-            enc = enc.select(rows)
+            enc = enc.select(rows[::beam_size] // beam_size)
         state = state.select(rows)
     return beams.best(src_lengths)

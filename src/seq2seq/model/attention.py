@@ -3,7 +3,9 @@
 Implements additive attention (Bahdanau et al., 2015; Luong's "concat" has the same form) and
 multiplicative attention (Luong et al., 2015: "dot" and "general"). Keys are computed once per
 source (``precompute_keys``) so that step-by-step decoding does not redo them.
-Masks follow the package convention: boolean, True = real token.
+Masks follow the package convention: boolean, True = real token. Scores and weighted sums run
+in float32 even under bfloat16 autocast: they are small, and in a decoding step a bfloat16 ``bmm``
+over (batch x 1 x src_len) is slower on CPU than a float32 one.
 """
 
 from __future__ import annotations
@@ -48,15 +50,22 @@ class Attention(nn.Module):
         memory: torch.Tensor,
         mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Attend with ``query`` (batch, tgt_len, query_size) over ``memory`` (batch, src_len, M).
+        """Attend with ``query`` (rows, tgt_len, query_size) over ``memory`` (batch, src_len, M).
 
-        Returns the context (batch, tgt_len, M) and the weights (batch, tgt_len, src_len).
+        Returns the context (rows, tgt_len, M) and the weights (rows, tgt_len, src_len). Rows are
+        batch entries, or, in beam search, groups of consecutive rows share one memory entry
+        (rows = batch x beam): each group's queries attend together, so a source's memory is
+        neither copied per hypothesis nor read once per hypothesis.
         """
-        if self.kind in ("dot", "general"):
-            scores = torch.bmm(query, keys.transpose(1, 2))  # B, T, S
-        else:
+        rows, steps = query.shape[:2]
+        query = query.reshape(keys.size(0), -1, query.size(-1))  # B, rows / B * T, Q
+        if self.kind not in ("dot", "general"):
             q = self.query_layer(query).unsqueeze(2)  # B, T, 1, A
             scores = self.energy(torch.tanh(q + keys.unsqueeze(1))).squeeze(-1)  # B, T, S
-        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
-        weights = torch.softmax(scores, dim=-1)
-        return torch.bmm(weights, memory), weights
+        with torch.autocast("cpu", enabled=False):
+            if self.kind in ("dot", "general"):
+                scores = torch.bmm(query.float(), keys.float().transpose(1, 2))  # B, T, S
+            scores = scores.float().masked_fill(~mask.unsqueeze(1), float("-inf"))
+            weights = torch.softmax(scores, dim=-1)
+            context = torch.bmm(weights, memory.float())
+        return context.view(rows, steps, -1), weights.view(rows, steps, -1)

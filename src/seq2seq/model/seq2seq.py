@@ -22,10 +22,14 @@ class Seq2Seq(nn.Module):
         self.decoder = decoder
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> EncoderOutput:
-        """src (batch, src_len), src_lengths (batch,) -> EncoderOutput with attention keys."""
+        """src (batch, src_len), src_lengths (batch,) -> EncoderOutput with attention keys.
+
+        Memory and keys are float32 (attention runs in float32): under autocast they are cast once
+        here, not at every decoding step."""
         enc = self.encoder(src, src_lengths)
         if self.decoder.attention is not None:
-            enc.keys = self.decoder.attention.precompute_keys(enc.memory)
+            enc.keys = self.decoder.attention.precompute_keys(enc.memory).float()
+        enc.memory = enc.memory.float()
         return enc
 
     def forward(
