@@ -51,10 +51,10 @@ def read_split(data: DataConfig, split: str, report: ReadReport | None = None) -
 
 
 def build_tokenizers(data: DataConfig, pairs: list[Pair]) -> tuple[Tokenizer, Tokenizer]:
-    """Source and target tokenizers; with a shared vocabulary and the same SentencePiece settings
-    on both sides, one joint SentencePiece model is trained on both sides' text."""
+    """Source and target tokenizers; with ``joint_sentencepiece``, or a shared vocabulary and the
+    same SentencePiece settings on both sides, one SentencePiece model is trained on both sides' text."""
     src_texts, tgt_texts = [p.src for p in pairs], [p.tgt for p in pairs]
-    joint = data.shared_vocab and data.src_tokenizer == data.tgt_tokenizer
+    joint = (data.shared_vocab or data.joint_sentencepiece) and data.src_tokenizer == data.tgt_tokenizer
     if joint and data.src_tokenizer.type == "sentencepiece":
         tokenizer = build_tokenizer(data.src_tokenizer, src_texts + tgt_texts)
         return tokenizer, tokenizer

@@ -61,7 +61,10 @@ class DataConfig:
     max_tgt_len: int = bounded(200, 1)
     src_tokenizer: TokenizerConfig = TokenizerConfig()
     tgt_tokenizer: TokenizerConfig = TokenizerConfig()
-    shared_vocab: bool = False
+    shared_vocab: bool = False  # one vocabulary (and one joint SentencePiece model) for both sides
+    # one SentencePiece model trained on both sides' text, but each side its own vocabulary of the
+    # pieces it uses (as OpenNMT-py and Joey NMT build theirs over joint pieces)
+    joint_sentencepiece: bool = False
     max_vocab_size: int | None = bounded(None, 5)
     min_freq: int = bounded(1, 1)
     synthetic: SyntheticConfig = SyntheticConfig()
@@ -307,6 +310,13 @@ def _check_consistency(config: Config, source: str) -> None:
         raise ConfigError(
             f"{source}: model.decoder.tie_embeddings needs model.decoder.hidden_size "
             f"({dec.hidden_size}) == model.embedding_size ({model.embedding_size})"
+        )
+    if data.joint_sentencepiece and not (
+        data.src_tokenizer.type == "sentencepiece" and data.src_tokenizer == data.tgt_tokenizer
+    ):
+        raise ConfigError(
+            f"{source}: data.joint_sentencepiece needs src_tokenizer and tgt_tokenizer to be the same "
+            "sentencepiece settings"
         )
     synthetic = data.synthetic
     if synthetic.min_length > synthetic.max_length:

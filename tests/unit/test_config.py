@@ -442,3 +442,11 @@ def test_mutation_base_is_valid() -> None:
 def test_decoder_config_defaults_are_consistent() -> None:
     """The default model is valid on its own: 2 x 256 encoder outputs feed a 512 decoder."""
     assert config_from_dict(MINIMAL).model.decoder == DecoderConfig()
+
+
+def test_joint_sentencepiece_needs_the_same_sentencepiece_settings_on_both_sides() -> None:
+    spm = {"type": "sentencepiece", "vocab_size": 100}
+    data = {"train": "corpus/train", "joint_sentencepiece": True, "src_tokenizer": spm}
+    with pytest.raises(ConfigError, match="data.joint_sentencepiece needs src_tokenizer and tgt_tokenizer"):
+        config_from_dict({"data": data})
+    assert config_from_dict({"data": {**data, "tgt_tokenizer": spm}}).data.joint_sentencepiece

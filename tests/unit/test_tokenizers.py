@@ -114,3 +114,26 @@ def test_load_char_and_word_need_no_files(kind: str, cls: type, tmp_path: Path) 
     tokenizer = load_tokenizer(kind, tmp_path, "src")  # type: ignore[arg-type]
     assert isinstance(tokenizer, cls)
     assert tokenizer.files("src") == {}
+
+
+def test_joint_sentencepiece_keeps_a_vocabulary_per_side() -> None:
+    """One SentencePiece model for both languages, but each side's vocabulary holds only the pieces
+    its own text uses (the target side's output layer gets no rows for source-only pieces)."""
+    from seq2seq.build import build_tokenizers, build_vocabularies
+    from seq2seq.config import DataConfig, TokenizerConfig
+    from seq2seq.data.readers import Pair
+
+    spm = TokenizerConfig(type="sentencepiece", vocab_size=60)
+    data = DataConfig(train="x", src_tokenizer=spm, tgt_tokenizer=spm, joint_sentencepiece=True)
+    src_text, tgt_text = _corpus(200, seed=1), [line.upper() for line in _corpus(200, seed=2)]
+    pairs = [Pair(s, t) for s, t in zip(src_text, tgt_text, strict=True)]
+    src_tok, tgt_tok = build_tokenizers(data, pairs)
+    assert src_tok is tgt_tok
+    src_vocab, tgt_vocab = build_vocabularies(
+        data, [src_tok.encode(s) for s in src_text], [tgt_tok.encode(t) for t in tgt_text]
+    )
+    src_pieces, tgt_pieces = set(src_vocab.tokens[4:]), set(tgt_vocab.tokens[4:])
+    assert any(c.isupper() for piece in tgt_pieces for c in piece)
+    assert not any(c.islower() for piece in tgt_pieces for c in piece)  # the target text is upper case
+    assert not any(c.isupper() for piece in src_pieces for c in piece)
+    assert all(piece in tgt_pieces for t in tgt_text for piece in tgt_tok.encode(t))
