@@ -267,21 +267,25 @@ def report(ours: list[Measured], peak: dict[str, float], peers: dict, args: argp
               f"peak, {achieved / peak['bfloat16']:.0%} of the bfloat16 peak")  # fmt: skip
     if not peers:
         return
-    peer_list = [peers[n] for n in ("opennmt", "joeynmt") if n in peers]
+    peer_list = {n: peers[n] for n in ("opennmt", "joeynmt") if n in peers}
 
-    def ratios(m: Measured) -> str:
-        train = m.train_tok_s / max(p["tgt_tok_per_s"] for p in peer_list)
-        greedy = m.greedy_sents_s / max(p["sents_per_s_greedy"] for p in peer_list)
-        beam5 = m.beam5_sents_s / max(p["sents_per_s_beam5"] for p in peer_list)
-        memory = m.peak_rss_mb / min(p["peak_rss_mb"] for p in peer_list)
+    def ratios(m: Measured, against: list[dict]) -> str:
+        train = m.train_tok_s / max(p["tgt_tok_per_s"] for p in against)
+        greedy = m.greedy_sents_s / max(p["sents_per_s_greedy"] for p in against)
+        beam5 = m.beam5_sents_s / max(p["sents_per_s_beam5"] for p in against)
+        memory = m.peak_rss_mb / min(p["peak_rss_mb"] for p in against)
         return f"train={train:.2f} greedy={greedy:.2f} beam5={beam5:.2f} memory={memory:.2f}"
 
     results = {"ours": [m.__dict__ for m in ours], "peers": peers, "matmul_peak": peak}
     out = ROOT / "runs" / "bench" / "speed.json"
     out.write_text(json.dumps(results, indent=1))
+    print()
+    for m in ours:
+        for name, figures in peer_list.items():
+            print(f"{m.name} against {name}: {ratios(m, [figures])}")
     for m in ours[1:]:
-        print(f"{m.name} against the faster peer: {ratios(m)}")
-    print(f"ratios: {ratios(ours[0])}")
+        print(f"{m.name} against the faster peer: {ratios(m, list(peer_list.values()))}")
+    print(f"ratios: {ratios(ours[0], list(peer_list.values()))}")
 
 
 if __name__ == "__main__":

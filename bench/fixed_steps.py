@@ -1,0 +1,76 @@
+"""Is BLEU unchanged by the speed work? Train the same config for the same number of steps with
+an older revision of the toolkit and with this checkout, and compare their test scores.
+
+    .venv/bin/python bench/fixed_steps.py                   # 9a35715 (before the speed work), 1500 steps
+    .venv/bin/python bench/fixed_steps.py --revision HEAD~3 --steps 800
+
+The older revision is checked out with ``git worktree`` into runs/fixed-steps/ and trains from
+its own sources with this checkout's virtual environment. The config (bench/fixed-steps-en-de.yaml:
+the matched model, in keys that both revisions read) trains with the same seed, data and batches;
+then this checkout decodes test.en with both models, greedy and beam 5, so that only training
+differs. bfloat16 training is not bit-reproducible, so two runs of the same code differ too: the
+difference is a check against a gross change, not a proof of equality (the unit tests check the
+fast paths against the reference computations number for number).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from seq2seq.build import read_split
+from seq2seq.metrics import bleu, chrf
+from seq2seq.pipeline import load
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "bench" / "fixed-steps-en-de.yaml"
+BEFORE_SPEED_WORK = "9a35715"  # the last commit before "Encoder runs each layer and direction ..."
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--revision", default=BEFORE_SPEED_WORK, help="the older revision to compare with")
+    parser.add_argument("--steps", type=int, default=1500)
+    args = parser.parse_args()
+    runs = ROOT / "runs" / "fixed-steps"
+    old_tree = runs / f"src-{args.revision}"
+    if not old_tree.exists():
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(old_tree), args.revision], cwd=ROOT, check=True
+        )
+    models = {}
+    for label, source in ((args.revision, old_tree / "src"), ("this checkout", ROOT / "src")):
+        out = runs / f"{label.replace(' ', '-')}-{args.steps}"
+        if not (out / "train.log").exists() or "finished at step" not in (out / "train.log").read_text():
+            subprocess.run(["rm", "-rf", str(out)], check=True)
+            print(f"training {args.steps} steps with {label} -> {out}", file=sys.stderr)
+            overrides = [f"training.max_steps={args.steps}", f"training.validate_every={args.steps}",
+                         "training.threads=2", "training.evaluate_test=false"]  # fmt: skip
+            command = [sys.executable, "-m", "seq2seq", "train", str(CONFIG), "--output", str(out)]
+            command += [arg for item in overrides for arg in ("--set", item)]
+            env = {**os.environ, "PYTHONPATH": str(source)}
+            subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        models[label] = out
+    torch.set_num_threads(2)
+    for beam in (1, 5):
+        scores = {}
+        for label, out in models.items():
+            pipeline = load(out)
+            test = read_split(pipeline.config.data, "test")
+            hypotheses = [o.text for o in pipeline.generate([p.src for p in test], beam=beam)]
+            references = [[p.tgt] for p in test]
+            scores[label] = (bleu(hypotheses, references), chrf(hypotheses, references))
+        (old, (old_bleu, old_chrf)), (new, (new_bleu, new_chrf)) = scores.items()
+        print(f"beam {beam}: BLEU {old_bleu:.2f} ({old}) vs {new_bleu:.2f} ({new}), difference "
+              f"{new_bleu - old_bleu:+.2f}; chrF {old_chrf:.2f} vs {new_chrf:.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
