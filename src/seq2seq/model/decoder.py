@@ -25,7 +25,7 @@ from seq2seq.model.attention import Attention
 from seq2seq.model.dropout import Dropout
 from seq2seq.model.encoder import EncoderOutput
 from seq2seq.model.feeding import input_feeding_lstm
-from seq2seq.model.rnn import RNNType, make_rnn, rnn_step
+from seq2seq.model.rnn import RNNType, make_rnn, rnn_step, tanh
 
 ContextMode = Literal["init", "every_step", "attention"]
 
@@ -206,7 +206,7 @@ class RecurrentDecoder(nn.Module):
             assert self.attention is not None and enc.keys is not None
             ctx, weights = self.attention(output, enc.keys, enc.memory, enc.mask)
             combined = torch.cat([output, ctx], dim=-1)
-        return self.dropout(torch.tanh(self.combine(combined))), weights
+        return self.dropout(tanh(self.combine(combined))), weights
 
     def step(
         self, prev_token: torch.Tensor, enc: EncoderOutput, state: DecoderState
@@ -221,7 +221,7 @@ class RecurrentDecoder(nn.Module):
             top = state.hidden[0][-1] if isinstance(state.hidden, tuple) else state.hidden[-1]
             ctx, weights = self.attention(top.unsqueeze(1), enc.keys, enc.memory, enc.mask)
             output, hidden = rnn_step(self.rnn, torch.cat([embedded, ctx], dim=-1).squeeze(1), state.hidden)
-            features = self.dropout(torch.tanh(self.combine(torch.cat([output.unsqueeze(1), ctx], dim=-1))))
+            features = self.dropout(tanh(self.combine(torch.cat([output.unsqueeze(1), ctx], dim=-1))))
             return features.squeeze(1), DecoderState(hidden=hidden), weights.squeeze(1)
         if self.context == "every_step":
             embedded = torch.cat([embedded, enc.context_for(embedded.size(0)).unsqueeze(1)], dim=-1)

@@ -72,6 +72,11 @@ def input_feeding_lstm(
     return features.transpose(0, 1), attention.transpose(0, 1)
 
 
+def _tanh(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``rnn.tanh`` written into ``out``."""
+    return torch.sigmoid(x * 2, out=out).mul_(2).sub_(1)
+
+
 class _InputFeedingLSTM(torch.autograd.Function):
     """Buffers are time-major, (steps, batch, ...), so that each step's slice is contiguous."""
 
@@ -125,11 +130,12 @@ class _InputFeedingLSTM(torch.autograd.Function):
                     bias = projected[t] if layer == 0 else biases[layer - 1]
                     a = torch.mm(inputs[layer][t], weights[layer].t()).to(state).add_(bias)
                     act = acts[layer][t]
+                    a[:, 2 * H : 3 * H] *= 2  # tanh(x) = 2 sigmoid(2x) - 1, as rnn.tanh
                     torch.sigmoid(a, out=act)
-                    torch.tanh(a[:, 2 * H : 3 * H], out=act[:, 2 * H : 3 * H])
+                    act[:, 2 * H : 3 * H].mul_(2).sub_(1)
                     i, f, g, o = act.chunk(4, dim=1)
                     c = torch.mul(f, cells[layer][t], out=cells[layer][t + 1]).addcmul_(i, g)
-                    h = o * torch.tanh(c, out=cell_tanh[layer][t])
+                    h = o * _tanh(c, out=cell_tanh[layer][t])
                     if t + 1 < steps:
                         inputs[layer][t + 1, :, -H:] = h
                 # Luong attention from the top layer's output, then h~_t = tanh(W [h_t; c_t])
@@ -137,7 +143,7 @@ class _InputFeedingLSTM(torch.autograd.Function):
                 scores = torch.bmm(h.unsqueeze(1), keys_t).squeeze(1).add_(score_bias)
                 weights_t = torch.softmax(scores, dim=-1, out=attention[t])
                 combined[t, :, H:] = torch.bmm(weights_t.unsqueeze(1), memory).squeeze(1)
-                y = torch.tanh(torch.mm(combined[t], combine.t()), out=feature_tanh[t])
+                y = _tanh(torch.mm(combined[t], combine.t()), out=feature_tanh[t])
                 feature = features[t]
                 if feature_mask is None:
                     feature.copy_(y)

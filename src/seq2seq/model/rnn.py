@@ -20,6 +20,13 @@ RNNType = Literal["lstm", "gru"]
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
+def tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh(x) = 2 sigmoid(2x) - 1. ``torch.tanh`` runs through MKL's vector math library, which on
+    this AMD CPU takes 6x longer than PyTorch's own sigmoid kernel (0.58 vs 0.09 ms for 1,450 x 256
+    floats, measured); the identity holds to float32 rounding."""
+    return torch.sigmoid(x * 2) * 2 - 1
+
+
 def make_rnn(
     rnn_type: RNNType,
     input_size: int,
@@ -59,15 +66,15 @@ def rnn_step(rnn: nn.LSTM | nn.GRU, x: torch.Tensor, hidden: Hidden) -> tuple[to
         gh = F.linear(h_all[layer], w_hh, getattr(rnn, f"bias_hh_l{layer}")).float()
         if lstm:
             i, f, g, o = (gi + gh).chunk(4, dim=-1)
-            c = torch.sigmoid(f) * c_all[layer].float() + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
+            c = torch.sigmoid(f) * c_all[layer].float() + torch.sigmoid(i) * tanh(g)
+            h = torch.sigmoid(o) * tanh(c)
             new_c.append(c)
         else:  # GRU: r resets the hidden contribution to the candidate n
             i_r, i_z, i_n = gi.chunk(3, dim=-1)
             h_r, h_z, h_n = gh.chunk(3, dim=-1)
             r = torch.sigmoid(i_r + h_r)
             z = torch.sigmoid(i_z + h_z)
-            n = torch.tanh(i_n + r * h_n)
+            n = tanh(i_n + r * h_n)
             h = (1 - z) * n + z * h_all[layer].float()
         new_h.append(h)
         x = h
