@@ -131,7 +131,7 @@ class DecodingConfig:
     length_penalty: float = bounded(1.0, 0.0)  # alpha of Wu et al. (2016); 0 = raw log-prob
     max_length_ratio: float = bounded(2.0, 0.0)  # max output = ratio * source length + offset
     max_length_offset: int = bounded(10, 0)
-    batch_tokens: int = bounded(8000, 1)
+    batch_tokens: int = bounded(8000, 1)  # padded source tokens per batch, for any beam size
     # longer inputs are cut to this many tokens (with a warning); training pairs are filtered by
     # data.max_src_len instead, but an RNN reads inputs of any length
     max_input_len: int = bounded(400, 1)
