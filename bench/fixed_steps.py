@@ -53,7 +53,9 @@ def main() -> None:
             print(f"training {args.steps} steps with {label} -> {out}", file=sys.stderr)
             overrides = [f"training.max_steps={args.steps}", f"training.validate_every={args.steps}",
                          "training.threads=2", "training.evaluate_test=false"]  # fmt: skip
-            command = [sys.executable, "-m", "seq2seq", "train", str(CONFIG), "--output", str(out)]
+            # the entry point by hand: older revisions have no seq2seq/__main__.py
+            cli = "import sys; from seq2seq.cli import main; sys.exit(main())"
+            command = [sys.executable, "-c", cli, "train", str(CONFIG), "--output", str(out)]
             command += [arg for item in overrides for arg in ("--set", item)]
             env = {**os.environ, "PYTHONPATH": str(source)}
             subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
