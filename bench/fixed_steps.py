@@ -1,7 +1,7 @@
 """Is BLEU unchanged by the speed work? Train the same config for the same number of steps with
 an older revision of the toolkit and with this checkout, and compare their test scores.
 
-    .venv/bin/python bench/fixed_steps.py                   # 9a35715 (before the speed work), 1500 steps
+    .venv/bin/python bench/fixed_steps.py                   # 9a35715 (before the speed work), 2000 steps
     .venv/bin/python bench/fixed_steps.py --revision HEAD~3 --steps 800
 
 The older revision is checked out with ``git worktree`` into runs/fixed-steps/ and trains from
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--revision", default=BEFORE_SPEED_WORK, help="the older revision to compare with")
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=2000)
     args = parser.parse_args()
     runs = ROOT / "runs" / "fixed-steps"
     old_tree = runs / f"src-{args.revision}"
@@ -49,7 +50,7 @@ def main() -> None:
     for label, source in ((args.revision, old_tree / "src"), ("this checkout", ROOT / "src")):
         out = runs / f"{label.replace(' ', '-')}-{args.steps}"
         if not (out / "train.log").exists() or "finished at step" not in (out / "train.log").read_text():
-            subprocess.run(["rm", "-rf", str(out)], check=True)
+            shutil.rmtree(out, ignore_errors=True)
             print(f"training {args.steps} steps with {label} -> {out}", file=sys.stderr)
             overrides = [f"training.max_steps={args.steps}", f"training.validate_every={args.steps}",
                          "training.threads=2", "training.evaluate_test=false"]  # fmt: skip

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -94,8 +95,7 @@ def measure(config_path: Path, minutes: float, retrain: bool, repeats: int) -> M
     out = ROOT / "runs" / "bench" / config.name
     log_path = out / "train.log"
     if retrain or not _finished(log_path):
-        if out.exists():
-            subprocess.run(["rm", "-rf", str(out)], check=True)
+        shutil.rmtree(out, ignore_errors=True)
         print(f"training {config.name} for {minutes:g} min -> {out}", file=sys.stderr)
         budget = [f"training.max_minutes={minutes}", "training.max_steps=0", f"training.threads={THREADS}",
                   "training.evaluate_test=false"]  # fmt: skip

@@ -53,5 +53,12 @@ def test_under_bfloat16_autocast_matches_float32_closely() -> None:
         low = output_cross_entropy(features, layer, gold, 0.1)
     low.backward()
     assert low.dtype == torch.float32 and features.grad is not None and features.grad.dtype == torch.float32
+    low_grads = [features.grad, layer.weight.grad, layer.bias.grad]
+    features.grad = None
+    layer.zero_grad()
     reference = F.cross_entropy(layer(features), gold, label_smoothing=0.1)
+    reference.backward()
     torch.testing.assert_close(low, reference, rtol=2e-2, atol=2e-2)
+    for low_grad, grad in zip(low_grads, [features.grad, layer.weight.grad, layer.bias.grad], strict=True):
+        assert low_grad is not None and grad is not None and low_grad.dtype == grad.dtype
+        assert (low_grad - grad).norm() < 0.02 * grad.norm()  # bfloat16 keeps ~3 significant digits

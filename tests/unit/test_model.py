@@ -293,38 +293,77 @@ def test_encoder_equals_a_packed_multilayer_rnn(rnn_type: str, bidirectional: bo
     torch.testing.assert_close(ours.context, top, atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("attention", ["dot", "general"])
-@pytest.mark.parametrize("layers", [1, 3])
-def test_hand_written_input_feeding_equals_autograd_through_steps(attention: str, layers: int) -> None:
-    """The input-feeding LSTM's own backward pass (feeding.py) gives the features, attention and
-    gradients that autograd gives through the step loop."""
+def _input_feeding_runs(
+    attention: str, layers: int, dropout: float = 0.0, bfloat16: bool = False
+) -> list[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]:
+    """(features, attention weights, parameter gradients) from the hand-written input-feeding
+    LSTM (feeding.py) and from autograd through the step loop, in that order."""
     torch.manual_seed(0)
     config = ModelConfig(
         embedding_size=EMBEDDING,
-        dropout=0.0,
+        dropout=dropout,
         encoder=EncoderConfig(hidden_size=ENCODER_HIDDEN, num_layers=2),
         decoder=DecoderConfig(hidden_size=DECODER_HIDDEN, num_layers=layers, attention=attention,
                               input_feeding=True),
     )  # fmt: skip
-    model = build_model(config, VOCAB, VOCAB)
+    model = build_model(config, VOCAB, VOCAB).train()
     assert model.decoder.feeds_by_hand
     batch = padded_batch()
     results = []
     for run_steps in (False, True):
         model.zero_grad()
-        enc = model.encode(batch.src, batch.src_lengths)
-        state = model.init_state(enc)
-        decoder = model.decoder.forward_steps if run_steps else model.decoder
-        features, attention_weights = decoder(batch.tgt_in, enc, state)
-        (features * torch.linspace(-1, 1, features.numel()).view_as(features)).sum().backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+            enc = model.encode(batch.src, batch.src_lengths)
+            state = model.init_state(enc)
+            decoder = model.decoder.forward_steps if run_steps else model.decoder
+            features, attention_weights = decoder(batch.tgt_in, enc, state)
+        (features.float() * torch.linspace(-1, 1, features.numel()).view_as(features)).sum().backward()
         grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
-        results.append((features.detach(), attention_weights, grads))
-    (fast, fast_attention, fast_grads), (slow, slow_attention, slow_grads) = results
+        results.append((features.detach().float(), attention_weights.float(), grads))
+    return results
+
+
+@pytest.mark.parametrize("attention", ["dot", "general"])
+@pytest.mark.parametrize("layers", [1, 3])
+def test_hand_written_input_feeding_equals_autograd_through_steps(attention: str, layers: int) -> None:
+    """The input-feeding LSTM's own backward pass gives the features, attention and gradients
+    that autograd gives through the step loop."""
+    (fast, fast_attention, fast_grads), (slow, slow_attention, slow_grads) = _input_feeding_runs(
+        attention, layers
+    )
     torch.testing.assert_close(fast, slow, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(fast_attention, slow_attention, atol=1e-6, rtol=1e-5)
     assert fast_grads.keys() == slow_grads.keys()
     for name, grad in slow_grads.items():
         torch.testing.assert_close(fast_grads[name], grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_hand_written_input_feeding_drops_where_the_step_loop_drops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the same masks (a fixed pattern over the last dimension stands in for random ones),
+    dropout between layers and on the attentional vectors lands where ``step`` puts it."""
+
+    def fixed_mask(shape: tuple[int, ...], p: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        keep = (torch.arange(shape[-1]) % 3 != 0).to(dtype) * 1.5
+        return keep.expand(shape).clone()
+
+    for module in ("dropout", "rnn", "feeding"):
+        monkeypatch.setattr(f"seq2seq.model.{module}.dropout_mask", fixed_mask)
+    (fast, _, fast_grads), (slow, _, slow_grads) = _input_feeding_runs("general", 2, dropout=0.3)
+    assert (fast == 0).float().mean() > 0.3  # the pattern drops a third of the features
+    torch.testing.assert_close(fast, slow, atol=1e-6, rtol=1e-5)
+    for name, grad in slow_grads.items():
+        torch.testing.assert_close(fast_grads[name], grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_hand_written_input_feeding_under_bfloat16_autocast_stays_close_to_the_step_loop() -> None:
+    """Both paths round their matmuls to bfloat16 (~3 significant digits), in different places."""
+    (fast, fast_attention, fast_grads), (slow, slow_attention, slow_grads) = _input_feeding_runs(
+        "general", 2, bfloat16=True
+    )
+    assert (fast - slow).norm() < 0.02 * slow.norm()
+    assert (fast_attention - slow_attention).abs().max() < 0.02
+    for name, grad in slow_grads.items():
+        assert (fast_grads[name] - grad).norm() < 0.1 * grad.norm(), name  # measured: at most 0.036
 
 
 def test_hand_written_input_feeding_backward_passes_gradcheck_with_dropout() -> None:

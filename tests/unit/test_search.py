@@ -327,8 +327,11 @@ def test_bfloat16_decoding_agrees_with_float32_on_a_trained_model(
     """bfloat16 autocast rounds the matmuls only: a model that learned its task decodes the same."""
     model = trained["lstm-general"]
     sources = [[4, 5, 6, 7, 8, 9], [5, 6], [6, 7, 8], [9, 8, 7, 6]]
-    exact = generate_ids(model, sources, beam_size=beam_size)
+    weights = {name: p.clone() for name, p in model.state_dict().items()}
     rounded = generate_ids(model, sources, beam_size=beam_size, bfloat16=True)
+    state = model.state_dict()  # the bfloat16 copy leaves the caller's model as it was
+    assert all(state[name].dtype == w.dtype and torch.equal(state[name], w) for name, w in weights.items())
+    exact = generate_ids(model, sources, beam_size=beam_size)
     assert [h[0].token_ids for h in rounded] == [h[0].token_ids for h in exact]
     for r, e in zip(rounded, exact, strict=True):
         assert r[0].score == pytest.approx(e[0].score, abs=0.05 * len(e[0].token_ids) + 0.05)

@@ -140,7 +140,7 @@ class Beams:
         # (n x K x K candidates instead of n x K x V)
         best, tokens = log_probs.topk(min(k, vocab), dim=-1)  # (n, K, K)
         best[finished] = float("-inf")  # a finished hypothesis continues only with <pad>, at no cost
-        best[..., 0][finished] = 0.0
+        best[finished, 0] = 0.0
         tokens[finished] = PAD_ID
 
         candidates = (self.scores[active].unsqueeze(-1) + best).view(n, -1)

@@ -58,6 +58,7 @@ class Attention(nn.Module):
         neither copied per hypothesis nor read once per hypothesis.
         """
         rows, steps = query.shape[:2]
+        assert rows % keys.size(0) == 0, f"{rows} query rows cannot share {keys.size(0)} memory entries"
         query = query.reshape(keys.size(0), -1, query.size(-1))  # B, rows / B * T, Q
         if self.kind not in ("dot", "general"):
             q = self.query_layer(query).unsqueeze(2)  # B, T, 1, A

@@ -141,10 +141,11 @@ class RecurrentDecoder(nn.Module):
         Bengio et al., 2015) each step's input is, with probability 1 - ratio, the model's own
         previous (greedy) prediction.
         """
-        if teacher_forcing_ratio >= 1.0 and self.fused:
-            return self._forward_fused(prev_tokens, enc, state)
-        if teacher_forcing_ratio >= 1.0 and self.feeds_by_hand:
-            return self._forward_input_feeding(prev_tokens, enc, state)
+        if teacher_forcing_ratio >= 1.0:
+            if self.fused:
+                return self._forward_fused(prev_tokens, enc, state)
+            if self.feeds_by_hand:
+                return self._forward_input_feeding(prev_tokens, enc, state)
         return self.forward_steps(prev_tokens, enc, state, teacher_forcing_ratio)
 
     def forward_steps(
@@ -189,7 +190,7 @@ class RecurrentDecoder(nn.Module):
         embedded = self.dropout(self.embedding(prev_tokens))  # B, T, E
         steps = prev_tokens.size(1)
         if self.context == "every_step":
-            c = enc.context.unsqueeze(1).expand(-1, steps, -1)
+            c = enc.context_for(embedded.size(0)).unsqueeze(1).expand(-1, steps, -1)
             embedded = torch.cat([embedded, c], dim=-1)
         output, _ = self.rnn(embedded, state.hidden)  # B, T, H
         return self._combine(output, enc)

@@ -7,12 +7,14 @@ autograd, every step also computes the gradient of every weight from its own bat
 matmuls whose results are then summed over the steps) and pays the engine's bookkeeping for about
 a hundred small operations. Here the loop runs forward and backward explicitly, as cuDNN and
 oneDNN do for a plain LSTM: going backward through time carries only the gradients of the states,
-and each weight's gradient comes at the end from one matmul over all steps. The matched en-de
-model's decoder trains ~1.8x faster this way (docs/speed.md).
+and each weight's gradient comes at the end from one matmul over all steps (docs/speed.md has
+the figures).
 
 The equations are those of ``RecurrentDecoder.step`` for an LSTM with "dot" or "general"
-attention; a test checks that both give the same features and gradients. Matmuls run in the
-autocast dtype when autocast is on (bfloat16 here), everything else in float32.
+attention; a test checks that both give the same features and gradients. The LSTM's and the
+combination's matmuls run in the autocast dtype when autocast is on (bfloat16 here); attention,
+the cell states and the nonlinearities in float32, as in ``attention.py``. The attention weights
+it returns carry no gradient: no loss reads them (a loss on attention would need ``forward_steps``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def input_feeding_lstm(
     between layers and to the attentional vectors, as in ``RecurrentDecoder.step``.
     Returns the attentional vectors (batch, tgt_len, F) and attention weights (batch, tgt_len, src_len).
     """
+    assert combine.bias is None, "the combination h~ = tanh(W [h; c]) has no bias"
     autocast = torch.is_autocast_enabled("cpu")
     dtype = torch.get_autocast_dtype("cpu") if autocast else embedded.dtype
     layers, hidden_size, emb = rnn.num_layers, rnn.hidden_size, embedded.size(-1)
@@ -143,7 +146,7 @@ class _InputFeedingLSTM(torch.autograd.Function):
                 scores = torch.bmm(h.unsqueeze(1), keys_t).squeeze(1).add_(score_bias)
                 weights_t = torch.softmax(scores, dim=-1, out=attention[t])
                 combined[t, :, H:] = torch.bmm(weights_t.unsqueeze(1), memory).squeeze(1)
-                y = _tanh(torch.mm(combined[t], combine.t()), out=feature_tanh[t])
+                y = _tanh(torch.mm(combined[t], combine.t()).to(state), out=feature_tanh[t])
                 feature = features[t]
                 if feature_mask is None:
                     feature.copy_(y)
