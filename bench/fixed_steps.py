@@ -6,31 +6,39 @@ an older revision of the toolkit and with this checkout, and compare their test 
 
 The older revision is checked out with ``git worktree`` into runs/fixed-steps/ and trains from
 its own sources with this checkout's virtual environment. The config (bench/fixed-steps-en-de.yaml:
-the matched model, in keys that both revisions read) trains with the same seed, data and batches;
-then this checkout decodes test.en with both models, greedy and beam 5, so that only training
-differs. bfloat16 training is not bit-reproducible, so two runs of the same code differ too: the
-difference is a check against a gross change, not a proof of equality (the unit tests check the
-fast paths against the reference computations number for number).
+the matched model, in keys that both revisions read) trains with the same seed, data and batches.
+Each revision then decodes test.en with its own model and code in float32, greedy and beam 5 (the
+checkpoint layouts differ: the encoder's weights were split per layer and direction), and this
+checkout scores both with sacrebleu. bfloat16 training is not bit-reproducible, so two runs of the
+same code differ too: the difference is a check against a gross change, not a proof of equality
+(the unit tests check the fast paths against the reference computations number for number).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import torch
-
-from seq2seq.build import read_split
 from seq2seq.metrics import bleu, chrf
-from seq2seq.pipeline import load
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "bench" / "fixed-steps-en-de.yaml"
 BEFORE_SPEED_WORK = "9a35715"  # the last commit before "Encoder runs each layer and direction ..."
+DECODE = """import json, sys, torch
+from seq2seq.build import read_split
+from seq2seq.pipeline import load
+torch.set_num_threads(2)
+pipeline = load(sys.argv[1])
+test = read_split(pipeline.config.data, "test")
+outputs = pipeline.generate([p.src for p in test], beam=int(sys.argv[2]))
+with open(sys.argv[3], "w", encoding="utf-8") as f:
+    json.dump({"hypotheses": [o.text for o in outputs], "references": [p.tgt for p in test]}, f)
+"""  # generate and read_split as both revisions have them
 
 
 def main() -> None:
@@ -60,15 +68,16 @@ def main() -> None:
             command += [arg for item in overrides for arg in ("--set", item)]
             env = {**os.environ, "PYTHONPATH": str(source)}
             subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-        models[label] = out
-    torch.set_num_threads(2)
+        models[label] = (source, out)
     for beam in (1, 5):
         scores = {}
-        for label, out in models.items():
-            pipeline = load(out)
-            test = read_split(pipeline.config.data, "test")
-            hypotheses = [o.text for o in pipeline.generate([p.src for p in test], beam=beam)]
-            references = [[p.tgt] for p in test]
+        for label, (source, out) in models.items():
+            # the revision's own code decodes its model, in a process of its own
+            decoded = out / f"test-beam{beam}.json"
+            command = [sys.executable, "-c", DECODE, str(out), str(beam), str(decoded)]
+            subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(source)}, check=True)
+            test = json.loads(decoded.read_text(encoding="utf-8"))
+            hypotheses, references = test["hypotheses"], [[r] for r in test["references"]]
             scores[label] = (bleu(hypotheses, references), chrf(hypotheses, references))
         (old, (old_bleu, old_chrf)), (new, (new_bleu, new_chrf)) = scores.items()
         print(f"beam {beam}: BLEU {old_bleu:.2f} ({old}) vs {new_bleu:.2f} ({new}), difference "
