@@ -41,7 +41,8 @@ class EncoderOutput:
     def context_for(self, rows: int) -> torch.Tensor:
         """The context vector of each of ``rows`` decoder rows (rows, memory_size): in beam search
         a group of rows / batch consecutive rows (a source's hypotheses) shares one entry."""
-        return self.context.repeat_interleave(rows // self.context.size(0), dim=0)
+        group = rows // self.context.size(0)
+        return self.context if group == 1 else self.context.repeat_interleave(group, dim=0)
 
     def select(self, indices: torch.Tensor) -> EncoderOutput:
         """Rows ``indices`` of the batch (used to expand or reorder for beam search)."""
