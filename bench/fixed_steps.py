@@ -30,15 +30,17 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "bench" / "fixed-steps-en-de.yaml"
 BEFORE_SPEED_WORK = "9a35715"  # the last commit before "Encoder runs each layer and direction ..."
 DECODE = """import json, sys, torch
-from seq2seq.build import read_split
+from pathlib import Path
+from seq2seq.data.readers import read_parallel
 from seq2seq.pipeline import load
 torch.set_num_threads(2)
 pipeline = load(sys.argv[1])
-test = read_split(pipeline.config.data, "test")
+data = pipeline.config.data
+test = read_parallel(Path(f"{data.test}.{data.src_suffix}"), Path(f"{data.test}.{data.tgt_suffix}"))
 outputs = pipeline.generate([p.src for p in test], beam=int(sys.argv[2]))
 with open(sys.argv[3], "w", encoding="utf-8") as f:
     json.dump({"hypotheses": [o.text for o in outputs], "references": [p.tgt for p in test]}, f)
-"""  # generate and read_split as both revisions have them
+"""  # generate and read_parallel as every revision has them
 
 
 def main() -> None:

@@ -33,11 +33,11 @@ from pathlib import Path
 
 import torch
 
-from seq2seq.build import read_split
 from seq2seq.config import load_config
 from seq2seq.device import configure_memory, native_bfloat16
 from seq2seq.metrics import bleu, chrf
 from seq2seq.pipeline import Pipeline, load
+from seq2seq.tasks import read_split
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT.parent / "shared" / "peers"
@@ -111,7 +111,7 @@ def measure(config_path: Path, minutes: float, retrain: bool, repeats: int) -> M
 
     pipeline = load(out)
     pipeline.set_decoding(**config.to_dict()["decoding"])  # this config's, also for a reused run
-    test = read_split(pipeline.config.data, "test")
+    test = read_split(pipeline.config, "test")
     sources, references = [p.src for p in test], [[p.tgt] for p in test]
     precisions = ["float32", "bfloat16"] if native_bfloat16() else ["float32"]
     decoded = {name: decode(pipeline, sources, references, name, repeats) for name in precisions}
@@ -174,12 +174,12 @@ def training_flops_per_target_token(pipeline: Pipeline) -> float:
     """Matmul FLOPs of forward + backward (3x forward) per target token, from the model's shapes
     and the training data's lengths (a sample); pointwise work is not counted."""
     config = pipeline.config
-    pairs = read_split(config.data, "train")[:3000]
-    src_len = [len(pipeline.src_tokenizer.encode(p.src)) for p in pairs]
-    tgt_len = [len(pipeline.tgt_tokenizer.encode(p.tgt)) + 1 for p in pairs]  # + <eos>
+    pairs = read_split(config, "train")[:3000]
+    src_len = [len(pipeline.source.encode(p.src).features) for p in pairs]
+    tgt_len = [len(pipeline.target.ids(p.tgt)) + 1 for p in pairs]  # + <eos>
     src_per_tgt = sum(src_len) / sum(tgt_len)
     mean_src = sum(s * t for s, t in zip(src_len, tgt_len, strict=True)) / sum(tgt_len)  # per target token
-    vocab_size = len(pipeline.tgt_vocab)
+    vocab_size = len(pipeline.target.vocab)
 
     m = config.model
     enc, dec = m.encoder, m.decoder

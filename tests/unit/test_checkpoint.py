@@ -10,10 +10,11 @@ import torch
 
 import seq2seq
 from seq2seq import checkpoint
-from seq2seq.build import build_model, build_tokenizer, build_vocabularies, read_split
+from seq2seq.build import build_featurizers, build_model
 from seq2seq.config import Config, config_from_dict
 from seq2seq.errors import ModelFileError
 from seq2seq.pipeline import Pipeline
+from seq2seq.tasks import read_split
 
 TEXTS = ["abc", "hello", "", "dcba", "aaaaaaaaaaaa"]
 
@@ -36,14 +37,9 @@ def make_config(rnn: str = "lstm", context: str = "attention", tie: bool = False
 
 
 def make_pipeline(config: Config) -> Pipeline:
-    pairs = read_split(config.data, "train")
-    src_tok = build_tokenizer(config.data.src_tokenizer, [p.src for p in pairs])
-    tgt_tok = build_tokenizer(config.data.tgt_tokenizer, [p.tgt for p in pairs])
-    src_vocab, tgt_vocab = build_vocabularies(
-        config.data, [src_tok.encode(p.src) for p in pairs], [tgt_tok.encode(p.tgt) for p in pairs]
-    )
-    model = build_model(config.model, len(src_vocab), len(tgt_vocab)).eval()
-    return Pipeline(config, model, src_tok, tgt_tok, src_vocab, tgt_vocab)
+    source, target = build_featurizers(config.data, read_split(config, "train"))
+    model = build_model(config.model, len(source.vocab), len(target.vocab)).eval()
+    return Pipeline(config, model, source, target)
 
 
 @pytest.fixture
@@ -75,8 +71,8 @@ def test_saved_pipeline_loads_identically(tmp_path: Path, rnn: str, context: str
     loaded = seq2seq.load(tmp_path / "model")
 
     assert loaded.config == original.config
-    assert loaded.src_vocab.tokens == original.src_vocab.tokens
-    assert loaded.tgt_vocab.tokens == original.tgt_vocab.tokens
+    assert loaded.source.vocab.tokens == original.source.vocab.tokens
+    assert loaded.target.vocab.tokens == original.target.vocab.tokens
     original_state, loaded_state = original.model.state_dict(), loaded.model.state_dict()
     assert original_state.keys() == loaded_state.keys()
     assert all(torch.equal(original_state[k], loaded_state[k]) for k in original_state)
@@ -188,7 +184,7 @@ def adam_after_steps(model: torch.nn.Module, steps: int) -> torch.optim.Adam:
 
 def one_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
     src = torch.tensor([[4, 5, 6], [7, 8, 0]])
-    features, _ = model(src, torch.tensor([3, 2]), torch.tensor([[2, 6, 5], [2, 8, 7]]))
+    features = model(src, torch.tensor([3, 2]), torch.tensor([[2, 6, 5], [2, 8, 7]])).features
     loss = model.logits(features).logsumexp(-1).mean()
     optimizer.zero_grad()
     loss.backward()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,7 @@ from seq2seq.config import (
 from seq2seq.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-MINIMAL = {"data": {"format": "synthetic"}}  # the default format needs a data.train path
+MINIMAL = {"task": "reverse"}  # the default task, translation, needs a data.train path
 
 YAML = """\
 name: tiny
@@ -169,7 +170,7 @@ def test_range_bounds_are_inclusive() -> None:
             {"model": {"rnn_type": "lstn"}},
             "model.rnn_type = 'lstn' is not allowed; did you mean 'lstm'? (allowed: lstm, gru)",
         ),
-        ({"task": "g2"}, "task = 'g2' is not allowed; did you mean 'g2p'?"),
+        ({"task": "g2"}, "task = 'g2' is not a registered task; did you mean 'g2p'?"),
         ({"model": {"decoder": {"attention": "luong"}}}, "model.decoder.attention = 'luong' is not allowed"),
         ({"training": {"scheduler": 3}}, "training.scheduler = 3 is not allowed"),
     ],
@@ -199,11 +200,11 @@ def test_overrides(tmp_path: Path) -> None:
 
 
 def test_overrides_parse_values_as_yaml_and_create_sections() -> None:
-    raw = {"data": {"format": "synthetic"}}
+    raw = {"task": "sort", "data": {"format": "synthetic"}}
     merged = apply_overrides(
         raw, ["model.decoder.input_feeding=true", "name=my model", "data.max_vocab_size=null", "output_dir="]
     )
-    assert raw == {"data": {"format": "synthetic"}}, "the input is not modified"
+    assert raw == {"task": "sort", "data": {"format": "synthetic"}}, "the input is not modified"
     config = config_from_dict(merged)
     assert config.model.decoder.input_feeding is True
     assert config.name == "my model"
@@ -270,7 +271,7 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
 
 
 def test_errors_name_the_source_file(tmp_path: Path) -> None:
-    path = _yaml(tmp_path, "data: {format: synthetic}\ntraining: {lr: fast}\n")
+    path = _yaml(tmp_path, "task: copy\ntraining: {lr: fast}\n")
     with pytest.raises(ConfigError, match=re.escape(f"{path}: training.lr must be float")):
         load_config(path)
 
@@ -301,8 +302,7 @@ def test_tied_embeddings_need_matching_sizes() -> None:
 
 def test_base_config_is_merged_key_by_key(tmp_path: Path) -> None:
     (tmp_path / "base.yaml").write_text(
-        "name: base\ndata: {format: synthetic}\nmodel:\n  dropout: 0.3\n"
-        "  decoder: {hidden_size: 64, context: attention}\n"
+        "name: base\ntask: copy\nmodel:\n  dropout: 0.3\n  decoder: {hidden_size: 64, context: attention}\n"
     )
     (tmp_path / "sub").mkdir()
     variant = tmp_path / "sub" / "variant.yaml"
@@ -328,7 +328,7 @@ def test_base_config_errors(tmp_path: Path) -> None:
 
 
 def test_synthetic_lengths_must_be_ordered() -> None:
-    raw = {"data": {"format": "synthetic", "synthetic": {"min_length": 8, "max_length": 4}}}
+    raw = {"task": "sort", "data": {"synthetic": {"min_length": 8, "max_length": 4}}}
     assert "data.synthetic.min_length must not exceed max_length" in _error(raw)
 
 
@@ -382,7 +382,11 @@ PLAUSIBLE = {
     float: st.floats(-0.5, 2.0),
     str: st.sampled_from(["char", "sentencepiece", "unigram", "sort", "gru", "mean", "dot", "plateau", "x"]),
 }
-VALID = {**Config().to_dict(), "data": {**Config().to_dict()["data"], "format": "synthetic"}}
+VALID = {
+    **Config().to_dict(),
+    "task": "reverse",
+    "data": {**Config().to_dict()["data"], "format": "synthetic"},
+}
 
 
 def _paths(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -450,3 +454,42 @@ def test_joint_sentencepiece_needs_the_same_sentencepiece_settings_on_both_sides
     with pytest.raises(ConfigError, match="data.joint_sentencepiece needs src_tokenizer and tgt_tokenizer"):
         config_from_dict({"data": data})
     assert config_from_dict({"data": {**data, "tgt_tokenizer": spm}}).data.joint_sentencepiece
+
+
+def test_task_defaults_fill_in_what_the_file_leaves_unset() -> None:
+    g2p = config_from_dict({"task": "g2p"})
+    assert (g2p.data.format, g2p.data.src_tokenizer.type, g2p.data.tgt_tokenizer.type) == (
+        "cmudict",
+        "char",
+        "word",
+    )
+    sort = config_from_dict({"task": "sort", "data": {"src_tokenizer": {"type": "word"}}})
+    assert sort.data.synthetic.task == "sort" and sort.data.src_tokenizer.type == "word"  # the file wins
+
+
+def test_data_format_must_belong_to_the_task() -> None:
+    message = _error({"task": "translation", "data": {"format": "cmudict", "train": "x"}})
+    assert (
+        "data.format = 'cmudict' is not a format of task 'translation' (allowed: parallel, tsv, jsonl)"
+        in message
+    )
+    assert "did you mean 'jsonl'?" in _error({"task": "g2p", "data": {"format": "jsonll"}})
+
+
+def test_several_source_fields_are_a_list_of_names_and_survive_saving() -> None:
+    raw = {"data": {"format": "jsonl", "train": "t.jsonl", "src_fields": ["question", "context"]}}
+    config = config_from_dict(raw)
+    assert config.data.src_fields == ("question", "context")
+    again = config_from_dict(yaml.safe_load(yaml.safe_dump(config.to_dict())))
+    assert again == config
+    assert "data.src_fields must be a list of str" in _error(
+        {"data": {**raw["data"], "src_fields": "question"}}
+    )
+    parallel = {"data": {"train": "x", "src_fields": ["a", "b"]}}
+    assert "data.src_fields needs data.format tsv or jsonl" in _error(parallel)
+
+
+def test_minimum_output_length_must_not_exceed_the_maximum() -> None:
+    raw = {**MINIMAL, "decoding": {"min_output_len": 5, "max_output_len": 3}}
+    assert "decoding.min_output_len must not exceed decoding.max_output_len" in _error(raw)
+    assert config_from_dict({**MINIMAL, "decoding": {"min_output_len": 5}}).decoding.max_output_len == 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq.model.dropout import Dropout, dropout_mask
+from seq2seq.kernels import FAST, PLAIN, Ops
+from seq2seq.kernels.dropout import dropout_mask
+from seq2seq.model.dropout import Dropout
 
 
 @pytest.mark.parametrize("p", [0.1, 0.2, 0.5, 0.9])
@@ -36,11 +38,12 @@ def test_mask_follows_the_torch_seed() -> None:
     assert torch.equal(first, dropout_mask((5, 9), 0.5))
 
 
-def test_module_is_the_identity_in_eval_mode_and_at_zero() -> None:
+@pytest.mark.parametrize("ops", [FAST, PLAIN], ids=["fast", "plain"])
+def test_module_is_the_identity_in_eval_mode_and_at_zero(ops: Ops) -> None:
     x = torch.randn(4, 6)
-    assert torch.equal(Dropout(0.5).eval()(x), x)
-    assert torch.equal(Dropout(0.0).train()(x), x)
-    noisy = Dropout(0.5).train()(x)
+    assert torch.equal(Dropout(0.5, ops).eval()(x), x)
+    assert torch.equal(Dropout(0.0, ops).train()(x), x)
+    noisy = Dropout(0.5, ops).train()(x)
     assert torch.all((noisy == 0) | torch.isclose(noisy, 2 * x))
     with pytest.raises(ValueError, match="dropout probability"):
         Dropout(1.0)

@@ -80,7 +80,8 @@ def test_step_by_step_equals_teacher_forcing(
     model = make_model(rnn, context, attention, input_feeding, pooling)
     batch = padded_batch()
     with torch.no_grad():
-        features, forced_attention = model(batch.src, batch.src_lengths, batch.tgt_in)
+        output = model(batch.src, batch.src_lengths, batch.tgt_in)
+        features, forced_attention = output.features, output.attention
         expected = torch.log_softmax(model.logits(features), dim=-1)
 
         enc = model.encode(batch.src, batch.src_lengths)
@@ -107,15 +108,15 @@ def test_padding_does_not_change_an_example(
     model = make_model(rnn, context, attention, input_feeding, pooling)
     batch = padded_batch()
     with torch.no_grad():
-        features, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+        features = model(batch.src, batch.src_lengths, batch.tgt_in).features
         together = torch.log_softmax(model.logits(features), dim=-1)
         for row in range(3):
             n_src, n_tgt = int(batch.src_lengths[row]), int(batch.tgt_mask[row].sum())
-            alone_features, _ = model(
+            alone_features = model(
                 batch.src[row : row + 1, :n_src],
                 batch.src_lengths[row : row + 1],
                 batch.tgt_in[row : row + 1, :n_tgt],
-            )
+            ).features
             alone = torch.log_softmax(model.logits(alone_features), dim=-1)
             torch.testing.assert_close(together[row : row + 1, :n_tgt], alone, atol=1e-5, rtol=0)
 
@@ -127,7 +128,7 @@ def test_attention_is_zero_on_padding_and_sums_to_one(
     model = make_model(rnn, context, attention, input_feeding, pooling)
     batch = padded_batch()
     with torch.no_grad():
-        _, weights = model(batch.src, batch.src_lengths, batch.tgt_in)
+        weights = model(batch.src, batch.src_lengths, batch.tgt_in).attention
     assert weights is not None
     assert weights.shape == (3, batch.tgt_in.size(1), batch.src.size(1))
     src_mask = batch.src != 0
@@ -153,7 +154,8 @@ def test_output_shapes(rnn: str, context: str, attention: str, input_feeding: bo
         assert torch.all(enc.memory[~enc.mask] == 0.0), "memory is zero at padding"
         assert (enc.keys is not None) == (context == "attention")
 
-        features, weights = model(batch.src, batch.src_lengths, batch.tgt_in)
+        output = model(batch.src, batch.src_lengths, batch.tgt_in)
+        features, weights = output.features, output.attention
         assert features.shape == (batch_size, tgt_len, DECODER_HIDDEN)
         assert model.logits(features).shape == (batch_size, tgt_len, VOCAB)
         assert (weights is None) == (context != "attention")
@@ -175,11 +177,11 @@ def test_dropout_is_off_in_eval_mode(context: str, attention: str) -> None:
     model = make_model("lstm", context, attention, dropout=0.5)
     batch = padded_batch()
     with torch.no_grad():
-        first, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
-        second, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+        first = model(batch.src, batch.src_lengths, batch.tgt_in).features
+        second = model(batch.src, batch.src_lengths, batch.tgt_in).features
         assert torch.equal(first, second)
         model.train()
-        noisy, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+        noisy = model(batch.src, batch.src_lengths, batch.tgt_in).features
         assert not torch.allclose(noisy, first)
 
 
@@ -229,14 +231,14 @@ def test_scheduled_sampling_feeds_predictions_in_training(
 ) -> None:
     model = make_model("lstm", context, attention, input_feeding).train()
     batch = padded_batch()
-    forced, _ = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing_ratio=1.0)
-    sampled, _ = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing_ratio=0.0)
+    forced = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing_ratio=1.0).features
+    sampled = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing_ratio=0.0).features
     assert sampled.shape == forced.shape
     # the first step always reads <sos>; later steps read the model's own predictions
     torch.testing.assert_close(sampled[:, 0], forced[:, 0])
     assert not torch.allclose(sampled[:, 1:], forced[:, 1:])
 
-    mixed, _ = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing_ratio=0.5)
+    mixed = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing_ratio=0.5).features
     assert not torch.allclose(mixed[:, 1:], forced[:, 1:])
     mixed.sum().backward()  # gradients flow through the step loop
     assert all(p.grad is not None for p in model.decoder.rnn.parameters())
@@ -247,7 +249,7 @@ def test_scheduled_sampling_with_ratio_zero_runs_free() -> None:
     model = make_model("gru", "attention", "general", input_feeding=True).train()
     batch = padded_batch()
     with torch.no_grad():
-        sampled, _ = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing_ratio=0.0)
+        sampled = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing_ratio=0.0).features
         enc = model.encode(batch.src, batch.src_lengths)
         state = model.init_state(enc)
         token, expected = batch.tgt_in[:, 0], []
@@ -266,12 +268,13 @@ def test_encoder_equals_a_packed_multilayer_rnn(rnn_type: str, bidirectional: bo
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     from seq2seq.model.encoder import RecurrentEncoder
+    from seq2seq.model.frontends import TokenEmbedding
     from seq2seq.model.rnn import make_rnn
 
     torch.manual_seed(0)
-    encoder = RecurrentEncoder(vocab_size=20, embedding_size=6, hidden_size=5, num_layers=3,
+    encoder = RecurrentEncoder(frontend=TokenEmbedding(20, 6, pad_id=0), hidden_size=5, num_layers=3,
                                rnn_type=rnn_type, bidirectional=bidirectional, dropout=0.0,
-                               pooling="last", pad_id=0).eval()  # fmt: skip
+                               pooling="last").eval()  # fmt: skip
     reference = make_rnn(rnn_type, 6, 5, 3, 0.0, bidirectional)  # type: ignore[arg-type]
     for layer in range(3):
         directions = [("", encoder.forward_rnns[layer])]
@@ -291,101 +294,3 @@ def test_encoder_equals_a_packed_multilayer_rnn(rnn_type: str, bidirectional: bo
     hidden = final[0] if isinstance(final, tuple) else final
     top = torch.cat(list(hidden[-(2 if bidirectional else 1) :]), dim=-1)
     torch.testing.assert_close(ours.context, top, atol=1e-6, rtol=1e-5)
-
-
-def _input_feeding_runs(
-    attention: str, layers: int, dropout: float = 0.0, bfloat16: bool = False
-) -> list[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]:
-    """(features, attention weights, parameter gradients) from the hand-written input-feeding
-    LSTM (feeding.py) and from autograd through the step loop, in that order."""
-    torch.manual_seed(0)
-    config = ModelConfig(
-        embedding_size=EMBEDDING,
-        dropout=dropout,
-        encoder=EncoderConfig(hidden_size=ENCODER_HIDDEN, num_layers=2),
-        decoder=DecoderConfig(hidden_size=DECODER_HIDDEN, num_layers=layers, attention=attention,
-                              input_feeding=True),
-    )  # fmt: skip
-    model = build_model(config, VOCAB, VOCAB).train()
-    assert model.decoder.feeds_by_hand
-    batch = padded_batch()
-    results = []
-    for run_steps in (False, True):
-        model.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
-            enc = model.encode(batch.src, batch.src_lengths)
-            state = model.init_state(enc)
-            decoder = model.decoder.forward_steps if run_steps else model.decoder
-            features, attention_weights = decoder(batch.tgt_in, enc, state)
-        (features.float() * torch.linspace(-1, 1, features.numel()).view_as(features)).sum().backward()
-        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
-        results.append((features.detach().float(), attention_weights.float(), grads))
-    return results
-
-
-@pytest.mark.parametrize("attention", ["dot", "general"])
-@pytest.mark.parametrize("layers", [1, 3])
-def test_hand_written_input_feeding_equals_autograd_through_steps(attention: str, layers: int) -> None:
-    """The input-feeding LSTM's own backward pass gives the features, attention and gradients
-    that autograd gives through the step loop."""
-    (fast, fast_attention, fast_grads), (slow, slow_attention, slow_grads) = _input_feeding_runs(
-        attention, layers
-    )
-    torch.testing.assert_close(fast, slow, atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(fast_attention, slow_attention, atol=1e-6, rtol=1e-5)
-    assert fast_grads.keys() == slow_grads.keys()
-    for name, grad in slow_grads.items():
-        torch.testing.assert_close(fast_grads[name], grad, atol=1e-6, rtol=1e-4, msg=name)
-
-
-def test_hand_written_input_feeding_drops_where_the_step_loop_drops(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the same masks (a fixed pattern over the last dimension stands in for random ones),
-    dropout between layers and on the attentional vectors lands where ``step`` puts it."""
-
-    def fixed_mask(shape: tuple[int, ...], p: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        keep = (torch.arange(shape[-1]) % 3 != 0).to(dtype) * 1.5
-        return keep.expand(shape).clone()
-
-    for module in ("dropout", "rnn", "feeding"):
-        monkeypatch.setattr(f"seq2seq.model.{module}.dropout_mask", fixed_mask)
-    (fast, _, fast_grads), (slow, _, slow_grads) = _input_feeding_runs("general", 2, dropout=0.3)
-    assert (fast == 0).float().mean() > 0.3  # the pattern drops a third of the features
-    torch.testing.assert_close(fast, slow, atol=1e-6, rtol=1e-5)
-    for name, grad in slow_grads.items():
-        torch.testing.assert_close(fast_grads[name], grad, atol=1e-6, rtol=1e-4, msg=name)
-
-
-def test_hand_written_input_feeding_under_bfloat16_autocast_stays_close_to_the_step_loop() -> None:
-    """Both paths round their matmuls to bfloat16 (~3 significant digits), in different places."""
-    (fast, fast_attention, fast_grads), (slow, slow_attention, slow_grads) = _input_feeding_runs(
-        "general", 2, bfloat16=True
-    )
-    assert (fast - slow).norm() < 0.02 * slow.norm()
-    assert (fast_attention - slow_attention).abs().max() < 0.02
-    for name, grad in slow_grads.items():
-        assert (fast_grads[name] - grad).norm() < 0.1 * grad.norm(), name  # measured: at most 0.036
-
-
-def test_hand_written_input_feeding_backward_passes_gradcheck_with_dropout() -> None:
-    """Finite differences in float64, with dropout masks between layers and on the features."""
-    from seq2seq.model.dropout import dropout_mask
-    from seq2seq.model.feeding import _InputFeedingLSTM
-
-    torch.manual_seed(0)
-    batch, steps, src_len, hidden, memory_size, feature_size, layers = 2, 3, 4, 3, 4, 3, 2
-
-    def rand(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, dtype=torch.float64, requires_grad=True)
-
-    score_bias = torch.zeros(batch, src_len, dtype=torch.float64)
-    score_bias[1, 3:] = float("-inf")
-    state = (rand(layers, batch, hidden), rand(layers, batch, hidden))
-    inputs = (
-        torch.float64, rand(batch, steps, 4 * hidden), *state,
-        rand(batch, src_len, hidden), rand(batch, src_len, memory_size), score_bias,
-        rand(feature_size, hidden + memory_size),
-        dropout_mask((steps, batch, feature_size), 0.3, torch.float64),
-        dropout_mask((layers - 1, steps, batch, hidden), 0.3, torch.float64),
-        rand(4 * hidden, feature_size + hidden), rand(4 * hidden, 2 * hidden), rand(4 * hidden),
-    )  # fmt: skip
-    assert torch.autograd.gradcheck(lambda *x: _InputFeedingLSTM.apply(*x)[0], inputs)

@@ -303,3 +303,20 @@ def test_unopenable_paths_are_data_errors(tmp_path: Path, name: str) -> None:
     _write(tmp_path / "file.txt", "a\n")
     with pytest.raises(DataError):
         list(read_lines(tmp_path / name))
+
+
+def test_several_source_fields_are_joined_with_the_separator(tmp_path: Path) -> None:
+    tsv = tmp_path / "qa.tsv"
+    tsv.write_text("Who? \tAnn wrote it.\tAnn\nbad line\tonly two\n")
+    with pytest.raises(DataError, match=re.escape(f"{tsv}:2: expected 3 tab-separated columns, found 2")):
+        read_tsv(tsv, src_columns=2)
+    report = ReadReport()
+    assert read_tsv(tsv, skip_bad_lines=True, report=report, src_columns=2) == [
+        Pair("Who? <sep> Ann wrote it.", "Ann", f"{tsv}:1")
+    ]
+    jsonl = tmp_path / "qa.jsonl"
+    jsonl.write_text(json.dumps({"question": "Who?", "context": "Ann wrote it.", "answer": "Ann"}) + "\n")
+    pairs = read_jsonl(jsonl, ["question", "context"], "answer")
+    assert pairs == [Pair("Who? <sep> Ann wrote it.", "Ann", f"{jsonl}:1")]
+    with pytest.raises(DataError, match="missing field 'title'"):
+        read_jsonl(jsonl, ["title", "context"], "answer")

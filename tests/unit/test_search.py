@@ -8,14 +8,19 @@ import random
 import pytest
 import torch
 
-from seq2seq.build import build_model
+from seq2seq.build import build_loss, build_model
 from seq2seq.config import DecoderConfig, EncoderConfig, ModelConfig
-from seq2seq.data.batching import collate
+from seq2seq.data.batching import Batch, collate
 from seq2seq.data.vocab import EOS_ID, PAD_ID, SOS_ID
 from seq2seq.decoding.generate import generate_ids
 from seq2seq.decoding.search import Hypothesis, beam_search, greedy_search, length_penalty
 from seq2seq.model.seq2seq import Seq2Seq
-from seq2seq.training.loss import batch_loss
+
+
+def batch_loss(model: Seq2Seq, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy of a batch under teacher forcing, as training computes it."""
+    return build_loss(model)(model(batch.src, batch.src_lengths, batch.tgt_in), batch, label_smoothing)
+
 
 LETTERS = list(range(4, 10))  # six "letters" after the four special ids
 VOCAB = 10
@@ -190,7 +195,7 @@ def score_of(model: Seq2Seq, source: list[int], output: list[int]) -> float:
     """log p(output <eos> | source) under teacher forcing."""
     batch = collate([source], [output], [0])
     with torch.no_grad():
-        features, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+        features = model(batch.src, batch.src_lengths, batch.tgt_in).features
         log_probs = torch.log_softmax(model.logits(features), dim=-1)
     return float(log_probs[0].gather(1, batch.tgt_out[0].unsqueeze(1)).sum())
 
@@ -226,6 +231,25 @@ def test_max_lengths_are_respected(beam_size: int) -> None:
     # the limit counts <eos>, which is forced at the last allowed step
     assert [len(h.token_ids) for h in found] == [0, 1, 4, 6, 2]
     assert all(EOS_ID not in h.token_ids for h in found)
+
+
+def force_eos(model: Seq2Seq) -> Seq2Seq:
+    with torch.no_grad():
+        model.decoder.output_layer.bias[EOS_ID] = 1e4
+    return model
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_absolute_output_lengths(beam_size: int) -> None:
+    """decoding.min_output_len holds <eos> back; decoding.max_output_len caps beside the ratio."""
+    sources = random_sources(4, seed=5, min_length=3)
+    eager = force_eos(make_model("gru-bahdanau"))  # would stop at once
+    assert {len(h[0].token_ids) for h in generate_ids(eager, sources, beam_size=beam_size)} == {0}
+    held = generate_ids(eager, sources, beam_size=beam_size, min_length=3)
+    assert {len(h[0].token_ids) for h in held} == {3}
+    endless = suppress_eos(make_model("gru-bahdanau"))
+    capped = generate_ids(endless, sources, beam_size=beam_size, max_length=2, max_length_offset=10)
+    assert {len(h[0].token_ids) for h in capped} == {2}
 
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0, 2.0])

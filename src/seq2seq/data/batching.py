@@ -21,7 +21,8 @@ from seq2seq.data.vocab import EOS_ID, PAD_ID, SOS_ID
 class Batch:
     """A padded batch. Layout: batch first; masks are bool with True = real token.
 
-    src: (batch, src_len) ids; src_lengths: (batch,).
+    src: (batch, src_len) token ids, or (batch, src_len, features) floats such as audio frames;
+    src_lengths: (batch,).
     tgt_in: (batch, tgt_len) <sos> y_1 .. y_n (decoder input, teacher forcing).
     tgt_out: (batch, tgt_len) y_1 .. y_n <eos> (what to predict), PAD_ID at padding.
     indices: (batch,) positions of the examples in their dataset.
@@ -43,6 +44,10 @@ class Batch:
         return int(self.tgt_mask.sum())
 
 
+# One source as the model reads it: token ids, or a (frames, features) float tensor.
+Features = Sequence[int] | torch.Tensor
+
+
 def pad(sequences: Sequence[Sequence[int]]) -> torch.Tensor:
     """Right-pad lists of ids with PAD_ID into a (batch, max_len) LongTensor."""
     out = torch.full((len(sequences), max(len(s) for s in sequences)), PAD_ID, dtype=torch.long)
@@ -51,13 +56,19 @@ def pad(sequences: Sequence[Sequence[int]]) -> torch.Tensor:
     return out
 
 
-def collate(
-    src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]] | None, indices: Sequence[int]
-) -> Batch:
+def pad_sources(sources: Sequence[Features]) -> torch.Tensor:
+    """Token ids padded as ``pad`` does, or (frames, features) tensors zero-padded into
+    (batch, max_frames, features)."""
+    if not isinstance(sources[0], torch.Tensor):
+        return pad(sources)  # type: ignore[arg-type]
+    return torch.nn.utils.rnn.pad_sequence(list(sources), batch_first=True)  # type: ignore[arg-type]
+
+
+def collate(src: Sequence[Features], tgt: Sequence[Sequence[int]] | None, indices: Sequence[int]) -> Batch:
     """Pad one batch; without targets (generation) tgt_in / tgt_out hold only <sos> / <eos>."""
     targets = tgt if tgt is not None else [[] for _ in src]
     return Batch(
-        src=pad(src),
+        src=pad_sources(src),
         src_lengths=torch.tensor([len(s) for s in src], dtype=torch.long),
         tgt_in=pad([[SOS_ID, *t] for t in targets]),
         tgt_out=pad([[*t, EOS_ID] for t in targets]),

@@ -1,5 +1,8 @@
 """Readers of parallel data: line-aligned text files, TSV and JSONL.
 
+A source may have several fields (a question and its context): TSV and JSONL readers take the
+number or names of the source fields and join them with the field separator (``data/vocab.py``).
+
 Every problem is reported as a ``DataError`` naming the file and line. With
 ``skip_bad_lines`` the reader instead skips empty or malformed pairs and counts them in
 ``ReadReport``; undecodable bytes, binary files and mismatched line counts are always errors,
@@ -9,10 +12,11 @@ because skipping them would silently misalign or lose data.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seq2seq.data.vocab import join_fields
 from seq2seq.errors import DataError
 
 
@@ -89,22 +93,30 @@ def read_parallel(
 
 
 def read_tsv(
-    path: Path, header: bool = False, skip_bad_lines: bool = False, report: ReadReport | None = None
+    path: Path,
+    header: bool = False,
+    skip_bad_lines: bool = False,
+    report: ReadReport | None = None,
+    src_columns: int = 1,
 ) -> list[Pair]:
-    """Two tab-separated columns, source then target; ``header`` skips the first row."""
+    """Tab-separated columns: ``src_columns`` source fields, then the target; ``header`` skips the
+    first row."""
     report = report if report is not None else ReadReport()
     pairs = []
     for number, line in read_lines(path):
         if header and number == 1:
             continue
         columns = line.split("\t")
-        if len(columns) != 2:
-            message = f"{path}:{number}: expected 2 tab-separated columns, found {len(columns)}"
+        if len(columns) != src_columns + 1:
+            message = (
+                f"{path}:{number}: expected {src_columns + 1} tab-separated columns, found {len(columns)}"
+            )
             if not skip_bad_lines:
                 raise DataError(message)
             report.skip("wrong number of columns")
             continue
-        pair = Pair(columns[0].strip(), columns[1].strip(), f"{path}:{number}")
+        src = columns[0].strip() if src_columns == 1 else join_fields(columns[:-1])
+        pair = Pair(src, columns[-1].strip(), f"{path}:{number}")
         if _usable(pair, f"{path}:{number}", skip_bad_lines, report):
             pairs.append(pair)
     return pairs
@@ -112,13 +124,15 @@ def read_tsv(
 
 def read_jsonl(
     path: Path,
-    src_field: str = "src",
+    src_field: str | Sequence[str] = "src",
     tgt_field: str = "tgt",
     skip_bad_lines: bool = False,
     report: ReadReport | None = None,
 ) -> list[Pair]:
-    """One JSON object per line, with string fields ``src_field`` and ``tgt_field``."""
+    """One JSON object per line, with string fields ``src_field`` (one name, or several to join)
+    and ``tgt_field``."""
     report = report if report is not None else ReadReport()
+    src_fields = [src_field] if isinstance(src_field, str) else list(src_field)
     pairs = []
     for number, line in read_lines(path):
         where = f"{path}:{number}"
@@ -126,14 +140,16 @@ def read_jsonl(
             record = json.loads(line)
             if not isinstance(record, dict):
                 raise ValueError(f"expected a JSON object, found {type(record).__name__}")
-            missing = [name for name in (src_field, tgt_field) if name not in record]
+            missing = [name for name in (*src_fields, tgt_field) if name not in record]
             if missing:
                 raise ValueError(
                     f"missing field {missing[0]!r} (has: {', '.join(map(repr, record)) or 'none'})"
                 )
-            src, tgt = record[src_field], record[tgt_field]
-            if not isinstance(src, str) or not isinstance(tgt, str):
-                raise ValueError(f"fields {src_field!r} and {tgt_field!r} must be strings")
+            fields, tgt = [record[name] for name in src_fields], record[tgt_field]
+            if not all(isinstance(value, str) for value in (*fields, tgt)):
+                names = ", ".join(repr(name) for name in src_fields)
+                raise ValueError(f"fields {names} and {tgt_field!r} must be strings")
+            src = fields[0] if len(fields) == 1 else join_fields(fields)
         except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
             if not skip_bad_lines:
                 reason = "nested too deeply" if isinstance(err, RecursionError) else err

@@ -2,7 +2,7 @@
 
 A tokenizer names the files it needs in the model directory (``files``; the model directory
 writes them) and is rebuilt from them, so a model always reads and writes text the way it was
-trained to.
+trained to. Each keeps the field separator of multi-field sources (``<sep>``) as one token.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import io
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal, Protocol
+
+from seq2seq.data.vocab import FIELD_SEPARATOR
 
 TokenizerType = Literal["char", "word", "sentencepiece"]
 
@@ -25,7 +27,11 @@ class CharTokenizer:
     """One token per character (a space is a token too), after collapsing runs of whitespace."""
 
     def encode(self, text: str) -> list[str]:
-        return list(" ".join(text.split()))
+        first, *rest = text.split(FIELD_SEPARATOR)
+        tokens = list(" ".join(first.split()))
+        for field in rest:
+            tokens += [FIELD_SEPARATOR, *" ".join(field.split())]
+        return tokens
 
     def decode(self, tokens: list[str]) -> str:
         return "".join(tokens)
@@ -38,7 +44,7 @@ class WordTokenizer:
     """Whitespace-separated tokens (for pre-tokenized text such as phoneme strings)."""
 
     def encode(self, text: str) -> list[str]:
-        return text.split()
+        return text.replace(FIELD_SEPARATOR, f" {FIELD_SEPARATOR} ").split()
 
     def decode(self, tokens: list[str]) -> str:
         return " ".join(tokens)
@@ -62,9 +68,13 @@ class SentencePieceTokenizer:
     ) -> SentencePieceTokenizer:
         import sentencepiece as spm
 
+        texts = list(texts)
+        # one piece for the field separator, where sources have several fields
+        separator = [FIELD_SEPARATOR] if any(FIELD_SEPARATOR in text for text in texts) else []
         model = io.BytesIO()
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(texts),
+            user_defined_symbols=separator,
             model_writer=model,
             vocab_size=vocab_size,
             model_type=model_type,

@@ -9,6 +9,14 @@ from pathlib import Path
 PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<sos>", "<eos>"
 SPECIALS = (PAD, UNK, SOS, EOS)
 PAD_ID, UNK_ID, SOS_ID, EOS_ID = range(4)
+# Between the fields of a source with several (a question and its context): an ordinary token at no
+# fixed id, which every tokenizer keeps whole (data/tokenizers.py).
+FIELD_SEPARATOR = "<sep>"
+
+
+def join_fields(fields: Sequence[str]) -> str:
+    """Several source fields as one source text."""
+    return f" {FIELD_SEPARATOR} ".join(field.strip() for field in fields)
 
 
 class Vocabulary:
@@ -42,15 +50,29 @@ class Vocabulary:
     def encode(self, tokens: Sequence[str]) -> list[int]:
         return [self.index.get(token, UNK_ID) for token in tokens]
 
-    def decode(self, ids: Iterable[int]) -> list[str]:
-        """Ids -> tokens, stopping at <eos> and leaving out the other specials but <unk>."""
+    def encode_extended(self, tokens: Sequence[str]) -> tuple[list[int], list[str]]:
+        """Ids over the vocabulary extended by this sequence's out-of-vocabulary tokens (See et al.,
+        2017): the k-th distinct unknown token gets id len(self) + k. Returns (ids, the unknown
+        tokens in id order), which ``decode`` takes back as ``extended``."""
+        extended: dict[str, int] = {}
+        ids = []
+        for token in tokens:
+            i = self.index.get(token)
+            if i is None:
+                i = extended.setdefault(token, len(self.tokens) + len(extended))
+            ids.append(i)
+        return ids, list(extended)
+
+    def decode(self, ids: Iterable[int], extended: Sequence[str] = ()) -> list[str]:
+        """Ids -> tokens, stopping at <eos> and leaving out the other specials but <unk>. Ids past
+        the vocabulary name ``extended`` tokens (a source's words, from ``encode_extended``)."""
         out = []
         for i in ids:
             if i == EOS_ID:
                 break
             if i in (PAD_ID, SOS_ID):
                 continue
-            out.append(self.tokens[i])
+            out.append(self.tokens[i] if i < len(self.tokens) else extended[i - len(self.tokens)])
         return out
 
     def to_text(self) -> str:

@@ -8,35 +8,39 @@ from collections.abc import Sequence
 
 import torch
 
-from seq2seq.data.batching import collate, token_batches
+from seq2seq.data.batching import Features, collate, token_batches
 from seq2seq.decoding.search import Hypothesis, beam_search, greedy_search
 from seq2seq.model.seq2seq import Seq2Seq
 
 
 def generate_ids(
     model: Seq2Seq,
-    sources: Sequence[Sequence[int]],
+    sources: Sequence[Features],
     *,
     beam_size: int = 1,
     nbest: int = 1,
     length_penalty: float = 0.0,
     max_length_ratio: float = 2.0,
     max_length_offset: int = 10,
+    min_length: int = 0,
+    max_length: int = 0,
     batch_tokens: int = 8000,
     bfloat16: bool = False,
 ) -> list[list[Hypothesis]]:
-    """The n-best hypotheses for each source id sequence, in input order.
+    """The n-best hypotheses for each source (ids, or frames x features), in input order.
 
     With ``bfloat16`` the matmuls run in bfloat16 (a bfloat16 copy of the weights, under autocast
     for the activations); scores and recurrent cell states stay float32.
 
     An empty source gets a single empty hypothesis with score 0 (the model is not run on it).
     Output length, <eos> included, is capped at ceil(max_length_ratio * source length) +
-    max_length_offset.
+    max_length_offset, and at ``max_length`` + 1 when that is set; <eos> comes after at least
+    ``min_length`` tokens (within the cap).
     """
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
     original, was_training = model, model.training
+    device = next(model.parameters()).device
     model.eval()
     if bfloat16:  # cast once: under inference mode autocast casts every weight again at every step
         model = copy.deepcopy(model).to(torch.bfloat16)
@@ -49,15 +53,17 @@ def generate_ids(
     for batch_positions in token_batches(lengths, lengths, batch_tokens):
         indices = [todo[p] for p in batch_positions]
         batch = collate([sources[i] for i in indices], None, indices)
-        max_lengths = torch.tensor(
-            [math.ceil(max_length_ratio * len(sources[i])) + max_length_offset for i in indices]
-        ).clamp(min=1)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+        limits = [math.ceil(max_length_ratio * len(sources[i])) + max_length_offset for i in indices]
+        if max_length:
+            limits = [min(limit, max_length + 1) for limit in limits]
+        max_lengths = torch.tensor(limits, device=device).clamp(min=1)
+        src, src_lengths = batch.src.to(device), batch.src_lengths.to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
             if beam_size == 1:
-                found = [[h] for h in greedy_search(model, batch.src, batch.src_lengths, max_lengths)]
+                found = [[h] for h in greedy_search(model, src, src_lengths, max_lengths, min_length)]
             else:
                 found = beam_search(
-                    model, batch.src, batch.src_lengths, max_lengths, beam_size, length_penalty, nbest
+                    model, src, src_lengths, max_lengths, beam_size, length_penalty, nbest, min_length
                 )
         for i, hyps in zip(indices, found, strict=True):
             results[i] = hyps

@@ -33,30 +33,35 @@ def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
 
 @torch.inference_mode()
 def greedy_search(
-    model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, max_lengths: torch.Tensor
+    model: Seq2Seq,
+    src: torch.Tensor,
+    src_lengths: torch.Tensor,
+    max_lengths: torch.Tensor,
+    min_length: int = 0,
 ) -> list[Hypothesis]:
-    """The most probable next token at every step, for a batch; stops at <eos> or max length.
+    """The most probable next token at every step, for a batch; stops at <eos> or max length,
+    and not before ``min_length`` tokens.
 
     A finished row leaves the batch, so the remaining steps cost only what is still running."""
-    batch, steps = src.size(0), int(max_lengths.max())
+    batch, steps, device = src.size(0), int(max_lengths.max()), src.device
     enc = model.encode(src, src_lengths)
     state = model.init_state(enc)
-    active = torch.arange(batch)  # the batch rows still decoding
-    prev = torch.full((batch,), SOS_ID, dtype=torch.long)
-    tokens = torch.full((batch, steps), PAD_ID, dtype=torch.long)
-    scores = torch.zeros(batch)
-    lengths = torch.zeros(batch, dtype=torch.long)  # <eos> included
+    active = torch.arange(batch, device=device)  # the batch rows still decoding
+    prev = torch.full((batch,), SOS_ID, dtype=torch.long, device=device)
+    tokens = torch.full((batch, steps), PAD_ID, dtype=torch.long, device=device)
+    scores = torch.zeros(batch, device=device)
+    lengths = torch.zeros(batch, dtype=torch.long, device=device)  # <eos> included
     attention: torch.Tensor | None = None  # (batch, steps, src_len)
     for step in range(steps):
         log_probs, state, attn = model.step(prev, enc, state)
-        log_probs = _allowed(log_probs.float(), at_limit=step + 1 >= max_lengths[active])
+        log_probs = _allowed(log_probs.float(), step + 1 >= max_lengths[active], step >= min_length)
         best, token = log_probs.max(dim=-1)
         tokens[active, step] = token
         scores[active] += best
         lengths[active] += 1
         if attn is not None:
             if attention is None:
-                attention = torch.zeros(batch, steps, attn.size(-1))
+                attention = torch.zeros(batch, steps, attn.size(-1), device=device)
             attention[active, step] = attn.float()
         going = token != EOS_ID
         if not going.all():
@@ -72,10 +77,13 @@ def greedy_search(
     ]
 
 
-def _allowed(log_probs: torch.Tensor, at_limit: torch.Tensor) -> torch.Tensor:
-    """Never <pad> or <sos>; only <eos> where a hypothesis reached its maximum length."""
+def _allowed(log_probs: torch.Tensor, at_limit: torch.Tensor, eos_allowed: bool = True) -> torch.Tensor:
+    """Never <pad> or <sos>; only <eos> where a hypothesis reached its maximum length; no <eos>
+    elsewhere unless ``eos_allowed`` (the minimum length is reached)."""
     log_probs[..., PAD_ID] = float("-inf")
     log_probs[..., SOS_ID] = float("-inf")
+    if not eos_allowed:
+        log_probs[..., EOS_ID][~at_limit] = float("-inf")
     if at_limit.any():
         eos = log_probs[at_limit][..., EOS_ID].clone()
         log_probs[at_limit] = float("-inf")
@@ -104,16 +112,23 @@ class Beams:
     """
 
     def __init__(
-        self, batch: int, beam_size: int, max_lengths: torch.Tensor, alpha: float = 0.0, nbest: int = 1
+        self,
+        batch: int,
+        beam_size: int,
+        max_lengths: torch.Tensor,
+        alpha: float = 0.0,
+        nbest: int = 1,
+        min_length: int = 0,
     ) -> None:
         self.batch, self.k = batch, beam_size
-        self.max_lengths = max_lengths
+        self.max_lengths, self.min_length = max_lengths, min_length
         self.alpha, self.nbest = alpha, nbest
-        self.scores = torch.full((batch, beam_size), float("-inf"))
+        self.device = device = max_lengths.device
+        self.scores = torch.full((batch, beam_size), float("-inf"), device=device)
         self.scores[:, 0] = 0.0  # at the start all beams hold the same hypothesis: keep one
-        self.lengths = torch.zeros(batch, beam_size, dtype=torch.long)  # <eos> included
-        self.finished = torch.zeros(batch, beam_size, dtype=torch.bool)
-        self.active = torch.arange(batch)  # sources still searching
+        self.lengths = torch.zeros(batch, beam_size, dtype=torch.long, device=device)  # <eos> included
+        self.finished = torch.zeros(batch, beam_size, dtype=torch.bool, device=device)
+        self.active = torch.arange(batch, device=device)  # sources still searching
         self.origins: list[torch.Tensor] = []  # per step (batch, beam)
         self.tokens: list[torch.Tensor] = []  # per step (batch, beam)
         self.attention: list[torch.Tensor] = []  # per step (batch, beam, src_len)
@@ -135,7 +150,7 @@ class Beams:
         n, vocab = active.numel(), log_probs.size(-1)
         finished = self.finished[active]
         at_limit = (step + 1 >= self.max_lengths[active]).unsqueeze(1) & ~finished
-        log_probs = _allowed(log_probs.float().view(n, k, vocab), at_limit=at_limit)
+        log_probs = _allowed(log_probs.float().view(n, k, vocab), at_limit, step >= self.min_length)
         # a source's k best continuations are among its hypotheses' own k best: rank those only
         # (n x K x K candidates instead of n x K x V)
         best, tokens = log_probs.topk(min(k, vocab), dim=-1)  # (n, K, K)
@@ -152,7 +167,7 @@ class Beams:
         self.finished[active] = was_finished | (token == EOS_ID)
         self._record(origin, token, attn)
 
-        rows = (torch.arange(n).unsqueeze(1) * k + origin).view(-1)
+        rows = (torch.arange(n, device=self.device).unsqueeze(1) * k + origin).view(-1)
         going = ~self._settled(active)
         if not going.all():
             self.active = active[going]
@@ -182,9 +197,9 @@ class Beams:
 
     def _record(self, origin: torch.Tensor, token: torch.Tensor, attn: torch.Tensor | None) -> None:
         """Back-pointers of this step for all sources; finished sources point at themselves."""
-        full_origin = torch.arange(self.k).repeat(self.batch, 1)
+        full_origin = torch.arange(self.k, device=self.device).repeat(self.batch, 1)
         full_origin[self.active] = origin
-        full_token = torch.full((self.batch, self.k), PAD_ID, dtype=torch.long)
+        full_token = torch.full((self.batch, self.k), PAD_ID, dtype=torch.long, device=self.device)
         full_token[self.active] = token
         self.origins.append(full_origin)
         self.tokens.append(full_token)
@@ -196,11 +211,14 @@ class Beams:
 
     def _backtrack(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Every final hypothesis's tokens (batch, beam, steps) and attention (batch, beam, steps, S)."""
-        beam = torch.arange(self.k).repeat(self.batch, 1)
-        tokens = torch.full((self.batch, self.k, len(self.tokens)), PAD_ID, dtype=torch.long)
+        beam = torch.arange(self.k, device=self.device).repeat(self.batch, 1)
+        tokens = torch.full(
+            (self.batch, self.k, len(self.tokens)), PAD_ID, dtype=torch.long, device=self.device
+        )
         attention = None
         if self.attention:
-            attention = torch.zeros(self.batch, self.k, len(self.tokens), self.attention[0].size(-1))
+            size = (self.batch, self.k, len(self.tokens), self.attention[0].size(-1))
+            attention = torch.zeros(size, device=self.device)
         for t in reversed(range(len(self.tokens))):
             tokens[:, :, t] = self.tokens[t].gather(1, beam)
             if attention is not None:
@@ -246,17 +264,20 @@ def beam_search(
     beam_size: int,
     alpha: float = 0.0,
     nbest: int = 1,
+    min_length: int = 0,
 ) -> list[list[Hypothesis]]:
-    """The ``nbest`` best hypotheses of each source (batch, src_len), best first."""
+    """The ``nbest`` best hypotheses of each source (batch, src_len[, features]), best first, none
+    shorter than ``min_length`` tokens."""
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
     if alpha < 0:  # the early stop's bound needs penalties that grow with length
         raise ValueError(f"the length penalty must be at least 0, got {alpha}")
-    batch = src.size(0)
+    batch, device = src.size(0), src.device
     enc = model.encode(src, src_lengths)  # one entry per source, shared by its K hypotheses
-    state = model.init_state(enc).select(torch.arange(batch).repeat_interleave(beam_size))  # B*K rows
-    beams = Beams(batch, beam_size, max_lengths, alpha, nbest)
-    prev = torch.full((batch * beam_size,), SOS_ID, dtype=torch.long)
+    rows = torch.arange(batch, device=device).repeat_interleave(beam_size)
+    state = model.init_state(enc).select(rows)  # B*K rows
+    beams = Beams(batch, beam_size, max_lengths, alpha, nbest, min_length)
+    prev = torch.full((batch * beam_size,), SOS_ID, dtype=torch.long, device=device)
     for step in range(int(max_lengths.max())):
         log_probs, state, attn = model.step(prev, enc, state)
         rows, prev = beams.advance(step, log_probs, attn)

@@ -63,7 +63,7 @@ class Attention(nn.Module):
         if self.kind not in ("dot", "general"):
             q = self.query_layer(query).unsqueeze(2)  # B, T, 1, A
             scores = self.energy(torch.tanh(q + keys.unsqueeze(1))).squeeze(-1)  # B, T, S
-        with torch.autocast("cpu", enabled=False):
+        with torch.autocast(query.device.type, enabled=False):
             if self.kind in ("dot", "general"):
                 scores = torch.bmm(query.float(), keys.float().transpose(1, 2))  # B, T, S
             scores = scores.float().masked_fill(~mask.unsqueeze(1), float("-inf"))

@@ -8,9 +8,10 @@ How the source reaches the decoder (``context``):
   optionally feeding h~_{t-1} back as input ("input feeding").
 
 When no step depends on the previous step's output (``init``, ``every_step``, Luong without input
-feeding), teacher forcing runs the whole target through one fused RNN call. An LSTM with Luong
-"dot"/"general" attention and input feeding runs its own loop with a hand-written backward pass
-(``feeding.py``); the other variants loop over steps with the same ``step`` that decoding uses.
+feeding), teacher forcing runs the whole target through one fused RNN call; the other variants
+loop over steps with the same ``step`` that decoding uses. With the CPU kernels switched on
+(``ops``), an LSTM with Luong "dot"/"general" attention and input feeding runs the kernel's own
+loop with a hand-written backward pass instead (``kernels/input_feeding.py``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from typing import Literal
 import torch
 from torch import nn
 
+from seq2seq.kernels import PLAIN, Ops
 from seq2seq.model.attention import Attention
 from seq2seq.model.dropout import Dropout
 from seq2seq.model.encoder import EncoderOutput
-from seq2seq.model.feeding import input_feeding_lstm
-from seq2seq.model.rnn import RNNType, make_rnn, rnn_step, tanh
+from seq2seq.model.rnn import RNNType, make_rnn, rnn_step
 
 ContextMode = Literal["init", "every_step", "attention"]
 
@@ -73,6 +74,7 @@ class RecurrentDecoder(nn.Module):
         feature_size: int,
         tie_embeddings: bool,
         pad_id: int,
+        ops: Ops = PLAIN,
     ) -> None:
         super().__init__()
         if (context == "attention") != (attention is not None):
@@ -85,9 +87,10 @@ class RecurrentDecoder(nn.Module):
         self.num_layers = num_layers
         self.hidden_size = hidden_size
         self.feature_size = feature_size
+        self.ops = ops
 
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
-        self.dropout = Dropout(dropout)
+        self.dropout = Dropout(dropout, ops)
         rnn_input = embedding_size
         if context == "every_step" or self.bahdanau:
             rnn_input += memory_size
@@ -111,13 +114,10 @@ class RecurrentDecoder(nn.Module):
 
     @property
     def feeds_by_hand(self) -> bool:
-        """True when teacher forcing runs ``feeding.input_feeding_lstm`` (LSTM, Luong dot/general)."""
+        """True when teacher forcing runs the ``input_feeding_lstm`` kernel (LSTM, Luong dot/general)."""
         kind = self.attention.kind if self.attention is not None else None
-        return self.input_feeding and self.rnn_type == "lstm" and kind in ("dot", "general")
-
-    def logits(self, features: torch.Tensor) -> torch.Tensor:
-        """features (..., feature_size) -> unnormalized scores (..., vocab_size)."""
-        return self.output_layer(features)
+        kernel = self.ops.input_feeding_lstm is not None
+        return kernel and self.input_feeding and self.rnn_type == "lstm" and kind in ("dot", "general")
 
     def init_state(self, enc: EncoderOutput) -> DecoderState:
         batch = enc.context.size(0)
@@ -178,9 +178,10 @@ class RecurrentDecoder(nn.Module):
         self, prev_tokens: torch.Tensor, enc: EncoderOutput, state: DecoderState
     ) -> tuple[torch.Tensor, torch.Tensor]:
         assert enc.keys is not None and isinstance(state.hidden, tuple) and isinstance(self.rnn, nn.LSTM)
+        assert self.ops.input_feeding_lstm is not None
         embedded = self.dropout(self.embedding(prev_tokens))
         dropout = self.dropout.p if self.training else 0.0
-        return input_feeding_lstm(
+        return self.ops.input_feeding_lstm(
             embedded, state.hidden, self.rnn, enc.keys, enc.memory, enc.mask, self.combine, dropout
         )
 
@@ -207,7 +208,7 @@ class RecurrentDecoder(nn.Module):
             assert self.attention is not None and enc.keys is not None
             ctx, weights = self.attention(output, enc.keys, enc.memory, enc.mask)
             combined = torch.cat([output, ctx], dim=-1)
-        return self.dropout(tanh(self.combine(combined))), weights
+        return self.dropout(self.ops.tanh(self.combine(combined))), weights
 
     def step(
         self, prev_token: torch.Tensor, enc: EncoderOutput, state: DecoderState
@@ -221,15 +222,18 @@ class RecurrentDecoder(nn.Module):
             assert self.attention is not None and enc.keys is not None
             top = state.hidden[0][-1] if isinstance(state.hidden, tuple) else state.hidden[-1]
             ctx, weights = self.attention(top.unsqueeze(1), enc.keys, enc.memory, enc.mask)
-            output, hidden = rnn_step(self.rnn, torch.cat([embedded, ctx], dim=-1).squeeze(1), state.hidden)
-            features = self.dropout(tanh(self.combine(torch.cat([output.unsqueeze(1), ctx], dim=-1))))
+            x = torch.cat([embedded, ctx], dim=-1).squeeze(1)
+            output, hidden = rnn_step(self.rnn, x, state.hidden, self.ops)
+            features = self.dropout(
+                self.ops.tanh(self.combine(torch.cat([output.unsqueeze(1), ctx], dim=-1)))
+            )
             return features.squeeze(1), DecoderState(hidden=hidden), weights.squeeze(1)
         if self.context == "every_step":
             embedded = torch.cat([embedded, enc.context_for(embedded.size(0)).unsqueeze(1)], dim=-1)
         elif self.input_feeding:
             assert state.feed is not None
             embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)
-        output, hidden = rnn_step(self.rnn, embedded.squeeze(1), state.hidden)
+        output, hidden = rnn_step(self.rnn, embedded.squeeze(1), state.hidden, self.ops)
         features, weights = self._combine(output.unsqueeze(1), enc)
         features = features.squeeze(1)
         feed = features if self.input_feeding else None

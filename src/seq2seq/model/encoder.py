@@ -1,4 +1,5 @@
-"""The recurrent encoder: embeddings -> (bi)LSTM/GRU over a padded batch -> memory and context.
+"""The recurrent encoder: frontend (token embedding) -> (bi)LSTM/GRU over a padded batch -> memory
+and context.
 
 The context vector is the c = q(h_1..h_T) of the classic encoder-decoder (Cho et al., 2014;
 Sutskever et al., 2014): the last state, or mean or max pooling over the outputs.
@@ -17,7 +18,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+from seq2seq.kernels import PLAIN, Ops
 from seq2seq.model.dropout import Dropout
+from seq2seq.model.frontends import Frontend
 from seq2seq.model.rnn import RNNType, make_rnn
 
 Pooling = Literal["last", "mean", "max"]
@@ -63,28 +66,27 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
 
 
 class RecurrentEncoder(nn.Module):
-    """Embedding + multi-layer (bi)directional RNN over a padded batch."""
+    """Frontend + multi-layer (bi)directional RNN over a padded batch."""
 
     def __init__(
         self,
         *,
-        vocab_size: int,
-        embedding_size: int,
+        frontend: Frontend,
         hidden_size: int,
         num_layers: int,
         rnn_type: RNNType,
         bidirectional: bool,
         dropout: float,
         pooling: Pooling,
-        pad_id: int,
+        ops: Ops = PLAIN,
     ) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
-        self.dropout = Dropout(dropout)
+        self.embedding = frontend
+        self.dropout = Dropout(dropout, ops)
         self.pooling = pooling
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
-        input_sizes = [embedding_size] + [self.output_size] * (num_layers - 1)
+        input_sizes = [frontend.output_size] + [self.output_size] * (num_layers - 1)
         self.forward_rnns = nn.ModuleList(
             make_rnn(rnn_type, size, hidden_size, 1, 0.0) for size in input_sizes
         )
@@ -93,10 +95,11 @@ class RecurrentEncoder(nn.Module):
         )
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> EncoderOutput:
-        """src (batch, src_len) token ids, src_lengths (batch,) -> EncoderOutput."""
-        mask = torch.arange(src.size(1), device=src.device)[None, :] < src_lengths[:, None]
-        lengths = src_lengths.to(src.device)
+        """src (batch, src_len) token ids or (batch, src_len, features) floats, src_lengths
+        (batch,) -> EncoderOutput over the frontend's output positions."""
         x = self.dropout(self.embedding(src))
+        lengths = self.embedding.output_lengths(src_lengths.to(src.device))
+        mask = torch.arange(x.size(1), device=x.device)[None, :] < lengths[:, None]
         for i, forward_rnn in enumerate(self.forward_rnns):
             if i > 0:
                 x = self.dropout(x)  # between layers, as nn.LSTM's own dropout

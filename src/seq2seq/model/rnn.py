@@ -14,18 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seq2seq.model.dropout import dropout_mask
+from seq2seq.kernels import PLAIN, Ops
 
 RNNType = Literal["lstm", "gru"]
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
-
-
-def tanh(x: torch.Tensor) -> torch.Tensor:
-    """tanh(x) = 2 sigmoid(2x) - 1. ``torch.tanh`` runs through MKL's vector math library, which on
-    this AMD CPU takes 6x longer than PyTorch's own sigmoid kernel (0.58 vs 0.09 ms for 1,450 x 256
-    floats, measured). Computed in float32: a bfloat16 sigmoid near 0.5 would leave 2s - 1 steps of
-    2^-7, where tanh itself keeps bfloat16's relative precision near 0."""
-    return (torch.sigmoid(x.float() * 2) * 2 - 1).to(x.dtype)
 
 
 def make_rnn(
@@ -48,12 +40,16 @@ def make_rnn(
     )
 
 
-def rnn_step(rnn: nn.LSTM | nn.GRU, x: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
+def rnn_step(
+    rnn: nn.LSTM | nn.GRU, x: torch.Tensor, hidden: Hidden, ops: Ops = PLAIN
+) -> tuple[torch.Tensor, Hidden]:
     """One time step of a unidirectional ``rnn``: x (batch, input) and hidden as the module takes
     it ((layers, batch, H), or the (h, c) pair for an LSTM) -> (top output (batch, H), new hidden).
 
-    Same result as ``rnn(x.unsqueeze(1), hidden)``, dropout between layers included. The gates are
-    summed in float32 so that bfloat16 autocast never rounds the recurrent state."""
+    Same result as ``rnn(x.unsqueeze(1), hidden)``, dropout between layers included; tanh and the
+    dropout masks come from ``ops`` (the kernel switch). The gates are summed in float32 so that
+    bfloat16 autocast never rounds the recurrent state."""
+    tanh = ops.tanh
     lstm = isinstance(rnn, nn.LSTM)
     # unbind, not indexing: the backward of h[layer] would zero-fill the whole stack each time
     h_all = (hidden[0] if isinstance(hidden, tuple) else hidden).unbind(0)
@@ -61,7 +57,7 @@ def rnn_step(rnn: nn.LSTM | nn.GRU, x: torch.Tensor, hidden: Hidden) -> tuple[to
     new_h, new_c = [], []
     for layer in range(rnn.num_layers):
         if layer > 0 and rnn.training and rnn.dropout > 0:
-            x = x * dropout_mask(tuple(x.shape), rnn.dropout, x.dtype)
+            x = ops.dropout(x, rnn.dropout)
         w_ih, w_hh = getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"weight_hh_l{layer}")
         gi = F.linear(x, w_ih, getattr(rnn, f"bias_ih_l{layer}")).float()
         gh = F.linear(h_all[layer], w_hh, getattr(rnn, f"bias_hh_l{layer}")).float()

@@ -1,39 +1,31 @@
-"""Applications: which metrics each task reports, which one picks the best model, and how its
-evaluation sets are grouped. A plain dict of tasks; ``build.py`` looks a task up by name."""
+"""Applications, one module each: a ``Task`` holds its readers, metrics, reference grouping and
+config defaults. A plain dict of the registered tasks; ``task:`` in a config must name one.
+
+Adding an application is adding a module here (and its featurizer, frontend or output head
+where it needs new ones), registered in ``TASKS``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from seq2seq.metrics import METRICS, Metric, sequence_error_rate, word_error_rate
+from seq2seq.data.readers import Pair, ReadReport
+from seq2seq.tasks import g2p, synthetic, translation
+from seq2seq.tasks.task import GENERAL_READERS, Task
 
+if TYPE_CHECKING:
+    from seq2seq.config import Config
 
-@dataclass(frozen=True)
-class Task:
-    """metrics: reported in this order; the first one selects the best checkpoint.
-    group_references: identical sources in an evaluation set are one segment with several
-    acceptable references (a word with several pronunciations)."""
-
-    name: str
-    metrics: tuple[Metric, ...]
-    group_references: bool = False
-
-    @property
-    def primary(self) -> Metric:
-        return self.metrics[0]
+TASKS: dict[str, Task] = {task.name: task for task in (translation.TASK, g2p.TASK, *synthetic.TASKS)}
 
 
-G2P_METRICS = (
-    # the G2P literature's WER: a word is wrong unless it matches one of its pronunciations
-    Metric("WER", sequence_error_rate, higher_is_better=False),
-    # phoneme error rate against the closest reference pronunciation
-    Metric("PER", word_error_rate, higher_is_better=False),
-)
+def task_of(config: Config) -> Task:
+    return TASKS[config.task]
 
-TASKS = {
-    "g2p": Task("g2p", G2P_METRICS, group_references=True),
-    "translation": Task("translation", (METRICS["bleu"], METRICS["chrf"])),
-    "copy": Task("copy", (METRICS["exact"],)),
-    "reverse": Task("reverse", (METRICS["exact"],)),
-    "sort": Task("sort", (METRICS["exact"],)),
-}
+
+def read_split(config: Config, split: str, report: ReadReport | None = None) -> list[Pair]:
+    """The pairs of ``split`` ("train", "valid" or "test") as the config's task reads them."""
+    return task_of(config).read(config.data, split, report)
+
+
+__all__ = ["GENERAL_READERS", "TASKS", "Task", "read_split", "task_of"]

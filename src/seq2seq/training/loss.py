@@ -1,116 +1,51 @@
-"""Cross-entropy of a batch under teacher forcing, over real target tokens only.
+"""Losses over the model's output contract (``ModelOutput``), on real target tokens only.
 
-The output layer and the label-smoothed cross-entropy (Szegedy et al., 2016) run together, a
-slice of tokens at a time: each slice's logits (tokens x vocabulary) are computed, turned into the
-loss and, while they are still in the cache, into their gradient, then dropped. The whole batch's
-logits, their log-softmax and the gradients of both (four tensors of ~2,000 x 8,000 floats for
-the matched en-de model) never exist at once: less memory and less memory traffic than
-``F.cross_entropy`` on full logits, with the same result (a test compares the two).
+A loss is called as ``loss(output, batch, label_smoothing)`` and returns the mean over the batch's
+non-padding target tokens; ``build.py`` picks one for the model's ``output_kind``. The output
+projection runs only on real positions: padding costs neither compute nor loss.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from seq2seq.data.batching import Batch
-from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.model.seq2seq import ModelOutput
 
-SLICE_LOGITS = 2**23  # logits per slice: with their log-softmax 48-64 MB, measured best on a 2-core AMD EPYC
+# (features (tokens, F), output layer, gold (tokens,), label smoothing) -> mean cross-entropy
+OutputCrossEntropy = Callable[[torch.Tensor, nn.Linear, torch.Tensor, float], torch.Tensor]
 
 
-def batch_loss(
-    model: Seq2Seq,
-    batch: Batch,
-    label_smoothing: float = 0.0,
-    teacher_forcing_ratio: float = 1.0,
-) -> torch.Tensor:
-    """Mean (label-smoothed) cross-entropy over the batch's non-padding target tokens.
-
-    The output projection runs only on real positions: padding costs neither compute nor loss.
-    """
-    features, _ = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing_ratio)
-    mask = batch.tgt_mask
-    # the decoder's output layer applied here, fused with the loss: ``model.logits`` must stay the same map
-    return output_cross_entropy(
-        features[mask], model.decoder.output_layer, batch.tgt_out[mask], label_smoothing
-    )
+class Loss(Protocol):
+    def __call__(self, output: ModelOutput, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor: ...
 
 
 def output_cross_entropy(
     features: torch.Tensor, output_layer: nn.Linear, gold: torch.Tensor, label_smoothing: float = 0.0
 ) -> torch.Tensor:
-    """Mean cross-entropy of ``output_layer(features)`` (tokens, vocab) against ``gold`` (tokens,),
-    as ``F.cross_entropy(..., label_smoothing=label_smoothing)`` computes it."""
-    return _OutputCrossEntropy.apply(
-        features, output_layer.weight, output_layer.bias, gold, label_smoothing, torch.is_grad_enabled()
-    )
+    """Label-smoothed cross-entropy (Szegedy et al., 2016) of softmax(output_layer(features))."""
+    logits = output_layer(features).float()
+    return F.cross_entropy(logits, gold, label_smoothing=label_smoothing)
 
 
-class _OutputCrossEntropy(torch.autograd.Function):
-    """Loss and gradients in one pass over slices of tokens; backward only scales the gradients.
+class SoftmaxCrossEntropy:
+    """-log p(y_t) under a softmax over the target vocabulary, averaged over real target tokens.
 
-    With smoothing eps over V classes and log-probabilities l = log_softmax(z), the loss of a token
-    is -(1 - eps) * l_gold - eps * mean(l), and its gradient with respect to the logits z is
-    softmax(z) - (1 - eps) * onehot(gold) - eps / V. The constant -eps / V part is applied after
-    the matmuls, where it is a sum of rows (of the weight for the features, of the features for
-    the weight): the per-slice work is the log-softmax, one exp and the matmuls.
+    ``cross_entropy`` computes it from the real positions' features; the plain one above, or the
+    fused kernel (``kernels/output_loss.py``) where ``build.py`` switches the kernels on.
     """
 
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any,
-        features: torch.Tensor,
-        weight: torch.Tensor,
-        bias: torch.Tensor | None,
-        gold: torch.Tensor,
-        eps: float,
-        with_gradients: bool,
-    ) -> torch.Tensor:
-        full = weight.dtype  # softmax and sums; the matmuls run in ``low`` under autocast
-        low = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else full
-        tokens, vocab = features.size(0), weight.size(0)
-        x, w = features.to(low), weight.to(low)
-        b = torch.zeros(vocab, dtype=low) if bias is None else bias.to(low)
-        step = max(1, SLICE_LOGITS // vocab)
-        logits = x.new_empty(min(step, tokens), vocab)  # reused by every slice, then as its gradient
-        log_probs = weight.new_empty(logits.shape)
-        if with_gradients:
-            d_x, d_w, d_b = torch.empty_like(x), torch.zeros_like(weight), torch.zeros(vocab, dtype=full)
-        total = torch.zeros((), dtype=full)
-        with torch.autocast("cpu", enabled=False):
-            # mean_v z_v of every token from one matvec, instead of a pass over its logits
-            w_sum = w.to(full).sum(0)
-            mean_logits = (x.to(full) @ w_sum + b.to(full).sum()) / vocab
-            for start in range(0, tokens, step):
-                xs, gs = x[start : start + step], gold[start : start + step, None]
-                z = torch.addmm(b, xs, w.t(), out=logits[: xs.size(0)])
-                lp = log_probs[: xs.size(0)]
-                torch.log_softmax(lp.copy_(z), dim=-1, out=lp)  # in place, row by row
-                lp_gold = lp.gather(1, gs).squeeze(1)
-                log_normalizer = z.gather(1, gs).squeeze(1).to(full) - lp_gold
-                mean_lp = mean_logits[start : start + step] - log_normalizer
-                total -= ((1 - eps) * lp_gold + eps * mean_lp).sum()
-                if with_gradients:
-                    grad = z.copy_(lp.exp_())  # softmax, rounded once into the low dtype
-                    grad.scatter_(1, gs, (lp_gold.exp() - (1 - eps)).to(low).unsqueeze(1))
-                    d_b += grad.sum(0, dtype=full)
-                    torch.mm(grad, w, out=d_x[start : start + step])
-                    d_w += torch.mm(grad.t(), xs)
-            if with_gradients:
-                # the -eps / V in every logit's gradient, summed over the vocabulary or the tokens
-                d_x_full = d_x.to(full) - eps / vocab * w_sum
-                d_w -= eps / vocab * x.to(full).sum(0)
-                d_b -= eps / vocab * tokens
-                ctx.save_for_backward(d_x_full, d_w, None if bias is None else d_b)
-        ctx.tokens, ctx.features_dtype = tokens, features.dtype
-        return total / tokens
+    def __init__(self, output_layer: nn.Linear, cross_entropy: OutputCrossEntropy = output_cross_entropy):
+        self.output_layer = output_layer
+        self.cross_entropy = cross_entropy
 
-    @staticmethod
-    def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        d_x, d_w, d_b = ctx.saved_tensors
-        scale = grad_loss / ctx.tokens
-        d_b = None if d_b is None else d_b * scale
-        return (d_x * scale).to(ctx.features_dtype), d_w * scale, d_b, None, None, None
+    def __call__(self, output: ModelOutput, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
+        mask = batch.tgt_mask
+        return self.cross_entropy(
+            output.features[mask], self.output_layer, batch.tgt_out[mask], label_smoothing
+        )

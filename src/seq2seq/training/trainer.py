@@ -1,49 +1,34 @@
 """The training loop: teacher forcing, validation, checkpoints, early stopping, exact resume.
 
-``train(config, output_dir)`` reads the data, builds (or, resuming, reloads) the pipeline,
-trains until a budget (steps, epochs, minutes) or early stopping ends it, keeps the best weights
-by the task's primary metric on the validation set, and finally scores them on the test set.
+``Trainer`` optimizes a model on encoded training data with a given loss until a budget (steps,
+epochs, minutes) or early stopping ends it. It knows nothing of tasks or text: validation scores
+come from a callback, and the best weights by the primary score (its name and direction given)
+are kept in the model directory. The workflow around it is ``seq2seq.workflow.train``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import math
-import random
-import shutil
 import signal
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from seq2seq import checkpoint
-from seq2seq.build import (
-    build_model,
-    build_task,
-    build_tokenizers,
-    build_vocabularies,
-    read_split,
-)
-from seq2seq.config import Config
-from seq2seq.data.batching import Batch, BatchSampler, collate, token_batches
-from seq2seq.data.readers import Pair, ReadReport
-from seq2seq.data.tokenizers import load_tokenizer
-from seq2seq.data.vocab import Vocabulary
+from seq2seq.config import TrainingConfig
+from seq2seq.data.batching import Batch, BatchSampler, Features, collate, token_batches
 from seq2seq.device import peak_memory_mb, release_free_memory, use_bfloat16
 from seq2seq.errors import ConfigError, Seq2SeqError
-from seq2seq.evaluation import EvaluationResult, evaluate
-from seq2seq.pipeline import Pipeline
-from seq2seq.tasks import Task
-from seq2seq.training.loss import batch_loss
+from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.training.loss import Loss
+from seq2seq.training.reporter import Reporter
 from seq2seq.training.schedule import LearningRateSchedule
 
 log = logging.getLogger("seq2seq")
@@ -74,224 +59,80 @@ class Progress:
 
 
 @dataclass
-class TrainingData:
-    src: list[list[int]]
+class EncodedPairs:
+    """Model inputs of a split: src[i] (ids or frames x features) pairs with target ids tgt[i]."""
+
+    src: list[Features]
     tgt: list[list[int]]
 
 
-def train(config: Config, output_dir: Path | None = None, resume: bool = False) -> Path:
-    """Train as configured; returns the model directory."""
-    out = Path(output_dir or config.output_dir)
-    _prepare_output_dir(out, resume)
-    _setup_logging(out / "train.log")
-    cfg = config.training
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+@dataclass(frozen=True)
+class Selection:
+    """Which validation score picks the best checkpoint, and in which direction."""
 
-    report = ReadReport()
-    train_pairs = read_split(config.data, "train", report)
-    valid_pairs = read_split(config.data, "valid", report)
-    test_pairs = read_split(config.data, "test", report)  # now: a bad file fails before training
-    if not train_pairs:
-        raise ConfigError("the training split is empty")
-    if report.total_skipped:
-        log.info("skipped %d bad pairs: %s", report.total_skipped, report.skipped)
+    metric: str
+    higher_is_better: bool
 
-    pipeline = _load_pipeline(out, config) if resume else _new_pipeline(config, train_pairs)
-    _check_free_space(out, pipeline.model)
-    if not resume:
-        pipeline.save(out)
-    data = _encode_training_data(pipeline, train_pairs)
-    task = build_task(config)
-    trainer = Trainer(config, pipeline, data, valid_pairs, task, out)
-    if resume:
-        trainer.restore()
-    trainer.run()
-
-    best = out / checkpoint.WEIGHTS
-    checkpoint.load_weights(best, pipeline.model)
-    if cfg.evaluate_test and test_pairs:
-        beam = config.decoding.beam_size
-        result = evaluate(pipeline, test_pairs, task, beam=beam)
-        greedy = evaluate(pipeline, test_pairs, task, beam=1) if beam > 1 else None
-        _print_test_report(result, beam, greedy, out)
-    return out
-
-
-def _prepare_output_dir(out: Path, resume: bool) -> None:
-    """Fail now, not after hours, if the directory is unusable or holds another run."""
-    if resume and checkpoint.latest_checkpoint(out) is None:
-        raise ConfigError(f"{out}: nothing to resume (no {checkpoint.CHECKPOINTS}/latest)")
-    # a directory with files but no checkpoint is a run that died while starting: start it again
-    if not resume and checkpoint.latest_checkpoint(out) is not None:
-        raise ConfigError(
-            f"{out} already holds a trained model; pass --resume to continue it, or choose another --output"
-        )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"x" * 1024)
-        probe.unlink()
-    except OSError as err:
-        raise ConfigError(f"{out}: cannot write the model directory ({err.strerror})") from None
-
-
-def _check_free_space(out: Path, model: torch.nn.Module) -> None:
-    """Checkpoints hold weights + two Adam moments, twice during rotation, plus the best weights."""
-    needed = 8 * 4 * sum(p.numel() for p in model.parameters())
-    free = shutil.disk_usage(out).free
-    if free < needed:
-        raise ConfigError(
-            f"{out}: only {free / 1e6:.0f} MB free on its disk; checkpoints need about {needed / 1e6:.0f} MB"
-        )
-
-
-def _setup_logging(path: Path) -> None:
-    """INFO to the log file and, through tqdm (so the progress bar stays intact), to stderr."""
-
-    class TqdmHandler(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            tqdm.write(self.format(record), file=sys.stderr)
-
-    for handler in list(log.handlers):
-        log.removeHandler(handler)
-        handler.close()
-    file_handler = logging.FileHandler(path, encoding="utf-8")
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    console = TqdmHandler()
-    console.setFormatter(logging.Formatter("%(message)s"))
-    console.addFilter(lambda record: not getattr(record, "shown_by_bar", False))
-    log.addHandler(file_handler)
-    log.addHandler(console)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-
-
-def _new_pipeline(config: Config, train_pairs: list[Pair]) -> Pipeline:
-    data = config.data
-    src_tokenizer, tgt_tokenizer = build_tokenizers(data, train_pairs)
-    src_vocab, tgt_vocab = build_vocabularies(
-        data,
-        [src_tokenizer.encode(p.src) for p in train_pairs],
-        [tgt_tokenizer.encode(p.tgt) for p in train_pairs],
-    )
-    model = build_model(config.model, len(src_vocab), len(tgt_vocab))
-    log.info(
-        "vocabularies: source %d, target %d; model: %s parameters",
-        len(src_vocab),
-        len(tgt_vocab),
-        f"{sum(p.numel() for p in model.parameters()):,}",
-    )
-    return Pipeline(config, model, src_tokenizer, tgt_tokenizer, src_vocab, tgt_vocab)
-
-
-def _load_pipeline(out: Path, config: Config) -> Pipeline:
-    saved = checkpoint.load_config_from_dir(out)
-    if saved.model != config.model or saved.data != config.data:
-        raise ConfigError(
-            f"{out}: the model or data section differs from the run being resumed; "
-            "only training settings may change on resume"
-        )
-    src_tokenizer = load_tokenizer(config.data.src_tokenizer.type, out, "src")
-    tgt_tokenizer = load_tokenizer(config.data.tgt_tokenizer.type, out, "tgt")
-    src_vocab = Vocabulary.load(out / "src_vocab.txt")
-    tgt_vocab = Vocabulary.load(out / "tgt_vocab.txt")
-    model = build_model(config.model, len(src_vocab), len(tgt_vocab))
-    return Pipeline(config, model, src_tokenizer, tgt_tokenizer, src_vocab, tgt_vocab)
-
-
-def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> TrainingData:
-    """Token ids of the training pairs, without those over the length limits (counted)."""
-    data = pipeline.config.data
-    src, tgt, dropped = [], [], 0
-    for pair in pairs:
-        s = pipeline.src_vocab.encode(pipeline.src_tokenizer.encode(pair.src))
-        t = pipeline.tgt_vocab.encode(pipeline.tgt_tokenizer.encode(pair.tgt))
-        if len(s) > data.max_src_len or len(t) > data.max_tgt_len or not s:
-            dropped += 1
-            continue
-        src.append(s)
-        tgt.append(t)
-    log.info(
-        "training pairs: %d kept, %d dropped as longer than max_src_len %d / max_tgt_len %d",
-        len(src),
-        dropped,
-        data.max_src_len,
-        data.max_tgt_len,
-    )
-    if not src:
-        raise ConfigError("no training pair is within data.max_src_len / data.max_tgt_len")
-    return TrainingData(src, tgt)
-
-
-def _print_test_report(
-    result: EvaluationResult, beam: int, greedy: EvaluationResult | None, out: Path
-) -> None:
-    """The test scores with the configured beam (and greedy, when that beam is wider), a few
-    examples, and ``test_scores.json``."""
-    print(f"test ({len(result.segments)} segments, beam {beam}): {result.summary()}")
-    if greedy is not None:
-        print(f"test ({len(greedy.segments)} segments, greedy): {greedy.summary()}")
-    for segment, hyp in list(zip(result.segments, result.hypotheses, strict=True))[:8]:
-        mark = "ok " if hyp in segment.references else "err"
-        print(f"  {mark} {segment.source}  ->  {hyp}    (reference: {' | '.join(segment.references)})")
-    scores: dict[str, object] = {"beam": beam, "segments": len(result.segments), **result.scores}
-    if greedy is not None:
-        scores["greedy"] = greedy.scores
-    checkpoint.atomic_write(out / "test_scores.json", json.dumps(scores, indent=1).encode())
+    def improves(self, value: float, best: float | None) -> bool:
+        return best is None or (value > best if self.higher_is_better else value < best)
 
 
 class Trainer:
-    """Runs the optimization loop for one pipeline; owns optimizer, schedule and progress."""
+    """Runs the optimization loop for one model; owns optimizer, schedule and progress.
+
+    validate: called at each validation, returns scores by metric name (``selection.metric`` among
+    them) of the model as it is; the trainer adds the teacher-forced loss of ``valid``.
+    """
 
     def __init__(
         self,
-        config: Config,
-        pipeline: Pipeline,
-        data: TrainingData,
-        valid_pairs: list[Pair],
-        task: Task,
+        *,
+        config: TrainingConfig,
+        model: Seq2Seq,
+        loss: Loss,
+        data: EncodedPairs,
+        valid: EncodedPairs,
+        validate: Callable[[], dict[str, float]],
+        selection: Selection,
         out: Path,
     ) -> None:
-        self.config = config
-        self.cfg = config.training
-        self.pipeline = pipeline
-        self.model = pipeline.model
+        self.cfg = config
+        self.model = model
+        self.loss = loss
         self.data = data
-        self.valid_pairs = valid_pairs
-        self.task = task
+        self.valid = valid
+        self.validate = validate
+        self.selection = selection
         self.out = out
-        optimizer_class = torch.optim.AdamW if self.cfg.optimizer == "adamw" else torch.optim.Adam
+        optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         # fused: one kernel for all parameters instead of a Python loop of small ops
         self.optimizer = optimizer_class(
-            self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, fused=True
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
         )
         self.schedule = LearningRateSchedule(
-            self.cfg.scheduler,
-            self.cfg.lr,
-            warmup_steps=self.cfg.warmup_steps,
-            min_lr=self.cfg.min_lr,
-            factor=self.cfg.plateau_factor,
-            patience=self.cfg.plateau_patience,
-            higher_is_better=task.primary.higher_is_better,
+            config.scheduler,
+            config.lr,
+            warmup_steps=config.warmup_steps,
+            min_lr=config.min_lr,
+            factor=config.plateau_factor,
+            patience=config.plateau_patience,
+            higher_is_better=selection.higher_is_better,
         )
         self.sampler = BatchSampler(
-            [len(s) for s in data.src], [len(t) for t in data.tgt], self.cfg.batch_tokens, self.cfg.seed
+            [len(s) for s in data.src], [len(t) for t in data.tgt], config.batch_tokens, config.seed
         )
         self.batches_per_epoch = len(self.sampler.epoch(0))
         self.total_steps = self._total_steps()
-        if self.cfg.scheduler == "warmup_cosine" and not (self.total_steps or self.cfg.max_minutes):
+        if config.scheduler == "warmup_cosine" and not (self.total_steps or config.max_minutes):
             raise ConfigError(
                 "training.scheduler warmup_cosine needs a budget: max_steps, max_epochs or max_minutes"
             )
         self.progress = Progress()
-        self.use_bf16 = use_bfloat16(self.cfg.precision)
+        self.use_bf16 = use_bfloat16(config.precision)
+        self.device = next(model.parameters()).device
         self.stop_signal: int | None = None
         self._clock = (0.0, 0.0)  # (monotonic time when run() started, elapsed before it)
-        self._window = (0.0, 0)  # (start, target tokens) of the current tokens/s window
-        self.tensorboard = self._tensorboard() if self.cfg.tensorboard else None
+        self.reporter = Reporter(out, config.tensorboard)
 
     def _total_steps(self) -> int:
         limits = [self.cfg.max_steps] if self.cfg.max_steps else []
@@ -299,27 +140,15 @@ class Trainer:
             limits.append(self.cfg.max_epochs * self.batches_per_epoch)
         return min(limits) if limits else 0
 
-    def _tensorboard(self) -> Any:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ConfigError(
-                "training.tensorboard needs the tensorboard package (pip install tensorboard)"
-            ) from None
-        return SummaryWriter(str(self.out / "tensorboard"))
-
     def restore(self) -> None:
+        """Continue from the model directory's latest checkpoint."""
         latest = checkpoint.latest_checkpoint(self.out)
         assert latest is not None  # checked before training started
         state = checkpoint.load_training_state(latest, self.model, self.optimizer)
         self.progress = Progress(**state["progress"])
         self.schedule.load_state_dict(self.progress.schedule)
-        log.info(
-            "resumed at step %d (epoch %d, batch %d)",
-            self.progress.step,
-            self.progress.epoch,
-            self.progress.batch_in_epoch,
-        )
+        p = self.progress
+        log.info("resumed at step %d (epoch %d, batch %d)", p.step, p.epoch, p.batch_in_epoch)
 
     def _budget_progress(self) -> float:
         fractions = []
@@ -342,46 +171,44 @@ class Trainer:
             torch.get_num_threads(),
         )
         handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        bar = tqdm(total=self.total_steps or None, initial=p.step, unit="step", dynamic_ncols=True,
-                   disable=None, file=sys.stderr)  # fmt: skip
+        self.reporter.start(self.total_steps, p.step)
         self._clock = (time.monotonic(), p.elapsed)
-        self._window = (time.monotonic(), 0)  # start and target tokens of the tok/s window
         release_free_memory()  # what preparing the data (e.g. SentencePiece training) freed
         try:
-            stopped_early = False
-            for indices in self._remaining_batches():
-                loss = self._train_step(indices)
-                self._count_step(indices)
-                bar.update(1)
-                if p.step % RELEASE_MEMORY_EVERY == 0:
-                    release_free_memory()
-                if p.step % self.cfg.log_every == 0:
-                    self._report(loss, bar)
-                if self.stop_signal is not None:
-                    self._save_last()
-                    raise TrainingInterrupted(
-                        f"interrupted at step {p.step}; checkpoint saved in {self.out}. "
-                        f"Resume with: seq2seq train CONFIG --output {self.out} --resume"
-                    )
-                if p.step % self.cfg.validate_every == 0:
-                    if self._validate_and_save():
-                        stopped_early = True
-                        break
-                    self._window = (time.monotonic(), 0)  # tokens/s measures training steps only
-                if self._budget_spent():
-                    break
-            if not stopped_early and p.step % self.cfg.validate_every != 0:
-                self._validate_and_save()  # the final weights get their validation too
+            self._loop()
         finally:
-            bar.close()
+            self.reporter.close()
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
         best = p.best_score if p.best_score is not None else float("nan")
         log.info(
             "finished at step %d (epoch %d) after %.1f min; best %s %.2f at step %d; peak memory %d MB",
-            p.step, p.epoch + 1, p.elapsed / 60, self.task.primary.name, best, p.best_step,
-            peak_memory_mb(),
+            p.step, p.epoch + 1, p.elapsed / 60, self.selection.metric, best, p.best_step, peak_memory_mb(),
         )  # fmt: skip
+
+    def _loop(self) -> None:
+        p = self.progress
+        for indices in self._remaining_batches():
+            loss = self._train_step(indices)
+            self._count_step(indices, loss)
+            if p.step % RELEASE_MEMORY_EVERY == 0:
+                release_free_memory()
+            if p.step % self.cfg.log_every == 0:
+                self.reporter.report(p.step, p.epoch + 1, loss, self._lr)
+            if self.stop_signal is not None:
+                self._save_last()
+                raise TrainingInterrupted(
+                    f"interrupted at step {p.step}; checkpoint saved in {self.out}. "
+                    f"Resume with: seq2seq train CONFIG --output {self.out} --resume"
+                )
+            if p.step % self.cfg.validate_every == 0:
+                if self._validate_and_save():
+                    return  # early stopping
+                self.reporter.restart_window()
+            if self._budget_spent():
+                break
+        if p.step % self.cfg.validate_every != 0:
+            self._validate_and_save()  # the final weights get their validation too
 
     def _remaining_batches(self) -> Iterator[list[int]]:
         """Batches from the saved data position on, epoch after epoch, until a budget ends.
@@ -399,7 +226,7 @@ class Trainer:
             if self.cfg.max_epochs and p.epoch >= self.cfg.max_epochs:
                 return
 
-    def _count_step(self, indices: list[int]) -> None:
+    def _count_step(self, indices: list[int], loss: float) -> None:
         p = self.progress
         p.batch_in_epoch += 1
         p.step += 1
@@ -407,22 +234,11 @@ class Trainer:
         p.elapsed = elapsed_before + time.monotonic() - started
         tokens = sum(len(self.data.tgt[i]) + 1 for i in indices)
         p.target_tokens += tokens
-        self._window = (self._window[0], self._window[1] + tokens)
+        self.reporter.step(p.step, tokens, loss, self._lr)
 
-    def _report(self, loss: float, bar: tqdm) -> None:
-        """Loss and tokens/s since the last report: on the bar, and in the log file (and on the
-        console when there is no bar)."""
-        p = self.progress
-        window_start, tokens = self._window
-        rate = tokens / max(time.monotonic() - window_start, 1e-9)
-        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}", epoch=p.epoch + 1)
-        lr = self.optimizer.param_groups[0]["lr"]
-        log.info(
-            "step %d epoch %d loss %.4f lr %.2e tok/s %.0f peak memory %d MB",
-            p.step, p.epoch + 1, loss, lr, rate, peak_memory_mb(),
-            extra={"shown_by_bar": not bar.disable},
-        )  # fmt: skip
-        self._window = (time.monotonic(), 0)
+    @property
+    def _lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self.stop_signal is not None:  # a second Ctrl-C: stop now
@@ -432,52 +248,47 @@ class Trainer:
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.use_bf16:
-            return torch.autocast("cpu", dtype=torch.bfloat16)
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def _train_step(self, indices: list[int]) -> float:
-        p = self.progress
-        lr = self.schedule.lr(p.step, self._budget_progress())
+        """One optimizer step on the batch ``indices``; its loss, or NaN for a skipped step."""
+        lr = self.schedule.lr(self.progress.step, self._budget_progress())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         batch = collate([self.data.src[i] for i in indices], [self.data.tgt[i] for i in indices], indices)
         self.model.train()
         with self._autocast():
-            loss = batch_loss(self.model, batch, self.cfg.label_smoothing, self.cfg.teacher_forcing_ratio)
+            output = self.model(batch.src, batch.src_lengths, batch.tgt_in, self.cfg.teacher_forcing_ratio)
+            loss = self.loss(output, batch, self.cfg.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
-            p.nonfinite_steps += 1
-            log.warning(
-                "step %d: loss is %s; step skipped (%d in a row)", p.step + 1, loss.item(), p.nonfinite_steps
-            )
-            if p.nonfinite_steps >= self.cfg.max_nonfinite_steps:
-                raise Seq2SeqError(
-                    f"training diverged: {p.nonfinite_steps} non-finite losses in a row at step "
-                    f"{p.step + 1}; the last good checkpoint is in {checkpoint.latest_checkpoint(self.out)}. "
-                    "Try a lower training.lr or gradient clipping."
-                )
+            self._skip_nonfinite(loss.item())
             return float("nan")
-        p.nonfinite_steps = 0
+        self.progress.nonfinite_steps = 0
         loss.backward()
         if self.cfg.clip_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
         self.optimizer.step()
-        if self.tensorboard is not None:
-            self.tensorboard.add_scalar("train/loss", loss.item(), p.step + 1)
-            self.tensorboard.add_scalar("train/lr", lr, p.step + 1)
         return loss.item()
+
+    def _skip_nonfinite(self, loss: float) -> None:
+        p = self.progress
+        p.nonfinite_steps += 1
+        log.warning("step %d: loss is %s; step skipped (%d in a row)", p.step + 1, loss, p.nonfinite_steps)
+        if p.nonfinite_steps >= self.cfg.max_nonfinite_steps:
+            raise Seq2SeqError(
+                f"training diverged: {p.nonfinite_steps} non-finite losses in a row at step "
+                f"{p.step + 1}; the last good checkpoint is in {checkpoint.latest_checkpoint(self.out)}. "
+                "Try a lower training.lr or gradient clipping."
+            )
 
     @functools.cached_property
     def _validation_batches(self) -> list[Batch]:
         """The validation pairs as teacher-forcing batches, built once for every validation."""
-        pipe = self.pipeline
-        src = [pipe.src_vocab.encode(pipe.source_tokens(p.src)) for p in self.valid_pairs]
-        tgt = [pipe.tgt_vocab.encode(pipe.tgt_tokenizer.encode(p.tgt)) for p in self.valid_pairs]
-        keep = [i for i in range(len(src)) if src[i]]
-        batches = token_batches(
-            [len(src[i]) for i in keep], [len(tgt[i]) for i in keep], self.cfg.batch_tokens
-        )
-        return [collate([src[keep[q]] for q in b], [tgt[keep[q]] for q in b], b) for b in batches]
+        src, tgt = self.valid.src, self.valid.tgt
+        batches = token_batches([len(s) for s in src], [len(t) for t in tgt], self.cfg.batch_tokens)
+        return [collate([src[i] for i in b], [tgt[i] for i in b], b) for b in batches]
 
     def validation_loss(self) -> tuple[float, int]:
         """(mean NLL per target token, tokens) of the validation pairs under teacher forcing."""
@@ -486,24 +297,22 @@ class Trainer:
         with torch.inference_mode():
             for batch in self._validation_batches:
                 n = batch.num_tgt_tokens
-                total += batch_loss(self.model, batch).item() * n
+                output = self.model(batch.src, batch.src_lengths, batch.tgt_in)
+                total += self.loss(output, batch).item() * n
                 tokens += n
         return total / max(tokens, 1), tokens
 
     def _validate_and_save(self) -> bool:
         """Validate, keep the best weights, save the last checkpoint; True to stop early."""
         p = self.progress
-        if not self.valid_pairs:
+        if not self.valid.src:
             self._save_best()
             self._save_last()
             return False
         nll, _ = self.validation_loss()
-        result = evaluate(self.pipeline, self.valid_pairs, self.task, beam=1)
-        primary = self.task.primary
-        value = result.scores[primary.name]
-        improved = p.best_score is None or (
-            value > p.best_score if primary.higher_is_better else value < p.best_score
-        )
+        scores = self.validate()
+        value = scores[self.selection.metric]
+        improved = self.selection.improves(value, p.best_score)
         if improved:
             p.best_score, p.best_step = value, p.step
             p.validations_without_improvement = 0
@@ -515,25 +324,12 @@ class Trainer:
             "step": p.step,
             "epoch": p.epoch + 1,
             "elapsed_s": round(p.elapsed, 1),
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": self._lr,
             "valid_loss": nll,
             "valid_ppl": math.exp(min(nll, 50.0)),
-            **result.scores,
+            **scores,
         }
-        with open(self.out / "validations.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-        if self.tensorboard is not None:
-            for name, number in record.items():
-                if name not in ("step", "epoch"):
-                    self.tensorboard.add_scalar(f"valid/{name}", number, p.step)
-        log.info(
-            "validation at step %d: loss %.3f ppl %.2f %s%s",
-            p.step,
-            nll,
-            record["valid_ppl"],
-            result.summary(),
-            "  (new best)" if improved else "",
-        )
+        self.reporter.validation(record, scores, improved)
         self._save_last()
         patience = self.cfg.early_stopping_patience
         if patience and p.validations_without_improvement >= patience:

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seq2seq.model.dropout import dropout_mask
+from seq2seq.kernels.activations import tanh_into
+from seq2seq.kernels.dropout import dropout_mask
 
 
 def input_feeding_lstm(
@@ -47,8 +48,9 @@ def input_feeding_lstm(
     Returns the attentional vectors (batch, tgt_len, F) and attention weights (batch, tgt_len, src_len).
     """
     assert combine.bias is None, "the combination h~ = tanh(W [h; c]) has no bias"
-    autocast = torch.is_autocast_enabled("cpu")
-    dtype = torch.get_autocast_dtype("cpu") if autocast else embedded.dtype
+    device = embedded.device
+    autocast = torch.is_autocast_enabled(device.type)
+    dtype = torch.get_autocast_dtype(device.type) if autocast else embedded.dtype
     layers, hidden_size, emb = rnn.num_layers, rnn.hidden_size, embedded.size(-1)
     steps, batch = embedded.size(1), embedded.size(0)
     param = rnn.get_parameter
@@ -64,20 +66,15 @@ def input_feeding_lstm(
     feature_size = combine.out_features
     feature_mask = layer_mask = None
     if dropout > 0:
-        feature_mask = dropout_mask((steps, batch, feature_size), dropout)
+        feature_mask = dropout_mask((steps, batch, feature_size), dropout, device=device)
         if layers > 1:
-            layer_mask = dropout_mask((layers - 1, steps, batch, hidden_size), dropout)
-    score_bias = torch.zeros(mask.shape).masked_fill(~mask, float("-inf"))
+            layer_mask = dropout_mask((layers - 1, steps, batch, hidden_size), dropout, device=device)
+    score_bias = torch.zeros(mask.shape, device=device).masked_fill(~mask, float("-inf"))
     features, attention = _InputFeedingLSTM.apply(
         dtype, projected, hidden[0].float(), hidden[1].float(), keys.float(), memory.float(), score_bias,
         combine.weight, feature_mask, layer_mask, *weights, *biases,
     )  # fmt: skip
     return features.transpose(0, 1), attention.transpose(0, 1)
-
-
-def _tanh(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``rnn.tanh`` written into ``out``."""
-    return torch.sigmoid(x * 2, out=out).mul_(2).sub_(1)
 
 
 class _InputFeedingLSTM(torch.autograd.Function):
@@ -121,7 +118,7 @@ class _InputFeedingLSTM(torch.autograd.Function):
         keys_t = keys.transpose(1, 2)
         projected = projected.transpose(0, 1).contiguous()
         h = h0[0]  # the output of the layer below, set before it is read
-        with torch.autocast("cpu", enabled=False):
+        with torch.autocast(projected.device.type, enabled=False):
             for t in range(steps):
                 for layer in range(layers):
                     if layer > 0:
@@ -133,12 +130,12 @@ class _InputFeedingLSTM(torch.autograd.Function):
                     bias = projected[t] if layer == 0 else biases[layer - 1]
                     a = torch.mm(inputs[layer][t], weights[layer].t()).to(state).add_(bias)
                     act = acts[layer][t]
-                    a[:, 2 * H : 3 * H] *= 2  # tanh(x) = 2 sigmoid(2x) - 1, as rnn.tanh
+                    a[:, 2 * H : 3 * H] *= 2  # tanh(x) = 2 sigmoid(2x) - 1, as activations.tanh
                     torch.sigmoid(a, out=act)
                     act[:, 2 * H : 3 * H].mul_(2).sub_(1)
                     i, f, g, o = act.chunk(4, dim=1)
                     c = torch.mul(f, cells[layer][t], out=cells[layer][t + 1]).addcmul_(i, g)
-                    h = o * _tanh(c, out=cell_tanh[layer][t])
+                    h = o * tanh_into(c, out=cell_tanh[layer][t])
                     if t + 1 < steps:
                         inputs[layer][t + 1, :, -H:] = h
                 # Luong attention from the top layer's output, then h~_t = tanh(W [h_t; c_t])
@@ -146,7 +143,7 @@ class _InputFeedingLSTM(torch.autograd.Function):
                 scores = torch.bmm(h.unsqueeze(1), keys_t).squeeze(1).add_(score_bias)
                 weights_t = torch.softmax(scores, dim=-1, out=attention[t])
                 combined[t, :, H:] = torch.bmm(weights_t.unsqueeze(1), memory).squeeze(1)
-                y = _tanh(torch.mm(combined[t], combine.t()).to(state), out=feature_tanh[t])
+                y = tanh_into(torch.mm(combined[t], combine.t()).to(state), out=feature_tanh[t])
                 feature = features[t]
                 if feature_mask is None:
                     feature.copy_(y)
@@ -176,7 +173,7 @@ class _InputFeedingLSTM(torch.autograd.Function):
         d_c = [grad_features.new_zeros(batch, H) for _ in range(layers)]
         d_feed = None
         memory_t = memory.transpose(1, 2)
-        with torch.autocast("cpu", enabled=False):
+        with torch.autocast(grad_features.device.type, enabled=False):
             for t in reversed(range(steps)):
                 d_y = grad_features[t] if d_feed is None else grad_features[t] + d_feed
                 if feature_mask is not None:

@@ -1,0 +1,189 @@
+"""``train(config, output_dir)``: the whole training workflow around the loop.
+
+Prepare the model directory, read the task's splits, build the pipeline (featurizers and model)
+or reload it to resume, encode the data, run the ``Trainer`` with the task's validation, then
+score the best weights on the test split.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+from pathlib import Path
+
+import torch
+
+from seq2seq import checkpoint
+from seq2seq.build import build_featurizers, build_loss, build_model, load_featurizers
+from seq2seq.config import Config
+from seq2seq.data.readers import Pair, ReadReport
+from seq2seq.device import configure_memory
+from seq2seq.errors import ConfigError
+from seq2seq.evaluation import EvaluationResult, evaluate
+from seq2seq.pipeline import Pipeline
+from seq2seq.tasks import Task, task_of
+from seq2seq.training.reporter import setup_logging
+from seq2seq.training.trainer import EncodedPairs, Selection, Trainer
+
+log = logging.getLogger("seq2seq")
+
+
+def train(config: Config, output_dir: str | Path | None = None, resume: bool = False) -> Path:
+    """Train as configured; returns the model directory."""
+    configure_memory()
+    out = Path(output_dir or config.output_dir)
+    _prepare_output_dir(out, resume)
+    setup_logging(out / "train.log")
+    cfg = config.training
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+
+    task = task_of(config)
+    train_pairs, valid_pairs, test_pairs = _read_splits(task, config)
+    pipeline = _load_pipeline(out, config) if resume else _new_pipeline(config, train_pairs)
+    _check_free_space(out, pipeline.model)
+    if not resume:
+        pipeline.save(out)
+    trainer = Trainer(
+        config=cfg,
+        model=pipeline.model,
+        loss=build_loss(pipeline.model),
+        data=_encode_training_data(pipeline, train_pairs),
+        valid=_encode_validation_data(pipeline, valid_pairs),
+        validate=lambda: evaluate(pipeline, valid_pairs, task, beam=1).scores,
+        selection=Selection(task.primary.name, task.primary.higher_is_better),
+        out=out,
+    )
+    if resume:
+        trainer.restore()
+    trainer.run()
+
+    checkpoint.load_weights(out / checkpoint.WEIGHTS, pipeline.model)
+    if cfg.evaluate_test and test_pairs:
+        _test_report(pipeline, test_pairs, task, config.decoding.beam_size, out)
+    return out
+
+
+def _read_splits(task: Task, config: Config) -> tuple[list[Pair], list[Pair], list[Pair]]:
+    """Train, valid and test pairs; the test split is read now, so a bad file fails before training."""
+    report = ReadReport()
+    train_pairs, valid_pairs, test_pairs = (
+        task.read(config.data, s, report) for s in ("train", "valid", "test")
+    )
+    if not train_pairs:
+        raise ConfigError("the training split is empty")
+    if report.total_skipped:
+        log.info("skipped %d bad pairs: %s", report.total_skipped, report.skipped)
+    return train_pairs, valid_pairs, test_pairs
+
+
+def _prepare_output_dir(out: Path, resume: bool) -> None:
+    """Fail now, not after hours, if the directory is unusable or holds another run."""
+    if resume and checkpoint.latest_checkpoint(out) is None:
+        raise ConfigError(f"{out}: nothing to resume (no {checkpoint.CHECKPOINTS}/latest)")
+    # a directory with files but no checkpoint is a run that died while starting: start it again
+    if not resume and checkpoint.latest_checkpoint(out) is not None:
+        raise ConfigError(
+            f"{out} already holds a trained model; pass --resume to continue it, or choose another --output"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"x" * 1024)
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"{out}: cannot write the model directory ({err.strerror})") from None
+
+
+def _check_free_space(out: Path, model: torch.nn.Module) -> None:
+    """Checkpoints hold weights + two Adam moments, twice during rotation, plus the best weights."""
+    needed = 8 * 4 * sum(p.numel() for p in model.parameters())
+    free = shutil.disk_usage(out).free
+    if free < needed:
+        raise ConfigError(
+            f"{out}: only {free / 1e6:.0f} MB free on its disk; checkpoints need about {needed / 1e6:.0f} MB"
+        )
+
+
+def _new_pipeline(config: Config, train_pairs: list[Pair]) -> Pipeline:
+    source, target = build_featurizers(config.data, train_pairs)
+    model = build_model(config.model, len(source.vocab), len(target.vocab))
+    log.info(
+        "vocabularies: source %d, target %d; model: %s parameters",
+        len(source.vocab),
+        len(target.vocab),
+        f"{sum(p.numel() for p in model.parameters()):,}",
+    )
+    return Pipeline(config, model, source, target)
+
+
+def _load_pipeline(out: Path, config: Config) -> Pipeline:
+    saved = checkpoint.load_config_from_dir(out)
+    if saved.model != config.model or saved.data != config.data:
+        raise ConfigError(
+            f"{out}: the model or data section differs from the run being resumed; "
+            "only training settings may change on resume"
+        )
+    source, target = load_featurizers(config.data, out)
+    model = build_model(config.model, len(source.vocab), len(target.vocab))
+    return Pipeline(config, model, source, target)
+
+
+def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs:
+    """Model inputs of the training pairs, without those over the length limits (counted)."""
+    data = pipeline.config.data
+    encoded, dropped = EncodedPairs([], []), 0
+    for pair in pairs:
+        src = pipeline.source.encode(pair.src).features
+        tgt = pipeline.target.ids(pair.tgt)
+        if len(src) > data.max_src_len or len(tgt) > data.max_tgt_len or not len(src):
+            dropped += 1
+            continue
+        encoded.src.append(src)
+        encoded.tgt.append(tgt)
+    log.info(
+        "training pairs: %d kept, %d dropped as longer than max_src_len %d / max_tgt_len %d",
+        len(encoded.src),
+        dropped,
+        data.max_src_len,
+        data.max_tgt_len,
+    )
+    if not encoded.src:
+        raise ConfigError("no training pair is within data.max_src_len / data.max_tgt_len")
+    return encoded
+
+
+def _encode_validation_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs:
+    """Model inputs of the validation pairs as generation sees them (cut to decoding.max_input_len)."""
+    encoded = EncodedPairs([], [])
+    for pair in pairs:
+        src = pipeline.encode_source(pair.src).features
+        if len(src):
+            encoded.src.append(src)
+            encoded.tgt.append(pipeline.target.ids(pair.tgt))
+    return encoded
+
+
+def _test_report(pipeline: Pipeline, pairs: list[Pair], task: Task, beam: int, out: Path) -> None:
+    """The test scores with the configured beam (and greedy, when that beam is wider), a few
+    examples, and ``test_scores.json``."""
+    result = evaluate(pipeline, pairs, task, beam=beam)
+    greedy = evaluate(pipeline, pairs, task, beam=1) if beam > 1 else None
+    print(f"test ({len(result.segments)} segments, beam {beam}): {result.summary()}")
+    if greedy is not None:
+        print(f"test ({len(greedy.segments)} segments, greedy): {greedy.summary()}")
+    _print_examples(result)
+    scores: dict[str, object] = {"beam": beam, "segments": len(result.segments), **result.scores}
+    if greedy is not None:
+        scores["greedy"] = greedy.scores
+    checkpoint.atomic_write(out / "test_scores.json", json.dumps(scores, indent=1).encode())
+
+
+def _print_examples(result: EvaluationResult, count: int = 8) -> None:
+    for segment, hyp in list(zip(result.segments, result.hypotheses, strict=True))[:count]:
+        mark = "ok " if hyp in segment.references else "err"
+        print(f"  {mark} {segment.source}  ->  {hyp}    (reference: {' | '.join(segment.references)})")
