@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from seq2seq.config import DataConfig, ModelConfig, TokenizerConfig
 from seq2seq.data.featurizers import TextFeaturizer
 from seq2seq.data.readers import Pair
@@ -87,8 +89,9 @@ def build_frontend(config: ModelConfig, src_vocab_size: int) -> Frontend:
 def build_model(
     config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, ops: Ops | None = None
 ) -> Seq2Seq:
-    """The configured network; ``ops`` switches the speed kernels (default: those of the CPU)."""
-    ops = ops if ops is not None else ops_for("cpu")
+    """The configured network; ``ops`` switches the speed kernels (default: those of the device
+    the parameters are created on, torch's default device)."""
+    ops = ops if ops is not None else ops_for(torch.get_default_device())
     enc, dec = config.encoder, config.decoder
     encoder = RecurrentEncoder(
         frontend=build_frontend(config, src_vocab_size),
@@ -129,8 +132,8 @@ def build_model(
 
 def build_loss(model: Seq2Seq, ops: Ops | None = None) -> Loss:
     """The loss of the model's output kind, with ``ops``'s fused output-layer kernel if it has one
-    (default: the CPU's)."""
-    ops = ops if ops is not None else ops_for("cpu")
+    (default: the kernels of the model's device)."""
+    ops = ops if ops is not None else ops_for(next(model.parameters()).device)
     match model.output_kind:
         case "softmax":
             return SoftmaxCrossEntropy(model.output_layer, ops.output_cross_entropy or output_cross_entropy)

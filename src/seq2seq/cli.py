@@ -84,7 +84,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         help="generate outputs for inputs, one per line",
         description="Read one input per line (from --input, a pipe, or interactively) and write "
         "one detokenized output per line to stdout. Empty inputs give empty outputs; inputs over "
-        "the model's decoding.max_input_len tokens are truncated with a warning.",
+        "the model's decoding.max_input_len tokens are truncated with a warning. A model with "
+        "several source fields (data.src_fields, e.g. question and context) reads one JSON object "
+        "per line holding those fields.",
     )
     gen.add_argument("model", type=Path, help="model directory written by `seq2seq train`")
     gen.add_argument("--input", type=Path, help="input file (default: stdin)")
@@ -128,7 +130,19 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--metric",
         action="append",
-        choices=["bleu", "chrf", "wer", "cer", "exact"],
+        choices=[
+            "bleu",
+            "chrf",
+            "wer",
+            "cer",
+            "exact",
+            "rouge1",
+            "rouge2",
+            "rougeL",
+            "rougeLsum",
+            "squad_em",
+            "squad_f1",
+        ],
         help="metric (repeatable); default: the model's task metrics, or bleu",
     )
     ev.add_argument("--model", type=Path, help="model directory: generate, then score")
@@ -191,11 +205,15 @@ def _check_positive(name: str, value: int | None) -> None:
         raise Seq2SeqError(f"{name} must be at least 1, got {value}")
 
 
-def _input_lines(path: Path | None) -> Iterator[str]:
-    """Lines of a UTF-8 file, or of stdin when ``path`` is None."""
-    from seq2seq.data.readers import decode_lines, read_lines
+def _input_lines(path: Path | None, fields: Sequence[str] = ()) -> Iterator[str]:
+    """Lines of a UTF-8 file, or of stdin when ``path`` is None; with ``fields`` (a model with
+    several source fields) each line is a JSON object holding them, joined into one source."""
+    from seq2seq.data.readers import decode_lines, json_source, read_lines
 
-    lines = read_lines(path) if path is not None else decode_lines(sys.stdin.buffer, "<stdin>")
+    name = str(path) if path is not None else "<stdin>"
+    lines = read_lines(path) if path is not None else decode_lines(sys.stdin.buffer, name)
+    if fields:
+        return (json_source(text, fields, f"{name}:{number}") for number, text in lines)
     return (text for _, text in lines)
 
 
@@ -225,15 +243,16 @@ def _generate(args: argparse.Namespace) -> int:
     generate = functools.partial(
         pipeline.generate, beam=beam, nbest=args.nbest, length_penalty=args.length_penalty
     )
+    fields = pipeline.config.data.src_fields
     if args.input is None and sys.stdin.isatty():
         print("type an input and press Enter (Ctrl-D to quit)", file=sys.stderr)
-        for index, line in enumerate(_input_lines(None)):
+        for index, line in enumerate(_input_lines(None, fields)):
             outputs = generate([line])
             write(outputs, index)
             if args.attention_dir is not None:
                 _write_attention_maps(outputs, args.attention_dir, first=index + 1)
         return 0
-    lines = list(_input_lines(args.input))
+    lines = list(_input_lines(args.input, fields))
     outputs = generate(lines)
     write(outputs, 0)
     if args.attention_dir is not None:

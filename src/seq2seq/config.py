@@ -149,7 +149,9 @@ class DecodingConfig:
 @dataclass(frozen=True)
 class Config:
     name: str = "model"
-    task: str = "translation"  # a registered task (seq2seq/tasks): translation, g2p, copy, reverse, sort
+    task: str = (
+        "translation"  # a registered task (seq2seq/tasks): translation, summarization, qa, g2p, copy, ...
+    )
     output_dir: str = "runs/model"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import seq2seq
+from seq2seq.cli import main
 from seq2seq.config import config_from_dict
 from seq2seq.tasks import TASKS
 
@@ -20,24 +21,35 @@ TINY_MODEL = {
 }
 
 
-def general_data(directory: Path) -> dict[str, object]:
-    """A few JSONL pairs in every split, for tasks that read the general formats."""
-    lines = [json.dumps({"src": f"word {i} here", "tgt": f"wort {i} hier"}) for i in range(30)]
-    for split in ("train", "valid", "test"):
-        (directory / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
-    return {"format": "jsonl", **{s: str(directory / f"{s}.jsonl") for s in ("train", "valid", "test")}}
+def tiny_data(task: str, directory: Path) -> dict[str, object]:
+    """The data section of a tiny run of ``task``: its own generated or packaged data, a few
+    SQuAD-layout questions, or a few JSONL pairs in a general format."""
+    if task == "g2p":
+        return {"max_src_len": 6}  # the shortest words of CMUdict: a small, fast training set
+    if TASKS[task].readers and task != "qa":
+        return {}
+    splits = {
+        s: str(directory / f"{s}.{'json' if task == 'qa' else 'jsonl'}") for s in ("train", "valid", "test")
+    }
+    if task == "qa":
+        qas = [{"question": f"what is {i}?", "answers": [{"text": f"it is {i}"}]} for i in range(20)]
+        text = json.dumps({"data": [{"paragraphs": [{"context": "it is 1 and it is 2.", "qas": qas}]}]})
+    else:
+        text = "".join(
+            json.dumps({"src": f"word {i} here", "tgt": f"wort {i} hier"}) + "\n" for i in range(30)
+        )
+    for path in splits.values():
+        Path(path).write_text(text)
+    return {"format": "squad" if task == "qa" else "jsonl", **splits}
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_every_task_trains_and_scores(name: str, tmp_path: Path) -> None:
     task = TASKS[name]
-    data = {} if task.readers else general_data(tmp_path)
-    if name == "g2p":
-        data = {"max_src_len": 6}  # the shortest words of CMUdict: a small, fast training set
     config = config_from_dict(
         {
             "task": name,
-            "data": data,
+            "data": tiny_data(name, tmp_path),
             "model": TINY_MODEL,
             "training": {"max_steps": 3, "batch_tokens": 400, "precision": "float32", "threads": 1},
             "decoding": {"beam_size": 2, "max_length_offset": 2},
@@ -51,3 +63,26 @@ def test_every_task_trains_and_scores(name: str, tmp_path: Path) -> None:
     validations = [json.loads(line) for line in (model_dir / "validations.jsonl").read_text().splitlines()]
     assert validations and task.primary.name in validations[-1]
     assert seq2seq.load(model_dir).generate(["abc"])[0].text is not None
+
+
+def test_generate_reads_json_lines_for_a_model_with_several_source_fields(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = config_from_dict(
+        {
+            "task": "qa",
+            "data": tiny_data("qa", tmp_path),
+            "model": TINY_MODEL,
+            "training": {"max_steps": 2, "batch_tokens": 400, "precision": "float32", "threads": 1},
+            "decoding": {"beam_size": 1, "max_length_offset": 2},
+        }
+    )
+    model_dir = seq2seq.train(config, tmp_path / "qa")
+    capsys.readouterr()
+    inputs = tmp_path / "questions.jsonl"
+    inputs.write_text(json.dumps({"question": "what is 1?", "context": "it is 1."}) + "\n\n")
+    assert main(["generate", str(model_dir), "--input", str(inputs)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2  # an answer per line, the empty one empty
+    inputs.write_text(json.dumps({"question": "what is 1?"}) + "\n")
+    assert main(["generate", str(model_dir), "--input", str(inputs)]) == 1
+    assert f"{inputs}:1: field 'context' is missing" in capsys.readouterr().err

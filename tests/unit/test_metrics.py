@@ -156,6 +156,12 @@ def test_metric_table() -> None:
         "wer": False,
         "cer": False,
         "exact": True,
+        "rouge1": True,
+        "rouge2": True,
+        "rougeL": True,
+        "rougeLsum": True,
+        "squad_em": True,
+        "squad_f1": True,
     }
 
 
@@ -177,3 +183,49 @@ def test_score_by_length_scores_each_bucket_alone() -> None:
     result = EvaluationResult({}, segments, ["x", "wrong", "z"])
     table = score_by_length(TASKS["copy"], result, [(1, 2), (3, 4)], unit="words")
     assert [(b.label, b.count, b.score) for b in table] == [("1-2", 2, 100.0), ("3-4", 1, 0.0)]
+
+
+def test_squad_normalization_follows_the_official_script() -> None:
+    from seq2seq.metrics import squad_normalize
+
+    assert squad_normalize("The  Eiffel Tower!") == "eiffel tower"
+    assert squad_normalize("an apple, a pear and THE plum.") == "apple pear and plum"
+    assert squad_normalize("theory of anarchy") == "theory of anarchy"  # articles only as whole words
+    assert squad_normalize("1,000 km") == "1000 km"  # punctuation removed, not replaced by a space
+
+
+def test_squad_exact_match_and_f1_by_hand() -> None:
+    from seq2seq.metrics import squad_exact_match, squad_f1
+
+    hyps = ["the Denver Broncos", "Santa Clara, California", "1990", "Levi's Stadium in 2016"]
+    refs = [["Denver Broncos"], ["Santa Clara", "Levi's Stadium"], ["Super Bowl 50"], ["Levi's Stadium"]]
+    # 1: exact after removing "the"; 2: F1 against "Santa Clara" = 2 * (2/3 * 1) / (2/3 + 1) = 0.8;
+    # 3: no overlap; 4: "levis stadium in 2016" vs "levis stadium": P 2/4, R 1 -> F1 2/3
+    assert squad_exact_match(hyps, refs) == pytest.approx(25.0)
+    assert squad_f1(hyps, refs) == pytest.approx(100 * (1 + 0.8 + 0 + 2 / 3) / 4)
+
+
+def test_rouge_equals_rouge_score_with_stemming_and_takes_the_best_reference() -> None:
+    from rouge_score import rouge_scorer
+
+    from seq2seq.metrics import rouge_1, rouge_2, rouge_l
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    expected = {k: 0.0 for k in ("rouge1", "rouge2", "rougeL")}
+    for hyp, ref in zip(HYPS, REFS, strict=True):
+        for kind, score in scorer.score(ref, hyp).items():
+            expected[kind] += 100 * score.fmeasure / len(HYPS)
+    assert rouge_1(HYPS, _single(REFS)) == pytest.approx(expected["rouge1"])
+    assert rouge_2(HYPS, _single(REFS)) == pytest.approx(expected["rouge2"])
+    assert rouge_l(HYPS, _single(REFS)) == pytest.approx(expected["rougeL"])
+    assert rouge_1(["cats running"], [["dog", "the cat runs"]]) == pytest.approx(100 * 0.8)  # stems match
+
+
+def test_summary_level_rouge_l_differs_from_sentence_level_on_several_sentences() -> None:
+    from seq2seq.metrics import rouge_l, rouge_lsum
+
+    hyp = ["tools for the archive. the library reads files."]
+    ref = [["the library reads files. tools for the archive."]]
+    assert rouge_lsum(hyp, ref) > rouge_l(hyp, ref) + 9  # sentence order matters only to ROUGE-L
+    one = (["a small tool"], [["a small tool for files"]])
+    assert rouge_lsum(*one) == pytest.approx(rouge_l(*one))  # one sentence: the same

@@ -320,3 +320,40 @@ def test_several_source_fields_are_joined_with_the_separator(tmp_path: Path) -> 
     assert pairs == [Pair("Who? <sep> Ann wrote it.", "Ann", f"{jsonl}:1")]
     with pytest.raises(DataError, match="missing field 'title'"):
         read_jsonl(jsonl, ["title", "context"], "answer")
+
+
+def test_squad_layout_gives_a_pair_per_answer(tmp_path: Path) -> None:
+    from seq2seq.tasks.qa import squad_pairs
+
+    path = tmp_path / "dev.json"
+    qas = [
+        {"id": "1", "question": "Who wrote it?", "answers": [{"text": "Ann"}, {"text": "Ann Lee"}]},
+        {"id": "2", "question": "When?", "answers": [{"text": " 1999 "}]},
+    ]
+    path.write_text(
+        json.dumps({"version": "1.1", "data": [{"paragraphs": [{"context": "Ann wrote it.", "qas": qas}]}]})
+    )
+    pairs = squad_pairs(path)
+    assert [(p.src, p.tgt) for p in pairs] == [
+        ("Who wrote it? <sep> Ann wrote it.", "Ann"),
+        ("Who wrote it? <sep> Ann wrote it.", "Ann Lee"),
+        ("When? <sep> Ann wrote it.", "1999"),
+    ]
+    assert pairs[2].origin == f"{path}: data[0].paragraphs[0].qas[1]"
+
+
+def test_squad_errors_name_the_file_and_the_question(tmp_path: Path) -> None:
+    from seq2seq.tasks.qa import squad_pairs
+
+    path = tmp_path / "bad.json"
+    qas = [{"question": "Who?", "answers": []}, {"question": "What?", "answers": [{"text": "x"}]}]
+    path.write_text(json.dumps({"data": [{"paragraphs": [{"context": "text", "qas": qas}]}]}))
+    with pytest.raises(DataError, match=re.escape(f"{path}: data[0].paragraphs[0].qas[0]: no answer text")):
+        squad_pairs(path)
+    report = ReadReport()
+    assert len(squad_pairs(path, skip_bad=True, report=report)) == 1 and report.total_skipped == 1
+    path.write_text("[1, 2]")
+    with pytest.raises(DataError, match="not a SQuAD JSON file"):
+        squad_pairs(path)
+    with pytest.raises(DataError, match="no such file"):
+        squad_pairs(tmp_path / "missing.json")

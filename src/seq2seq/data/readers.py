@@ -162,6 +162,25 @@ def read_jsonl(
     return pairs
 
 
+def json_source(line: str, fields: Sequence[str], where: str) -> str:
+    """The source in one input line of a model with several source fields: a JSON object holding
+    ``fields`` as strings, joined with the field separator; an empty line is an empty source."""
+    if not line.strip():
+        return ""
+    names = ", ".join(map(repr, fields))
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        raise DataError(f"{where}: expected a JSON object with the fields {names}") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a JSON object with the fields {names}")
+    for name in fields:
+        if not isinstance(record.get(name), str):
+            problem = "missing" if name not in record else "not a string"
+            raise DataError(f"{where}: field {name!r} is {problem} (this model reads the fields {names})")
+    return join_fields([record[name] for name in fields])
+
+
 def _usable(pair: Pair, where: str, skip_bad_lines: bool, report: ReadReport) -> bool:
     """False (counted) for a pair with an empty side when skipping; an error otherwise."""
     if pair.src and pair.tgt:

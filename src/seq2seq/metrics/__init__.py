@@ -3,13 +3,19 @@
 ``references[i]`` holds every acceptable reference of segment i (one or more). Scores are
 percentages. BLEU and chrF come from sacrebleu; error rates are edit distances over tokens
 computed by rapidfuzz (jiwer's engine), taking for each segment the closest reference, which with
-one reference is exactly jiwer's WER / CER.
+one reference is exactly jiwer's WER / CER. ROUGE comes from rouge-score (with stemming), SQuAD's
+exact match and F1 follow the official evaluation script; both take the best reference of each
+segment, as those scripts do.
 """
 
 from __future__ import annotations
 
+import collections
+import re
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from rapidfuzz.distance import Levenshtein
 
@@ -83,6 +89,71 @@ def sequence_error_rate(hypotheses: Sequence[str], references: References) -> fl
     return 100.0 - exact_match(hypotheses, references)
 
 
+@cache
+def _rouge_scorer() -> object:
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)
+
+
+def _sentences(text: str) -> str:
+    """One sentence per line, what rouge-score's summary-level ROUGE-L reads (a split after . ! ?
+    and a space; nltk's splitter needs data that cannot be downloaded here)."""
+    return "\n".join(re.split(r"(?<=[.!?])\s+", text.strip()))
+
+
+def _rouge(kind: str) -> Callable[[Sequence[str], References], float]:
+    def compute(hypotheses: Sequence[str], references: References) -> float:
+        scorer = _rouge_scorer()
+        total = 0.0
+        for hyp, refs in zip(hypotheses, references, strict=True):
+            if kind == "rougeLsum":
+                hyp, refs = _sentences(hyp), [_sentences(ref) for ref in refs]
+            total += max(scorer.score(ref, hyp)[kind].fmeasure for ref in refs)  # type: ignore[attr-defined]
+        return 100.0 * total / max(len(hypotheses), 1)
+
+    compute.__doc__ = f"Mean {kind} F1 (rouge-score, Porter stemming), best reference per segment."
+    return compute
+
+
+rouge_1, rouge_2, rouge_l, rouge_lsum = (_rouge(k) for k in ("rouge1", "rouge2", "rougeL", "rougeLsum"))
+
+
+def squad_normalize(text: str) -> str:
+    """SQuAD's answer normalization: lower case, no punctuation, no articles, single spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
+
+
+_PUNCTUATION = frozenset(string.punctuation)
+
+
+def _token_f1(prediction: str, reference: str) -> float:
+    pred, gold = squad_normalize(prediction).split(), squad_normalize(reference).split()
+    common = sum((collections.Counter(pred) & collections.Counter(gold)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def squad_exact_match(hypotheses: Sequence[str], references: References) -> float:
+    """Percentage of answers equal to one of their references after ``squad_normalize``."""
+    hits = sum(
+        any(squad_normalize(hyp) == squad_normalize(ref) for ref in refs)
+        for hyp, refs in zip(hypotheses, references, strict=True)
+    )
+    return 100.0 * hits / max(len(hypotheses), 1)
+
+
+def squad_f1(hypotheses: Sequence[str], references: References) -> float:
+    """Mean over questions of the best token F1 against their references (SQuAD v1.1)."""
+    total = sum(
+        max(_token_f1(hyp, ref) for ref in refs) for hyp, refs in zip(hypotheses, references, strict=True)
+    )
+    return 100.0 * total / max(len(hypotheses), 1)
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
@@ -96,4 +167,10 @@ METRICS = {
     "wer": Metric("WER", word_error_rate, False),
     "cer": Metric("CER", char_error_rate, False),
     "exact": Metric("exact match", exact_match, True),
+    "rouge1": Metric("ROUGE-1", rouge_1, True),
+    "rouge2": Metric("ROUGE-2", rouge_2, True),
+    "rougeL": Metric("ROUGE-L", rouge_l, True),
+    "rougeLsum": Metric("ROUGE-Lsum", rouge_lsum, True),
+    "squad_em": Metric("EM", squad_exact_match, True),
+    "squad_f1": Metric("F1", squad_f1, True),
 }

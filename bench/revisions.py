@@ -1,0 +1,127 @@
+"""Did a change cost speed? Two revisions of the toolkit, measured in turns on the same machine.
+
+    .venv/bin/python bench/revisions.py --revision HEAD~2            # 300 steps, 3 rounds
+    .venv/bin/python bench/revisions.py --revision e851dee --steps 200 --rounds 2
+
+The older revision is checked out with ``git worktree`` into runs/revisions/ and runs from its own
+sources with this checkout's virtual environment. Each round trains the matched model
+(bench/matched-en-de.yaml) for --steps steps with the older revision, then with this checkout,
+and reads training target tokens/s from the log (the mean of the reports after the first, as
+bench/speed.py does). Then both revisions decode test.en with one model (the older revision's
+first), greedy and beam 5 in bfloat16 where the CPU has it natively, in turns. Printed: the median
+of each figure per revision and the ratio this checkout / older revision. Alternating the two
+spreads the machine's drift over both; a ratio within a few percent of 1 is noise on a shared
+machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "bench" / "matched-en-de.yaml"
+CLI = "import sys; from seq2seq.cli import main; sys.exit(main())"  # older revisions lack __main__.py
+DECODE = """import json, statistics, sys, time, torch
+from pathlib import Path
+from seq2seq.data.readers import read_parallel
+from seq2seq.device import native_bfloat16
+from seq2seq.pipeline import load
+torch.set_num_threads(2)
+pipeline = load(sys.argv[1])
+pipeline.set_decoding(precision="bfloat16" if native_bfloat16() else "float32")
+data = pipeline.config.data
+test = Path(data.test)
+sources = [p.src for p in read_parallel(test.with_name(f"{test.name}.{data.src_suffix}"),
+                                        test.with_name(f"{test.name}.{data.tgt_suffix}"))]
+seconds = {}
+for beam in (1, 5):
+    pipeline.generate(sources[:16], beam=beam)
+    runs = []
+    for _ in range(2):
+        started = time.perf_counter()
+        pipeline.generate(sources, beam=beam)
+        runs.append(time.perf_counter() - started)
+    seconds[beam] = len(sources) / statistics.median(runs)
+print(json.dumps(seconds))
+"""  # read_parallel, load, set_decoding and generate as every revision has them
+
+
+def train(source: Path, out: Path, steps: int) -> float:
+    """Target tokens/s of ``steps`` training steps with the toolkit in ``source``."""
+    shutil.rmtree(out, ignore_errors=True)
+    overrides = [f"training.max_steps={steps}", "training.max_minutes=0", "training.validate_every=100000",
+                 "training.log_every=50", "training.threads=2", "training.evaluate_test=false"]  # fmt: skip
+    command = [sys.executable, "-c", CLI, "train", str(CONFIG), "--output", str(out)]
+    command += [arg for item in overrides for arg in ("--set", item)]
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    subprocess.run(
+        command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    rates = [float(x) for x in re.findall(r" tok/s (\d+)", (out / "train.log").read_text(encoding="utf-8"))]
+    return statistics.mean(rates[1:] or rates)
+
+
+def decode(source: Path, model: Path) -> dict[str, float]:
+    """Sentences/s of greedy and beam-5 decoding of ``model`` with the toolkit in ``source``."""
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    result = subprocess.run(
+        [sys.executable, "-c", DECODE, str(model)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--revision", required=True, help="the older revision to compare with")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    runs = ROOT / "runs" / "revisions"
+    old_tree = runs / f"src-{args.revision}"
+    if not old_tree.exists():
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(old_tree), args.revision], cwd=ROOT, check=True
+        )
+    sources = {args.revision: old_tree / "src", "this checkout": ROOT / "src"}
+    figures: dict[str, dict[str, list[float]]] = {label: {} for label in sources}
+    for round_ in range(args.rounds):
+        for label, source in sources.items():
+            out = runs / f"{label.replace(' ', '-')}-{round_}"
+            figures[label].setdefault("train tok/s", []).append(train(source, out, args.steps))
+            print(
+                f"round {round_ + 1}: {label} trained at {figures[label]['train tok/s'][-1]:,.0f} tok/s",
+                file=sys.stderr,
+            )
+    model = runs / f"{args.revision}-0"
+    for _ in range(args.rounds):
+        for label, source in sources.items():
+            for beam, rate in decode(source, model).items():
+                figures[label].setdefault(f"beam {beam} sent/s", []).append(rate)
+    (old, old_figures), (new, new_figures) = figures.items()
+    for name, values in old_figures.items():
+        before, after = statistics.median(values), statistics.median(new_figures[name])
+        spread = (
+            f"{', '.join(f'{v:,.0f}' for v in values)} vs {', '.join(f'{v:,.0f}' for v in new_figures[name])}"
+        )
+        print(
+            f"{name}: {before:,.1f} ({old}) vs {after:,.1f} ({new}): ratio {after / before:.3f}  [{spread}]"
+        )
+
+
+if __name__ == "__main__":
+    main()
