@@ -1,17 +1,16 @@
 """Did a change cost speed? Two revisions of the toolkit, measured in turns on the same machine.
 
-    .venv/bin/python bench/revisions.py --revision HEAD~2            # 300 steps, 3 rounds
+    .venv/bin/python bench/revisions.py --revision HEAD~2            # 300 steps, 4 rounds
     .venv/bin/python bench/revisions.py --revision e851dee --steps 200 --rounds 2
 
 The older revision is checked out with ``git worktree`` into runs/revisions/ and runs from its own
 sources with this checkout's virtual environment. Each round trains the matched model
-(bench/matched-en-de.yaml) for --steps steps with the older revision, then with this checkout,
-and reads training target tokens/s from the log (the mean of the reports after the first, as
-bench/speed.py does). Then both revisions decode test.en with one model (the older revision's
-first), greedy and beam 5 in bfloat16 where the CPU has it natively, in turns. Printed: the median
-of each figure per revision and the ratio this checkout / older revision. Alternating the two
-spreads the machine's drift over both; a ratio within a few percent of 1 is noise on a shared
-machine.
+(bench/matched-en-de.yaml) for --steps steps with each revision, in turns (A B, then B A, so that
+neither always runs second), and reads training target tokens/s from the log (the mean of the
+reports after the first, as bench/speed.py does). Then both revisions decode test.en with one
+model (the older revision's first), greedy and beam 5 in bfloat16 where the CPU has it natively,
+in the same turns. Printed: the median of each figure per revision and the ratio this checkout /
+older revision. A ratio within a few percent of 1 is noise on a shared machine.
 """
 
 from __future__ import annotations
@@ -89,7 +88,7 @@ def main() -> None:
     )
     parser.add_argument("--revision", required=True, help="the older revision to compare with")
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     runs = ROOT / "runs" / "revisions"
     old_tree = runs / f"src-{args.revision}"
@@ -100,7 +99,10 @@ def main() -> None:
     sources = {args.revision: old_tree / "src", "this checkout": ROOT / "src"}
     figures: dict[str, dict[str, list[float]]] = {label: {} for label in sources}
     for round_ in range(args.rounds):
-        for label, source in sources.items():
+        order = list(sources.items())
+        for label, source in (
+            order if round_ % 2 == 0 else order[::-1]
+        ):  # A B, then B A: no side always second
             out = runs / f"{label.replace(' ', '-')}-{round_}"
             figures[label].setdefault("train tok/s", []).append(train(source, out, args.steps))
             print(
@@ -108,8 +110,9 @@ def main() -> None:
                 file=sys.stderr,
             )
     model = runs / f"{args.revision}-0"
-    for _ in range(args.rounds):
-        for label, source in sources.items():
+    for round_ in range(args.rounds):
+        order = list(sources.items())
+        for label, source in order if round_ % 2 == 0 else order[::-1]:
             for beam, rate in decode(source, model).items():
                 figures[label].setdefault(f"beam {beam} sent/s", []).append(rate)
     (old, old_figures), (new, new_figures) = figures.items()

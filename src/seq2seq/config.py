@@ -149,9 +149,8 @@ class DecodingConfig:
 @dataclass(frozen=True)
 class Config:
     name: str = "model"
-    task: str = (
-        "translation"  # a registered task (seq2seq/tasks): translation, summarization, qa, g2p, copy, ...
-    )
+    # a registered task (seq2seq/tasks): translation, summarization, qa, g2p, copy, reverse, sort
+    task: str = "translation"
     output_dir: str = "runs/model"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
