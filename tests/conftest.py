@@ -33,3 +33,12 @@ def debian_en_de() -> Path:
     if not (path / "train.en").is_file():
         pytest.skip("../shared/data is not present")
     return path
+
+
+@pytest.fixture
+def debian_summarize() -> Path:
+    """../shared/data/debian/summarize, or skip the test when the shared data is absent."""
+    path = SHARED_DATA / "debian" / "summarize"
+    if not (path / "test.src").is_file():
+        pytest.skip("../shared/data is not present")
+    return path
