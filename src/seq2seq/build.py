@@ -24,7 +24,7 @@ from seq2seq.model.decoder import RecurrentDecoder
 from seq2seq.model.encoder import RecurrentEncoder
 from seq2seq.model.frontends import Frontend, TokenEmbedding
 from seq2seq.model.seq2seq import Seq2Seq
-from seq2seq.training.loss import Loss, SoftmaxCrossEntropy, output_cross_entropy
+from seq2seq.training.loss import Loss, SoftmaxCrossEntropy, WithCoverageLoss, output_cross_entropy
 
 
 def build_featurizers(data: DataConfig, pairs: list[Pair]) -> tuple[TextFeaturizer, TextFeaturizer]:
@@ -110,6 +110,7 @@ def build_model(
             query_size=dec.hidden_size,
             memory_size=encoder.output_size,
             attention_size=dec.hidden_size,
+            coverage=dec.coverage,
         )
     decoder = RecurrentDecoder(
         vocab_size=tgt_vocab_size,
@@ -130,11 +131,17 @@ def build_model(
     return Seq2Seq(encoder, decoder)
 
 
-def build_loss(model: Seq2Seq, ops: Ops | None = None) -> Loss:
+def build_loss(model: Seq2Seq, ops: Ops | None = None, coverage_weight: float = 0.0) -> Loss:
     """The loss of the model's output kind, with ``ops``'s fused output-layer kernel if it has one
-    (default: the kernels of the model's device)."""
+    (default: the kernels of the model's device), plus the coverage loss for a model with coverage."""
     ops = ops if ops is not None else ops_for(next(model.parameters()).device)
     match model.output_kind:
         case "softmax":
-            return SoftmaxCrossEntropy(model.output_layer, ops.output_cross_entropy or output_cross_entropy)
-    raise ConfigError(f"no loss for model output {model.output_kind!r}")
+            loss: Loss = SoftmaxCrossEntropy(
+                model.output_layer, ops.output_cross_entropy or output_cross_entropy
+            )
+        case _:
+            raise ConfigError(f"no loss for model output {model.output_kind!r}")
+    if model.decoder.coverage and coverage_weight > 0:
+        loss = WithCoverageLoss(loss, coverage_weight)
+    return loss

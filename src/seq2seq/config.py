@@ -92,6 +92,9 @@ class DecoderConfig:
     attention: Literal["bahdanau", "dot", "general", "concat"] = "general"
     input_feeding: bool = False
     tie_embeddings: bool = False
+    # the attention also reads how much each source position was attended so far (See et al., 2017;
+    # additive attention: bahdanau or concat)
+    coverage: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class TrainingConfig:
     label_smoothing: float = bounded(0.1, 0.0, 0.99)
     clip_grad_norm: float = bounded(5.0, 0.0)  # 0 = no clipping
     teacher_forcing_ratio: float = bounded(1.0, 0.0, 1.0)
+    coverage_loss_weight: float = bounded(1.0, 0.0)  # lambda of the coverage loss (with decoder.coverage)
     max_steps: int = bounded(0, 0)  # 0 = no limit
     max_epochs: int = bounded(0, 0)
     max_minutes: float = bounded(0.0, 0.0)
@@ -351,6 +355,11 @@ def _check_consistency(config: Config, source: str) -> None:
         raise ConfigError(
             f"{source}: dot attention needs model.decoder.hidden_size ({dec.hidden_size}) equal to "
             f"the encoder output size ({memory}); use attention 'general' or change the sizes"
+        )
+    if dec.coverage and not (dec.context == "attention" and dec.attention in ("bahdanau", "concat")):
+        raise ConfigError(
+            f"{source}: model.decoder.coverage needs context 'attention' with additive attention "
+            "('bahdanau' or 'concat'), whose scores it enters"
         )
     if dec.tie_embeddings and dec.hidden_size != model.embedding_size:
         raise ConfigError(

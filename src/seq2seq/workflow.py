@@ -51,7 +51,7 @@ def train(config: Config, output_dir: str | Path | None = None, resume: bool = F
     trainer = Trainer(
         config=cfg,
         model=pipeline.model,
-        loss=build_loss(pipeline.model),
+        loss=build_loss(pipeline.model, coverage_weight=cfg.coverage_loss_weight),
         data=_encode_training_data(pipeline, train_pairs),
         valid=_encode_validation_data(pipeline, valid_pairs),
         validate=lambda: evaluate(pipeline, valid_pairs, task, beam=1).scores,

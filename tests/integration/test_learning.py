@@ -90,3 +90,12 @@ def test_best_validation_weights_are_the_model(tmp_path: Path) -> None:
     result = evaluate(pipeline, read_split(config, "valid"), task_of(config), beam=1)
     assert result.scores["exact match"] == best
     assert records[-1]["valid_loss"] < 1.0
+
+
+def test_reverse_with_coverage_attention(tmp_path: Path) -> None:
+    """Bahdanau attention with coverage and its loss (See et al., 2017) learns reversal too."""
+    raw = synthetic_config("reverse", "attention", max_length=6, encoder_hidden=32, steps=200).to_dict()
+    raw["model"]["decoder"].update(attention="bahdanau", coverage=True)
+    model_dir = seq2seq.train(config_from_dict(raw), tmp_path / "coverage")
+    scores = json.loads((model_dir / "test_scores.json").read_text())
+    assert scores["exact match"] >= 90.0

@@ -50,17 +50,19 @@ def test_nonfinite_losses_are_skipped_then_stop_training(
     real_build_loss = workflow.build_loss
     calls = {"n": 0}
 
-    def build_diverging_loss(model):  # finite for 6 calls, then NaN for good
-        real_loss = real_build_loss(model)
+    class DivergingLoss:  # finite for 6 calls, then NaN for good
+        def __init__(self, model, **options):
+            self.real = real_build_loss(model, **options)
 
-        def loss(*args, **kwargs):
+        def __call__(self, *args, **kwargs):
             calls["n"] += 1
-            value = real_loss(*args, **kwargs)
+            value = self.real(*args, **kwargs)
             return value if calls["n"] <= 6 else value * float("nan")
 
-        return loss
+        def nll(self, *args):
+            return self(*args)
 
-    monkeypatch.setattr(workflow, "build_loss", build_diverging_loss)
+    monkeypatch.setattr(workflow, "build_loss", DivergingLoss)
     out = tmp_path / "model"
     config = tiny_config(max_steps=100, validate_every=5, max_nonfinite_steps=3)
     with pytest.raises(seq2seq.Seq2SeqError, match="3 non-finite losses in a row"):

@@ -493,3 +493,10 @@ def test_minimum_output_length_must_not_exceed_the_maximum() -> None:
     raw = {**MINIMAL, "decoding": {"min_output_len": 5, "max_output_len": 3}}
     assert "decoding.min_output_len must not exceed decoding.max_output_len" in _error(raw)
     assert config_from_dict({**MINIMAL, "decoding": {"min_output_len": 5}}).decoding.max_output_len == 0
+
+
+def test_coverage_needs_additive_attention() -> None:
+    message = _error({**MINIMAL, "model": {"decoder": {"attention": "general", "coverage": True}}})
+    assert "model.decoder.coverage needs context 'attention' with additive attention" in message
+    config = config_from_dict({**MINIMAL, "model": {"decoder": {"attention": "bahdanau", "coverage": True}}})
+    assert config.model.decoder.coverage and config.training.coverage_loss_weight == 1.0

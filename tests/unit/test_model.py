@@ -294,3 +294,39 @@ def test_encoder_equals_a_packed_multilayer_rnn(rnn_type: str, bidirectional: bo
     hidden = final[0] if isinstance(final, tuple) else final
     top = torch.cat(list(hidden[-(2 if bidirectional else 1) :]), dim=-1)
     torch.testing.assert_close(ours.context, top, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("rnn", "attention", "input_feeding"), [("gru", "bahdanau", False), ("lstm", "concat", True)]
+)
+def test_coverage_enters_the_attention_and_sums_the_weights(
+    rnn: str, attention: str, input_feeding: bool
+) -> None:
+    """With coverage (See et al., 2017) the state carries the attention summed over the steps so
+    far, the scores read it, and teacher forcing equals the step loop."""
+    config = ModelConfig(
+        rnn_type=rnn,
+        embedding_size=EMBEDDING,
+        dropout=0.0,
+        encoder=EncoderConfig(hidden_size=ENCODER_HIDDEN, num_layers=1),
+        decoder=DecoderConfig(hidden_size=DECODER_HIDDEN, num_layers=1, attention=attention,
+                              input_feeding=input_feeding, coverage=True),
+    )  # fmt: skip
+    model = build_model(config, VOCAB, VOCAB).eval()
+    batch = padded_batch()
+    with torch.no_grad():
+        forced = model(batch.src, batch.src_lengths, batch.tgt_in)
+        enc = model.encode(batch.src, batch.src_lengths)
+        state = model.init_state(enc)
+        weights = []
+        for t in range(batch.tgt_in.size(1)):
+            _, state, attn = model.step(batch.tgt_in[:, t], enc, state)
+            weights.append(attn)
+        assert state.coverage is not None
+        torch.testing.assert_close(state.coverage, torch.stack(weights, dim=1).sum(1))
+        torch.testing.assert_close(forced.attention, torch.stack(weights, dim=1))
+        assert model.decoder.attention.coverage_layer is not None
+        model.decoder.attention.coverage_layer.weight.mul_(10)  # the scores depend on coverage
+        changed = model(batch.src, batch.src_lengths, batch.tgt_in).attention
+    assert not torch.allclose(changed[:, 1:], forced.attention[:, 1:], atol=1e-4)
+    torch.testing.assert_close(changed[:, 0], forced.attention[:, 0])  # no coverage yet at step 1

@@ -30,6 +30,7 @@ VARIANTS = {
     "lstm-concat-feeding": ("lstm", "attention", "concat", True),
     "gru-every_step": ("gru", "every_step", "general", False),
     "lstm-init": ("lstm", "init", "general", False),
+    "gru-bahdanau-coverage": ("gru", "attention", "bahdanau", False),
 }
 
 
@@ -41,7 +42,12 @@ def make_model(variant: str) -> Seq2Seq:
         dropout=0.0,
         encoder=EncoderConfig(hidden_size=16, num_layers=1, bidirectional=True),
         decoder=DecoderConfig(
-            hidden_size=32, num_layers=1, context=context, attention=attention, input_feeding=feeding
+            hidden_size=32,
+            num_layers=1,
+            context=context,
+            attention=attention,
+            input_feeding=feeding,
+            coverage=variant.endswith("coverage"),
         ),
     )
     return build_model(config, VOCAB, VOCAB).eval()

@@ -22,10 +22,20 @@ class Attention(nn.Module):
     """score(q, k_s) for every query and source position, softmax over the source, weighted sum."""
 
     def __init__(
-        self, *, kind: AttentionKind, query_size: int, memory_size: int, attention_size: int
+        self,
+        *,
+        kind: AttentionKind,
+        query_size: int,
+        memory_size: int,
+        attention_size: int,
+        coverage: bool = False,
     ) -> None:
         super().__init__()
         self.kind = kind
+        if coverage and kind in ("dot", "general"):
+            raise ValueError("coverage enters additive attention scores only (bahdanau, concat)")
+        # v^T tanh(W_q q + W_k k_s + w_c cov_s): the attention so far at s (See et al., 2017)
+        self.coverage_layer = nn.Linear(1, attention_size, bias=False) if coverage else None
         if kind == "dot":
             if query_size != memory_size:
                 raise ValueError(
@@ -49,8 +59,10 @@ class Attention(nn.Module):
         keys: torch.Tensor,
         memory: torch.Tensor,
         mask: torch.Tensor,
+        coverage: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Attend with ``query`` (rows, tgt_len, query_size) over ``memory`` (batch, src_len, M).
+        """Attend with ``query`` (rows, tgt_len, query_size) over ``memory`` (batch, src_len, M);
+        ``coverage`` (rows, src_len), the sum of earlier weights, for one step (tgt_len 1).
 
         Returns the context (rows, tgt_len, M) and the weights (rows, tgt_len, src_len). Rows are
         batch entries, or, in beam search, groups of consecutive rows share one memory entry
@@ -62,7 +74,12 @@ class Attention(nn.Module):
         query = query.reshape(keys.size(0), -1, query.size(-1))  # B, rows / B * T, Q
         if self.kind not in ("dot", "general"):
             q = self.query_layer(query).unsqueeze(2)  # B, T, 1, A
-            scores = self.energy(torch.tanh(q + keys.unsqueeze(1))).squeeze(-1)  # B, T, S
+            energies = q + keys.unsqueeze(1)  # B, T, S, A
+            if coverage is not None:
+                assert self.coverage_layer is not None and steps == 1
+                cov = coverage.view(keys.size(0), -1, keys.size(1), 1)  # B, rows / B, S, 1
+                energies = energies + self.coverage_layer(cov.to(energies.dtype))
+            scores = self.energy(torch.tanh(energies)).squeeze(-1)  # B, T, S
         with torch.autocast(query.device.type, enabled=False):
             if self.kind in ("dot", "general"):
                 scores = torch.bmm(query.float(), keys.float().transpose(1, 2))  # B, T, S

@@ -37,10 +37,12 @@ class DecoderState:
 
     hidden: (layers, batch, hidden) for a GRU, or the (h, c) pair of those for an LSTM.
     feed: (batch, feature_size), the previous attentional vector h~_{t-1} (input feeding), or None.
+    coverage: (batch, src_len), the attention weights summed over the steps so far, or None.
     """
 
     hidden: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
     feed: torch.Tensor | None = None
+    coverage: torch.Tensor | None = None
 
     def select(self, indices: torch.Tensor) -> DecoderState:
         """Rows ``indices`` of the batch, e.g. the surviving beam hypotheses."""
@@ -52,7 +54,8 @@ class DecoderState:
         else:
             hidden = self.hidden.index_select(1, indices)
         feed = None if self.feed is None else self.feed.index_select(0, indices)
-        return DecoderState(hidden=hidden, feed=feed)
+        coverage = None if self.coverage is None else self.coverage.index_select(0, indices)
+        return DecoderState(hidden=hidden, feed=feed, coverage=coverage)
 
 
 class RecurrentDecoder(nn.Module):
@@ -82,6 +85,7 @@ class RecurrentDecoder(nn.Module):
         self.context = context
         self.attention = attention
         self.bahdanau = attention is not None and attention.kind == "bahdanau"
+        self.coverage = attention is not None and attention.coverage_layer is not None
         self.input_feeding = input_feeding and attention is not None and not self.bahdanau
         self.rnn_type = rnn_type
         self.num_layers = num_layers
@@ -110,7 +114,7 @@ class RecurrentDecoder(nn.Module):
     @property
     def fused(self) -> bool:
         """True when teacher forcing can run all steps in one RNN call."""
-        return not (self.bahdanau or self.input_feeding)
+        return not (self.bahdanau or self.input_feeding or self.coverage)
 
     @property
     def feeds_by_hand(self) -> bool:
@@ -125,7 +129,8 @@ class RecurrentDecoder(nn.Module):
         h0 = h0.view(batch, self.num_layers, self.hidden_size).transpose(0, 1).contiguous()
         hidden = (h0, torch.zeros_like(h0)) if self.rnn_type == "lstm" else h0
         feed = enc.context.new_zeros(batch, self.feature_size) if self.input_feeding else None
-        return DecoderState(hidden=hidden, feed=feed)
+        coverage = enc.mask.new_zeros(enc.mask.shape, dtype=torch.float32) if self.coverage else None
+        return DecoderState(hidden=hidden, feed=feed, coverage=coverage)
 
     def forward(
         self,
@@ -196,7 +201,9 @@ class RecurrentDecoder(nn.Module):
         output, _ = self.rnn(embedded, state.hidden)  # B, T, H
         return self._combine(output, enc)
 
-    def _combine(self, output: torch.Tensor, enc: EncoderOutput) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _combine(
+        self, output: torch.Tensor, enc: EncoderOutput, coverage: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Features h~ = tanh(W [h; c]) from RNN outputs (batch, steps, hidden), Luong-style."""
         weights = None
         if self.context == "init":
@@ -206,7 +213,7 @@ class RecurrentDecoder(nn.Module):
             combined = torch.cat([output, c], dim=-1)
         else:
             assert self.attention is not None and enc.keys is not None
-            ctx, weights = self.attention(output, enc.keys, enc.memory, enc.mask)
+            ctx, weights = self.attention(output, enc.keys, enc.memory, enc.mask, coverage)
             combined = torch.cat([output, ctx], dim=-1)
         return self.dropout(self.ops.tanh(self.combine(combined))), weights
 
@@ -221,24 +228,28 @@ class RecurrentDecoder(nn.Module):
         if self.bahdanau:
             assert self.attention is not None and enc.keys is not None
             top = state.hidden[0][-1] if isinstance(state.hidden, tuple) else state.hidden[-1]
-            ctx, weights = self.attention(top.unsqueeze(1), enc.keys, enc.memory, enc.mask)
+            ctx, weights = self.attention(top.unsqueeze(1), enc.keys, enc.memory, enc.mask, state.coverage)
             x = torch.cat([embedded, ctx], dim=-1).squeeze(1)
             output, hidden = rnn_step(self.rnn, x, state.hidden, self.ops)
             features = self.dropout(
                 self.ops.tanh(self.combine(torch.cat([output.unsqueeze(1), ctx], dim=-1)))
             )
-            return features.squeeze(1), DecoderState(hidden=hidden), weights.squeeze(1)
+            coverage = _accumulate(state.coverage, weights.squeeze(1))
+            return features.squeeze(1), DecoderState(hidden=hidden, coverage=coverage), weights.squeeze(1)
         if self.context == "every_step":
             embedded = torch.cat([embedded, enc.context_for(embedded.size(0)).unsqueeze(1)], dim=-1)
         elif self.input_feeding:
             assert state.feed is not None
             embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)
         output, hidden = rnn_step(self.rnn, embedded.squeeze(1), state.hidden, self.ops)
-        features, weights = self._combine(output.unsqueeze(1), enc)
+        features, weights = self._combine(output.unsqueeze(1), enc, state.coverage)
         features = features.squeeze(1)
         feed = features if self.input_feeding else None
-        return (
-            features,
-            DecoderState(hidden=hidden, feed=feed),
-            None if weights is None else weights.squeeze(1),
-        )
+        weights = None if weights is None else weights.squeeze(1)
+        coverage = _accumulate(state.coverage, weights)
+        return features, DecoderState(hidden=hidden, feed=feed, coverage=coverage), weights
+
+
+def _accumulate(coverage: torch.Tensor | None, weights: torch.Tensor | None) -> torch.Tensor | None:
+    """Coverage after a step: the earlier weights plus this step's (None without coverage)."""
+    return None if coverage is None or weights is None else coverage + weights

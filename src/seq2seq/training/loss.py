@@ -1,8 +1,10 @@
 """Losses over the model's output contract (``ModelOutput``), on real target tokens only.
 
-A loss is called as ``loss(output, batch, label_smoothing)`` and returns the mean over the batch's
-non-padding target tokens; ``build.py`` picks one for the model's ``output_kind``. The output
-projection runs only on real positions: padding costs neither compute nor loss.
+A loss is called as ``loss(output, batch, label_smoothing)`` and returns the training objective,
+a mean over the batch's non-padding target tokens; ``loss.nll(output, batch)`` is the negative
+log-likelihood alone (validation reports it as loss and perplexity). ``build.py`` picks a loss for
+the model's ``output_kind``. The output projection runs only on real positions: padding costs
+neither compute nor loss.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ OutputCrossEntropy = Callable[[torch.Tensor, nn.Linear, torch.Tensor, float], to
 
 class Loss(Protocol):
     def __call__(self, output: ModelOutput, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor: ...
+    def nll(self, output: ModelOutput, batch: Batch) -> torch.Tensor: ...
 
 
 def output_cross_entropy(
@@ -49,3 +52,31 @@ class SoftmaxCrossEntropy:
         return self.cross_entropy(
             output.features[mask], self.output_layer, batch.tgt_out[mask], label_smoothing
         )
+
+    def nll(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
+        return self(output, batch)
+
+
+def coverage_penalty(attention: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """See et al. (2017)'s coverage loss: sum_s min(a_ts, c_ts) with c_t the sum of a_1..a_{t-1},
+    averaged over real target steps. attention (batch, tgt_len, src_len); mask (batch, tgt_len).
+    Zero while each step attends where no earlier step did; it grows with attention repeated."""
+    coverage = attention.cumsum(dim=1) - attention
+    per_step = torch.minimum(attention, coverage).sum(-1)
+    return per_step[mask].mean()
+
+
+class WithCoverageLoss:
+    """A loss plus ``weight`` times the coverage penalty of the output's attention."""
+
+    def __init__(self, base: Loss, weight: float) -> None:
+        self.base = base
+        self.weight = weight
+
+    def __call__(self, output: ModelOutput, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
+        assert output.attention is not None, "coverage needs the attention weights"
+        penalty = coverage_penalty(output.attention.float(), batch.tgt_mask)
+        return self.base(output, batch, label_smoothing) + self.weight * penalty
+
+    def nll(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
+        return self.base.nll(output, batch)

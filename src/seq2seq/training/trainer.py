@@ -298,7 +298,7 @@ class Trainer:
             for batch in self._validation_batches:
                 n = batch.num_tgt_tokens
                 output = self.model(batch.src, batch.src_lengths, batch.tgt_in)
-                total += self.loss(output, batch).item() * n
+                total += self.loss.nll(output, batch).item() * n
                 tokens += n
         return total / max(tokens, 1), tokens
 
