@@ -183,7 +183,9 @@ def _test_report(pipeline: Pipeline, pairs: list[Pair], task: Task, beam: int, o
     checkpoint.atomic_write(out / "test_scores.json", json.dumps(scores, indent=1).encode())
 
 
-def _print_examples(result: EvaluationResult, count: int = 8) -> None:
+def _print_examples(result: EvaluationResult, count: int = 8, width: int = 80) -> None:
+    """The first ``count`` test outputs; sources longer than ``width`` characters (documents) are cut."""
     for segment, hyp in list(zip(result.segments, result.hypotheses, strict=True))[:count]:
         mark = "ok " if hyp in segment.references else "err"
-        print(f"  {mark} {segment.source}  ->  {hyp}    (reference: {' | '.join(segment.references)})")
+        source = segment.source if len(segment.source) <= width else segment.source[: width - 3] + "..."
+        print(f"  {mark} {source}  ->  {hyp}    (reference: {' | '.join(segment.references)})")
