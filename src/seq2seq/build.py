@@ -3,9 +3,11 @@ decoder) and its loss. It also picks the speed kernels (``kernels.ops_for``) whe
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from seq2seq.config import DataConfig, ModelConfig, TokenizerConfig
 from seq2seq.data.featurizers import TextFeaturizer
@@ -16,7 +18,7 @@ from seq2seq.data.tokenizers import (
     Tokenizer,
     WordTokenizer,
 )
-from seq2seq.data.vocab import PAD_ID, Vocabulary
+from seq2seq.data.vocab import PAD_ID, UNK_ID, Vocabulary
 from seq2seq.errors import ConfigError
 from seq2seq.kernels import Ops, ops_for
 from seq2seq.model.attention import Attention
@@ -24,7 +26,13 @@ from seq2seq.model.decoder import RecurrentDecoder
 from seq2seq.model.encoder import RecurrentEncoder
 from seq2seq.model.frontends import Frontend, TokenEmbedding
 from seq2seq.model.seq2seq import Seq2Seq
-from seq2seq.training.loss import Loss, SoftmaxCrossEntropy, WithCoverageLoss, output_cross_entropy
+from seq2seq.training.loss import (
+    Loss,
+    PointerGeneratorLoss,
+    SoftmaxCrossEntropy,
+    WithCoverageLoss,
+    output_cross_entropy,
+)
 
 
 def build_featurizers(data: DataConfig, pairs: list[Pair]) -> tuple[TextFeaturizer, TextFeaturizer]:
@@ -93,6 +101,8 @@ def build_model(
     the parameters are created on, torch's default device)."""
     ops = ops if ops is not None else ops_for(torch.get_default_device())
     enc, dec = config.encoder, config.decoder
+    if dec.copy:  # the copy loss reads the attention, whose gradient the input-feeding kernel drops
+        ops = dataclasses.replace(ops, input_feeding_lstm=None)
     encoder = RecurrentEncoder(
         frontend=build_frontend(config, src_vocab_size),
         hidden_size=enc.hidden_size,
@@ -128,7 +138,8 @@ def build_model(
         pad_id=PAD_ID,
         ops=ops,
     )
-    return Seq2Seq(encoder, decoder)
+    copy_gate = nn.Linear(dec.hidden_size + config.embedding_size, 1) if dec.copy else None
+    return Seq2Seq(encoder, decoder, copy_gate, UNK_ID)
 
 
 def build_loss(model: Seq2Seq, ops: Ops | None = None, coverage_weight: float = 0.0) -> Loss:
@@ -140,6 +151,8 @@ def build_loss(model: Seq2Seq, ops: Ops | None = None, coverage_weight: float = 
             loss: Loss = SoftmaxCrossEntropy(
                 model.output_layer, ops.output_cross_entropy or output_cross_entropy
             )
+        case "pointer_generator":
+            loss = PointerGeneratorLoss(model.output_layer)
         case _:
             raise ConfigError(f"no loss for model output {model.output_kind!r}")
     if model.decoder.coverage and coverage_weight > 0:

@@ -95,6 +95,8 @@ class DecoderConfig:
     # the attention also reads how much each source position was attended so far (See et al., 2017;
     # additive attention: bahdanau or concat)
     coverage: bool = False
+    # pointer-generator copy attention (See et al., 2017): copy source words, unknown ones included
+    copy: bool = False
 
 
 @dataclass(frozen=True)
@@ -360,6 +362,10 @@ def _check_consistency(config: Config, source: str) -> None:
         raise ConfigError(
             f"{source}: model.decoder.coverage needs context 'attention' with additive attention "
             "('bahdanau' or 'concat'), whose scores it enters"
+        )
+    if dec.copy and dec.context != "attention":
+        raise ConfigError(
+            f"{source}: model.decoder.copy needs context 'attention' (it copies where it attends)"
         )
     if dec.tie_embeddings and dec.hidden_size != model.embedding_size:
         raise ConfigError(

@@ -101,6 +101,10 @@ class Pipeline:
         """Outputs for ``texts``, in order. Defaults come from the config's decoding section."""
         decoding = self.config.decoding
         sources = [self.encode_source(text) for text in texts]
+        # a copying model: each source's ids over the target vocabulary extended by its unknown words
+        copying = self.model.copy_gate is not None
+        no_extension: tuple[list[int], list[str]] = ([], [])
+        extended = [self.target.vocab.encode_extended(s.labels) if copying else no_extension for s in sources]
         found = generate_ids(
             self.model,
             [source.features for source in sources],
@@ -113,12 +117,13 @@ class Pipeline:
             max_length=decoding.max_output_len,
             batch_tokens=batch_tokens or decoding.batch_tokens,
             bfloat16=use_bfloat16(decoding.precision),
+            extended_ids=[ids for ids, _ in extended] if copying else None,
         )
         outputs = []
-        for source, hyps in zip(sources, found, strict=True):
+        for source, (_, unknown), hyps in zip(sources, extended, found, strict=True):
             converted = []
             for hyp in hyps:
-                tokens, text = self.target.decode(hyp.token_ids)
+                tokens, text = self.target.decode(hyp.token_ids, unknown)
                 converted.append(Hypothesis(text, tokens, hyp.score, hyp.attention))
             outputs.append(Output(source.labels, converted))
         return outputs

@@ -18,6 +18,7 @@ import torch
 from seq2seq import checkpoint
 from seq2seq.build import build_featurizers, build_loss, build_model, load_featurizers
 from seq2seq.config import Config
+from seq2seq.data.featurizers import Encoded
 from seq2seq.data.readers import Pair, ReadReport
 from seq2seq.device import configure_memory
 from seq2seq.errors import ConfigError
@@ -133,18 +134,34 @@ def _load_pipeline(out: Path, config: Config) -> Pipeline:
     return Pipeline(config, model, source, target)
 
 
+def _encoded_pairs(pipeline: Pipeline) -> EncodedPairs:
+    copying = pipeline.model.copy_gate is not None
+    return EncodedPairs([], [], [] if copying else None, [] if copying else None)
+
+
+def _append(encoded: EncodedPairs, pipeline: Pipeline, source: Encoded, target: str, ids: list[int]) -> None:
+    """One pair's model inputs (``ids``: the target's); for a copying model also its ids over the
+    source's extended vocabulary."""
+    encoded.src.append(source.features)
+    encoded.tgt.append(ids)
+    if encoded.src_extended is not None and encoded.tgt_extended is not None:
+        src_extended, unknown = pipeline.target.vocab.encode_extended(source.labels)
+        encoded.src_extended.append(src_extended)
+        encoded.tgt_extended.append(
+            pipeline.target.vocab.encode(pipeline.target.tokenizer.encode(target), unknown)
+        )
+
+
 def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs:
     """Model inputs of the training pairs, without those over the length limits (counted)."""
     data = pipeline.config.data
-    encoded, dropped = EncodedPairs([], []), 0
+    encoded, dropped = _encoded_pairs(pipeline), 0
     for pair in pairs:
-        src = pipeline.source.encode(pair.src).features
-        tgt = pipeline.target.ids(pair.tgt)
-        if len(src) > data.max_src_len or len(tgt) > data.max_tgt_len or not len(src):
+        source, ids = pipeline.source.encode(pair.src), pipeline.target.ids(pair.tgt)
+        if not 0 < len(source.features) <= data.max_src_len or len(ids) > data.max_tgt_len:
             dropped += 1
             continue
-        encoded.src.append(src)
-        encoded.tgt.append(tgt)
+        _append(encoded, pipeline, source, pair.tgt, ids)
     log.info(
         "training pairs: %d kept, %d dropped as longer than max_src_len %d / max_tgt_len %d",
         len(encoded.src),
@@ -159,12 +176,11 @@ def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs
 
 def _encode_validation_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs:
     """Model inputs of the validation pairs as generation sees them (cut to decoding.max_input_len)."""
-    encoded = EncodedPairs([], [])
+    encoded = _encoded_pairs(pipeline)
     for pair in pairs:
-        src = pipeline.encode_source(pair.src).features
-        if len(src):
-            encoded.src.append(src)
-            encoded.tgt.append(pipeline.target.ids(pair.tgt))
+        source = pipeline.encode_source(pair.src)
+        if len(source.features):
+            _append(encoded, pipeline, source, pair.tgt, pipeline.target.ids(pair.tgt))
     return encoded
 
 

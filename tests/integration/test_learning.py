@@ -99,3 +99,21 @@ def test_reverse_with_coverage_attention(tmp_path: Path) -> None:
     model_dir = seq2seq.train(config_from_dict(raw), tmp_path / "coverage")
     scores = json.loads((model_dir / "test_scores.json").read_text())
     assert scores["exact match"] >= 90.0
+
+
+def test_copy_attention_copies_words_the_vocabulary_lacks(tmp_path: Path) -> None:
+    """A pointer-generator (See et al., 2017) with a vocabulary of only 4 of the 6 letters learns
+    to copy: the 2 unknown letters come out verbatim, which a plain softmax can only write as <unk>."""
+    raw = synthetic_config("copy", "attention", max_length=5, encoder_hidden=32, steps=300).to_dict()
+    raw["data"]["max_vocab_size"] = 8  # the 4 specials and 4 letters
+    raw["model"]["decoder"]["copy"] = True
+    model_dir = seq2seq.train(config_from_dict(raw), tmp_path / "copy")
+    pipeline = seq2seq.load(model_dir)
+    known = set(pipeline.target.vocab.tokens[4:])
+    unknown = sorted(set("abcdef") - known)
+    assert len(unknown) == 2
+    word = "".join([unknown[0], *sorted(known)[:2], unknown[1]])
+    assert pipeline.generate([word], beam=1)[0].text == word
+    assert pipeline.generate([word], beam=3)[0].text == word
+    scores = json.loads((model_dir / "test_scores.json").read_text())
+    assert scores["exact match"] >= 90.0

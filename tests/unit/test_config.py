@@ -500,3 +500,8 @@ def test_coverage_needs_additive_attention() -> None:
     assert "model.decoder.coverage needs context 'attention' with additive attention" in message
     config = config_from_dict({**MINIMAL, "model": {"decoder": {"attention": "bahdanau", "coverage": True}}})
     assert config.model.decoder.coverage and config.training.coverage_loss_weight == 1.0
+
+
+def test_copy_needs_attention() -> None:
+    message = _error({**MINIMAL, "model": {"decoder": {"context": "init", "copy": True}}})
+    assert "model.decoder.copy needs context 'attention'" in message

@@ -330,3 +330,33 @@ def test_coverage_enters_the_attention_and_sums_the_weights(
         changed = model(batch.src, batch.src_lengths, batch.tgt_in).attention
     assert not torch.allclose(changed[:, 1:], forced.attention[:, 1:], atol=1e-4)
     torch.testing.assert_close(changed[:, 0], forced.attention[:, 0])  # no coverage yet at step 1
+
+
+def test_copying_model_step_equals_the_teacher_forced_mixture() -> None:
+    """A pointer-generator's step gives log of the same mixture that training computes, over the
+    vocabulary extended by the source's unknown words; an extended id read back is <unk>."""
+    from seq2seq.model.seq2seq import copy_distribution
+
+    config = ModelConfig(
+        embedding_size=EMBEDDING,
+        dropout=0.0,
+        encoder=EncoderConfig(hidden_size=ENCODER_HIDDEN, num_layers=1),
+        decoder=DecoderConfig(hidden_size=DECODER_HIDDEN, num_layers=1, input_feeding=True, copy=True),
+    )
+    model = build_model(config, VOCAB, VOCAB).eval()
+    assert model.output_kind == "pointer_generator" and not model.decoder.feeds_by_hand
+    batch = padded_batch()
+    extended = torch.where(batch.src == 5, VOCAB, batch.src)  # pretend id 5 is an unknown word
+    with torch.no_grad():
+        output = model(batch.src, batch.src_lengths, batch.tgt_in)
+        enc = model.encode(batch.src, batch.src_lengths, extended)
+        state = model.init_state(enc)
+        for t in range(batch.tgt_in.size(1)):
+            log_probs, state, _ = model.step(batch.tgt_in[:, t], enc, state)
+            vocab_probs = torch.softmax(model.logits(output.features[:, t]), dim=-1)
+            mixed = copy_distribution(vocab_probs, output.attention[:, t], output.copy_gate[:, t], extended)
+            torch.testing.assert_close(log_probs, mixed.clamp_min(1e-30).log(), atol=1e-5, rtol=1e-5)
+        assert log_probs.size(-1) == VOCAB + 1
+        again, _, _ = model.step(torch.full((3,), VOCAB), enc, state)  # the copied word as input
+        unk, _, _ = model.step(torch.full((3,), 1), enc, state)
+        torch.testing.assert_close(again, unk)

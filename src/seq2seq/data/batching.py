@@ -26,6 +26,8 @@ class Batch:
     tgt_in: (batch, tgt_len) <sos> y_1 .. y_n (decoder input, teacher forcing).
     tgt_out: (batch, tgt_len) y_1 .. y_n <eos> (what to predict), PAD_ID at padding.
     indices: (batch,) positions of the examples in their dataset.
+    src_extended: (batch, src_len) for a copying model, the source tokens' ids in the target
+    vocabulary extended by the source's unknown words; tgt_out then holds extended ids too.
     """
 
     src: torch.Tensor
@@ -33,6 +35,7 @@ class Batch:
     tgt_in: torch.Tensor
     tgt_out: torch.Tensor
     indices: torch.Tensor
+    src_extended: torch.Tensor | None = None
 
     @property
     def tgt_mask(self) -> torch.Tensor:
@@ -64,15 +67,26 @@ def pad_sources(sources: Sequence[Features]) -> torch.Tensor:
     return torch.nn.utils.rnn.pad_sequence(list(sources), batch_first=True)  # type: ignore[arg-type]
 
 
-def collate(src: Sequence[Features], tgt: Sequence[Sequence[int]] | None, indices: Sequence[int]) -> Batch:
-    """Pad one batch; without targets (generation) tgt_in / tgt_out hold only <sos> / <eos>."""
+def collate(
+    src: Sequence[Features],
+    tgt: Sequence[Sequence[int]] | None,
+    indices: Sequence[int],
+    extended: tuple[Sequence[Sequence[int]], Sequence[Sequence[int]] | None] | None = None,
+) -> Batch:
+    """Pad one batch; without targets (generation) tgt_in / tgt_out hold only <sos> / <eos>.
+
+    ``extended``: (source, target) ids over the extended vocabulary of a copying model (target
+    None in generation); the decoder reads ``tgt`` (<unk> for unknown words), the loss the target's
+    extended ids."""
     targets = tgt if tgt is not None else [[] for _ in src]
+    outputs = extended[1] if extended is not None and extended[1] is not None else targets
     return Batch(
         src=pad_sources(src),
         src_lengths=torch.tensor([len(s) for s in src], dtype=torch.long),
         tgt_in=pad([[SOS_ID, *t] for t in targets]),
-        tgt_out=pad([[*t, EOS_ID] for t in targets]),
+        tgt_out=pad([[*t, EOS_ID] for t in outputs]),
         indices=torch.tensor(list(indices), dtype=torch.long),
+        src_extended=None if extended is None else pad(extended[0]),
     )
 
 

@@ -47,8 +47,13 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def encode(self, tokens: Sequence[str]) -> list[int]:
-        return [self.index.get(token, UNK_ID) for token in tokens]
+    def encode(self, tokens: Sequence[str], extended: Sequence[str] = ()) -> list[int]:
+        """Ids of ``tokens``; an unknown token listed in ``extended`` (a source's own words, from
+        ``encode_extended``) gets its extended id, any other <unk>."""
+        if not extended:
+            return [self.index.get(token, UNK_ID) for token in tokens]
+        extra = {token: len(self.tokens) + k for k, token in enumerate(extended)}
+        return [self.index.get(token, extra.get(token, UNK_ID)) for token in tokens]
 
     def encode_extended(self, tokens: Sequence[str]) -> tuple[list[int], list[str]]:
         """Ids over the vocabulary extended by this sequence's out-of-vocabulary tokens (See et al.,

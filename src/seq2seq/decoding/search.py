@@ -38,13 +38,14 @@ def greedy_search(
     src_lengths: torch.Tensor,
     max_lengths: torch.Tensor,
     min_length: int = 0,
+    extended_ids: torch.Tensor | None = None,
 ) -> list[Hypothesis]:
     """The most probable next token at every step, for a batch; stops at <eos> or max length,
-    and not before ``min_length`` tokens.
+    and not before ``min_length`` tokens. ``extended_ids``: the sources' ids for a copying model.
 
     A finished row leaves the batch, so the remaining steps cost only what is still running."""
     batch, steps, device = src.size(0), int(max_lengths.max()), src.device
-    enc = model.encode(src, src_lengths)
+    enc = model.encode(src, src_lengths, extended_ids)
     state = model.init_state(enc)
     active = torch.arange(batch, device=device)  # the batch rows still decoding
     prev = torch.full((batch,), SOS_ID, dtype=torch.long, device=device)
@@ -265,6 +266,7 @@ def beam_search(
     alpha: float = 0.0,
     nbest: int = 1,
     min_length: int = 0,
+    extended_ids: torch.Tensor | None = None,
 ) -> list[list[Hypothesis]]:
     """The ``nbest`` best hypotheses of each source (batch, src_len[, features]), best first, none
     shorter than ``min_length`` tokens."""
@@ -273,7 +275,7 @@ def beam_search(
     if alpha < 0:  # the early stop's bound needs penalties that grow with length
         raise ValueError(f"the length penalty must be at least 0, got {alpha}")
     batch, device = src.size(0), src.device
-    enc = model.encode(src, src_lengths)  # one entry per source, shared by its K hypotheses
+    enc = model.encode(src, src_lengths, extended_ids)  # one entry per source, shared by its K hypotheses
     rows = torch.arange(batch, device=device).repeat_interleave(beam_size)
     state = model.init_state(enc).select(rows)  # B*K rows
     beams = Beams(batch, beam_size, max_lengths, alpha, nbest, min_length)

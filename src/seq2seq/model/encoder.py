@@ -34,18 +34,27 @@ class EncoderOutput:
     mask: (batch, src_len) bool, True = real token.
     context: (batch, memory_size), the fixed-size summary c.
     keys: attention keys precomputed from memory, or None without attention.
+    extended_ids: (batch, src_len) the source tokens' ids in the target vocabulary extended by the
+    source's own unknown words (a copying model), or None.
     """
 
     memory: torch.Tensor
     mask: torch.Tensor
     context: torch.Tensor
     keys: torch.Tensor | None = None
+    extended_ids: torch.Tensor | None = None
 
     def context_for(self, rows: int) -> torch.Tensor:
         """The context vector of each of ``rows`` decoder rows (rows, memory_size): in beam search
         a group of rows / batch consecutive rows (a source's hypotheses) shares one entry."""
         group = rows // self.context.size(0)
         return self.context if group == 1 else self.context.repeat_interleave(group, dim=0)
+
+    def extended_ids_for(self, rows: int) -> torch.Tensor:
+        """``extended_ids`` of each of ``rows`` decoder rows, grouped as in ``context_for``."""
+        assert self.extended_ids is not None, "a copying model needs the source's extended ids"
+        group = rows // self.extended_ids.size(0)
+        return self.extended_ids if group == 1 else self.extended_ids.repeat_interleave(group, dim=0)
 
     def select(self, indices: torch.Tensor) -> EncoderOutput:
         """Rows ``indices`` of the batch (used to expand or reorder for beam search)."""
@@ -54,6 +63,7 @@ class EncoderOutput:
             mask=self.mask.index_select(0, indices),
             context=self.context.index_select(0, indices),
             keys=None if self.keys is None else self.keys.index_select(0, indices),
+            extended_ids=None if self.extended_ids is None else self.extended_ids.index_select(0, indices),
         )
 
 

@@ -17,10 +17,11 @@ from torch import nn
 from seq2seq.model.decoder import DecoderState, RecurrentDecoder
 from seq2seq.model.encoder import EncoderOutput, RecurrentEncoder
 
-# "softmax": p(y_t) = softmax(output_layer(features_t)) over the target vocabulary. Room for
-# "pointer_generator" (a copy gate mixing in attention over the source's words) and for a CTC
-# head on the encoder beside the decoder.
-OutputKind = Literal["softmax"]
+# "softmax": p(y_t) = softmax(output_layer(features_t)) over the target vocabulary.
+# "pointer_generator": that distribution mixed with the attention over the source's words by a
+# copy gate, over the vocabulary extended by the source's unknown words (See et al., 2017).
+# Room for a CTC head on the encoder beside the decoder.
+OutputKind = Literal["softmax", "pointer_generator"]
 
 
 @dataclass
@@ -39,23 +40,47 @@ class ModelOutput:
     encoder_logits: torch.Tensor | None = None
 
 
+def copy_distribution(
+    vocab_probs: torch.Tensor, attention: torch.Tensor, gate: torch.Tensor, extended_ids: torch.Tensor
+) -> torch.Tensor:
+    """p(w) = p_gen P_vocab(w) + (1 - p_gen) sum of the attention on source positions holding w.
+
+    vocab_probs (N, V), attention (N, S), gate p_gen (N,), extended_ids (N, S) -> (N, V'), V' the
+    vocabulary extended by the largest extended id. Padding positions carry no attention."""
+    size = max(vocab_probs.size(-1), int(extended_ids.max()) + 1)
+    mixed = vocab_probs.new_zeros(vocab_probs.size(0), size)
+    mixed[:, : vocab_probs.size(-1)] = gate.unsqueeze(-1) * vocab_probs
+    return mixed.scatter_add(1, extended_ids, (1 - gate).unsqueeze(-1) * attention)
+
+
 class Seq2Seq(nn.Module):
-    """p(y | x) = prod_t p(y_t | y_<t, x) with a recurrent encoder and decoder."""
+    """p(y | x) = prod_t p(y_t | y_<t, x) with a recurrent encoder and decoder, and optionally a
+    copy gate p_gen = sigmoid(w [h~_t; y_{t-1}] + b) of a pointer-generator (See et al., 2017)."""
 
-    output_kind: OutputKind = "softmax"
-
-    def __init__(self, encoder: RecurrentEncoder, decoder: RecurrentDecoder) -> None:
+    def __init__(
+        self,
+        encoder: RecurrentEncoder,
+        decoder: RecurrentDecoder,
+        copy_gate: nn.Linear | None = None,
+        unk_id: int = 1,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
+        self.copy_gate = copy_gate
+        self.unk_id = unk_id
+        self.output_kind: OutputKind = "softmax" if copy_gate is None else "pointer_generator"
 
     @property
     def output_layer(self) -> nn.Linear:
         """The map from decoder features to vocabulary logits (softmax output)."""
         return self.decoder.output_layer
 
-    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> EncoderOutput:
-        """src (batch, src_len[, features]), src_lengths (batch,) -> EncoderOutput with attention keys.
+    def encode(
+        self, src: torch.Tensor, src_lengths: torch.Tensor, extended_ids: torch.Tensor | None = None
+    ) -> EncoderOutput:
+        """src (batch, src_len[, features]), src_lengths (batch,) -> EncoderOutput with attention keys
+        (and, for a copying model, the source's ``extended_ids`` (batch, src_len)).
 
         Memory and keys are float32 (attention runs in float32): under autocast they are cast once
         here, not at every decoding step."""
@@ -63,6 +88,7 @@ class Seq2Seq(nn.Module):
         if self.decoder.attention is not None:
             enc.keys = self.decoder.attention.precompute_keys(enc.memory).float()
         enc.memory = enc.memory.float()
+        enc.extended_ids = extended_ids
         return enc
 
     def forward(
@@ -76,7 +102,14 @@ class Seq2Seq(nn.Module):
         enc = self.encode(src, src_lengths)
         state = self.decoder.init_state(enc)
         features, attention = self.decoder(prev_tokens, enc, state, teacher_forcing_ratio)
-        return ModelOutput(features=features, attention=attention)
+        gate = None if self.copy_gate is None else self.gate(features, prev_tokens)
+        return ModelOutput(features=features, attention=attention, copy_gate=gate)
+
+    def gate(self, features: torch.Tensor, prev_tokens: torch.Tensor) -> torch.Tensor:
+        """p_gen (...) from features (..., F) and the input tokens (...), of a copying model."""
+        assert self.copy_gate is not None
+        inputs = torch.cat([features, self.decoder.embedding(prev_tokens).to(features.dtype)], dim=-1)
+        return torch.sigmoid(self.copy_gate(inputs).float()).squeeze(-1)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         return self.output_layer(features)
@@ -87,6 +120,16 @@ class Seq2Seq(nn.Module):
     def step(
         self, prev_token: torch.Tensor, enc: EncoderOutput, state: DecoderState
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
-        """Log-probabilities (batch, vocab) of the next token, the new state, attention (batch, S)."""
-        features, state, attn = self.decoder.step(prev_token, enc, state)
-        return torch.log_softmax(self.logits(features).float(), dim=-1), state, attn
+        """Log-probabilities (batch, vocab) of the next token, the new state, attention (batch, S).
+        A copying model's vocabulary is extended by the source's unknown words; an extended id
+        read back as input is <unk>."""
+        if self.copy_gate is None:
+            features, state, attn = self.decoder.step(prev_token, enc, state)
+            return torch.log_softmax(self.logits(features).float(), dim=-1), state, attn
+        known = prev_token.masked_fill(prev_token >= self.output_layer.out_features, self.unk_id)
+        features, state, attn = self.decoder.step(known, enc, state)
+        assert attn is not None
+        vocab_probs = torch.softmax(self.logits(features).float(), dim=-1)
+        ids = enc.extended_ids_for(known.size(0))
+        mixed = copy_distribution(vocab_probs, attn.float(), self.gate(features, known), ids)
+        return mixed.clamp_min(1e-30).log(), state, attn

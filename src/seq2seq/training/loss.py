@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seq2seq.data.batching import Batch
-from seq2seq.model.seq2seq import ModelOutput
+from seq2seq.model.seq2seq import ModelOutput, copy_distribution
 
 # (features (tokens, F), output layer, gold (tokens,), label smoothing) -> mean cross-entropy
 OutputCrossEntropy = Callable[[torch.Tensor, nn.Linear, torch.Tensor, float], torch.Tensor]
@@ -52,6 +52,29 @@ class SoftmaxCrossEntropy:
         return self.cross_entropy(
             output.features[mask], self.output_layer, batch.tgt_out[mask], label_smoothing
         )
+
+    def nll(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
+        return self(output, batch)
+
+
+class PointerGeneratorLoss:
+    """-log p(y_t) under the copy mixture of a pointer-generator (See et al., 2017), over real
+    target tokens whose gold ids are extended ids: a word the vocabulary lacks is learned by
+    copying it from the source. Label smoothing does not apply."""
+
+    def __init__(self, output_layer: nn.Linear) -> None:
+        self.output_layer = output_layer
+
+    def __call__(self, output: ModelOutput, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
+        assert (
+            output.attention is not None and output.copy_gate is not None and batch.src_extended is not None
+        )
+        mask = batch.tgt_mask
+        vocab_probs = torch.softmax(self.output_layer(output.features[mask]).float(), dim=-1)
+        ids = batch.src_extended.unsqueeze(1).expand(-1, mask.size(1), -1)[mask]  # tokens, S
+        mixed = copy_distribution(vocab_probs, output.attention[mask].float(), output.copy_gate[mask], ids)
+        gold = mixed.gather(1, batch.tgt_out[mask].unsqueeze(1)).squeeze(1)
+        return -gold.clamp_min(1e-12).log().mean()
 
     def nll(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
         return self(output, batch)

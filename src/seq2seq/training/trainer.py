@@ -60,10 +60,19 @@ class Progress:
 
 @dataclass
 class EncodedPairs:
-    """Model inputs of a split: src[i] (ids or frames x features) pairs with target ids tgt[i]."""
+    """Model inputs of a split: src[i] (ids or frames x features) pairs with target ids tgt[i].
+    For a copying model also both sides' ids over each source's extended vocabulary."""
 
     src: list[Features]
     tgt: list[list[int]]
+    src_extended: list[list[int]] | None = None
+    tgt_extended: list[list[int]] | None = None
+
+    def batch(self, indices: list[int]) -> Batch:
+        extended = None
+        if self.src_extended is not None and self.tgt_extended is not None:
+            extended = ([self.src_extended[i] for i in indices], [self.tgt_extended[i] for i in indices])
+        return collate([self.src[i] for i in indices], [self.tgt[i] for i in indices], indices, extended)
 
 
 @dataclass(frozen=True)
@@ -256,7 +265,7 @@ class Trainer:
         lr = self.schedule.lr(self.progress.step, self._budget_progress())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        batch = collate([self.data.src[i] for i in indices], [self.data.tgt[i] for i in indices], indices)
+        batch = self.data.batch(indices)
         self.model.train()
         with self._autocast():
             output = self.model(batch.src, batch.src_lengths, batch.tgt_in, self.cfg.teacher_forcing_ratio)
@@ -288,7 +297,7 @@ class Trainer:
         """The validation pairs as teacher-forcing batches, built once for every validation."""
         src, tgt = self.valid.src, self.valid.tgt
         batches = token_batches([len(s) for s in src], [len(t) for t in tgt], self.cfg.batch_tokens)
-        return [collate([src[i] for i in b], [tgt[i] for i in b], b) for b in batches]
+        return [self.valid.batch(b) for b in batches]
 
     def validation_loss(self) -> tuple[float, int]:
         """(mean NLL per target token, tokens) of the validation pairs under teacher forcing."""
