@@ -149,6 +149,7 @@ class DecodingConfig:
     max_input_len: int = bounded(400, 1)
     min_output_len: int = bounded(0, 0)  # tokens before <eos> is allowed
     max_output_len: int = bounded(0, 0)  # an absolute cap beside the ratio; 0 = the ratio alone
+    block_ngram_repeat: int = bounded(0, 0)  # no n-gram of this many tokens twice in an output; 0 = off
     precision: Literal["auto", "float32", "bfloat16"] = "float32"  # auto: bfloat16 where native
 
 

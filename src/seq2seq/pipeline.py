@@ -118,6 +118,7 @@ class Pipeline:
             batch_tokens=batch_tokens or decoding.batch_tokens,
             bfloat16=use_bfloat16(decoding.precision),
             extended_ids=[ids for ids, _ in extended] if copying else None,
+            block_ngram_repeat=decoding.block_ngram_repeat,
         )
         outputs = []
         for source, (_, unknown), hyps in zip(sources, extended, found, strict=True):

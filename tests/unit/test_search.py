@@ -365,3 +365,26 @@ def test_bfloat16_decoding_agrees_with_float32_on_a_trained_model(
     assert [h[0].token_ids for h in rounded] == [h[0].token_ids for h in exact]
     for r, e in zip(rounded, exact, strict=True):
         assert r[0].score == pytest.approx(e[0].score, abs=0.05 * len(e[0].token_ids) + 0.05)
+
+
+def test_block_repeats_bans_the_token_that_would_repeat_an_ngram() -> None:
+    from seq2seq.decoding.search import block_repeats
+
+    log_probs, history = torch.zeros(1, VOCAB), torch.tensor([[4, 5, 6, 4]])
+    banned = lambda n: (block_repeats(log_probs, history, n)[0] == float("-inf")).nonzero().view(-1).tolist()  # noqa: E731
+    assert banned(2) == [5]  # "4 5" happened: after 4, not 5 again
+    assert banned(1) == [4, 5, 6]  # no token twice
+    assert banned(3) == [] and banned(0) == []  # "6 4 x" is new; 0 = off
+    assert banned(5) == []  # longer than the history
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_outputs_repeat_no_blocked_ngram(beam_size: int) -> None:
+    endless = suppress_eos(make_model("lstm-general"))  # runs to its maximum length, repeating itself
+    sources = random_sources(4, seed=9, min_length=4)
+    for n in (1, 2):
+        for hyps in generate_ids(endless, sources, beam_size=beam_size, block_ngram_repeat=n, max_length=5):
+            ngrams = [tuple(hyps[0].token_ids[i : i + n]) for i in range(len(hyps[0].token_ids) - n + 1)]
+            assert len(hyps[0].token_ids) == 5 and len(set(ngrams)) == len(ngrams)
+    plain = generate_ids(endless, sources, beam_size=beam_size, max_length=5)
+    assert any(len(set(h[0].token_ids)) < 5 for h in plain), "without blocking the model repeats itself"

@@ -27,6 +27,7 @@ def generate_ids(
     batch_tokens: int = 8000,
     bfloat16: bool = False,
     extended_ids: Sequence[Sequence[int]] | None = None,
+    block_ngram_repeat: int = 0,
 ) -> list[list[Hypothesis]]:
     """The n-best hypotheses for each source (ids, or frames x features), in input order.
 
@@ -39,7 +40,8 @@ def generate_ids(
     An empty source gets a single empty hypothesis with score 0 (the model is not run on it).
     Output length, <eos> included, is capped at ceil(max_length_ratio * source length) +
     max_length_offset, and at ``max_length`` + 1 when that is set; <eos> comes after at least
-    ``min_length`` tokens (within the cap).
+    ``min_length`` tokens (within the cap); with ``block_ngram_repeat`` n > 0 no output holds the
+    same n-gram twice.
     """
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
@@ -63,7 +65,8 @@ def generate_ids(
             limits = [min(limit, max_length + 1) for limit in limits]
         max_lengths = torch.tensor(limits, device=device).clamp(min=1)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
-            found = _search(model, batch, max_lengths, beam_size, length_penalty, nbest, min_length)
+            bounds = (max_lengths, min_length, block_ngram_repeat)
+            found = _search(model, batch, bounds, beam_size, length_penalty, nbest)
         for i, hyps in zip(indices, found, strict=True):
             results[i] = hyps
     original.train(was_training)
@@ -73,18 +76,19 @@ def generate_ids(
 def _search(
     model: Seq2Seq,
     batch: Batch,
-    max_lengths: torch.Tensor,
+    limits: tuple[torch.Tensor, int, int],
     beam_size: int,
     length_penalty: float,
     nbest: int,
-    min_length: int,
 ) -> list[list[Hypothesis]]:
-    """Greedy (beam 1) or beam search over one batch, on the device of ``max_lengths``."""
+    """Greedy (beam 1) or beam search over one batch, on the device of the maximum lengths.
+    limits: (maximum lengths (batch,), minimum length, n-gram size to block)."""
+    max_lengths, min_length, block = limits
     device = max_lengths.device
     src, src_lengths = batch.src.to(device), batch.src_lengths.to(device)
     extended = None if batch.src_extended is None else batch.src_extended.to(device)
     if beam_size == 1:
-        return [[h] for h in greedy_search(model, src, src_lengths, max_lengths, min_length, extended)]
+        return [[h] for h in greedy_search(model, src, src_lengths, max_lengths, min_length, extended, block)]
     return beam_search(
-        model, src, src_lengths, max_lengths, beam_size, length_penalty, nbest, min_length, extended
+        model, src, src_lengths, max_lengths, beam_size, length_penalty, nbest, min_length, extended, block
     )

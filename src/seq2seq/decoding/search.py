@@ -39,9 +39,11 @@ def greedy_search(
     max_lengths: torch.Tensor,
     min_length: int = 0,
     extended_ids: torch.Tensor | None = None,
+    block_ngram_repeat: int = 0,
 ) -> list[Hypothesis]:
     """The most probable next token at every step, for a batch; stops at <eos> or max length,
-    and not before ``min_length`` tokens. ``extended_ids``: the sources' ids for a copying model.
+    and not before ``min_length`` tokens; no n-gram of ``block_ngram_repeat`` tokens twice.
+    ``extended_ids``: the sources' ids for a copying model.
 
     A finished row leaves the batch, so the remaining steps cost only what is still running."""
     batch, steps, device = src.size(0), int(max_lengths.max()), src.device
@@ -56,6 +58,8 @@ def greedy_search(
     for step in range(steps):
         log_probs, state, attn = model.step(prev, enc, state)
         log_probs = _allowed(log_probs.float(), step + 1 >= max_lengths[active], step >= min_length)
+        if block_ngram_repeat:
+            log_probs = block_repeats(log_probs, tokens[active, :step], block_ngram_repeat)
         best, token = log_probs.max(dim=-1)
         tokens[active, step] = token
         scores[active] += best
@@ -92,6 +96,19 @@ def _allowed(log_probs: torch.Tensor, at_limit: torch.Tensor, eos_allowed: bool 
     return log_probs
 
 
+def block_repeats(log_probs: torch.Tensor, history: torch.Tensor, n: int) -> torch.Tensor:
+    """log_probs (..., V) with -inf for each token that would make its row repeat an n-gram of its
+    ``history`` (..., t) of tokens so far (OpenNMT-py's block_ngram_repeat); n = 0: unchanged."""
+    steps = history.size(-1)
+    if n <= 0 or steps < n:
+        return log_probs
+    windows = history.unfold(-1, n, 1)  # ..., steps - n + 1, n: every n-gram so far
+    prefix = history[..., steps - n + 1 :].unsqueeze(-2)  # the last n - 1 tokens
+    repeats = (windows[..., : n - 1] == prefix).all(-1)  # n-grams that start like the next would
+    penalty = torch.where(repeats, float("-inf"), 0.0).to(log_probs.dtype)
+    return log_probs + torch.zeros_like(log_probs).scatter_reduce_(-1, windows[..., -1], penalty, "amin")
+
+
 def _hypothesis(
     tokens: torch.Tensor, length: int, score: float, attention: torch.Tensor | None, *index: int
 ) -> Hypothesis:
@@ -120,8 +137,10 @@ class Beams:
         alpha: float = 0.0,
         nbest: int = 1,
         min_length: int = 0,
+        block_ngram_repeat: int = 0,
     ) -> None:
         self.batch, self.k = batch, beam_size
+        self.block = block_ngram_repeat
         self.max_lengths, self.min_length = max_lengths, min_length
         self.alpha, self.nbest = alpha, nbest
         self.device = device = max_lengths.device
@@ -130,6 +149,8 @@ class Beams:
         self.lengths = torch.zeros(batch, beam_size, dtype=torch.long, device=device)  # <eos> included
         self.finished = torch.zeros(batch, beam_size, dtype=torch.bool, device=device)
         self.active = torch.arange(batch, device=device)  # sources still searching
+        # each hypothesis's tokens so far (batch, beam, steps), kept only to block repeated n-grams
+        self.history = torch.zeros(batch, beam_size, 0, dtype=torch.long, device=device)
         self.origins: list[torch.Tensor] = []  # per step (batch, beam)
         self.tokens: list[torch.Tensor] = []  # per step (batch, beam)
         self.attention: list[torch.Tensor] = []  # per step (batch, beam, src_len)
@@ -152,6 +173,8 @@ class Beams:
         finished = self.finished[active]
         at_limit = (step + 1 >= self.max_lengths[active]).unsqueeze(1) & ~finished
         log_probs = _allowed(log_probs.float().view(n, k, vocab), at_limit, step >= self.min_length)
+        if self.block:
+            log_probs = block_repeats(log_probs, self.history[active], self.block)
         # a source's k best continuations are among its hypotheses' own k best: rank those only
         # (n x K x K candidates instead of n x K x V)
         best, tokens = log_probs.topk(min(k, vocab), dim=-1)  # (n, K, K)
@@ -167,6 +190,8 @@ class Beams:
         self.lengths[active] = self.lengths[active].gather(1, origin) + (~was_finished).long()
         self.finished[active] = was_finished | (token == EOS_ID)
         self._record(origin, token, attn)
+        if self.block:
+            self._extend_history(origin, token)
 
         rows = (torch.arange(n, device=self.device).unsqueeze(1) * k + origin).view(-1)
         going = ~self._settled(active)
@@ -175,6 +200,14 @@ class Beams:
             keep = going.repeat_interleave(k)
             return rows[keep], token.view(-1)[keep]
         return rows, token.view(-1)
+
+    def _extend_history(self, origin: torch.Tensor, token: torch.Tensor) -> None:
+        """Each active hypothesis's tokens: those of the one it continues, then its new token."""
+        steps = self.history.size(-1)
+        history = torch.full((self.batch, self.k, steps + 1), PAD_ID, dtype=torch.long, device=self.device)
+        continued = self.history[self.active].gather(1, origin.unsqueeze(-1).expand(-1, -1, steps))
+        history[self.active] = torch.cat([continued, token.unsqueeze(-1)], dim=-1)
+        self.history = history
 
     def _settled(self, sources: torch.Tensor) -> torch.Tensor:
         """Which of ``sources`` already hold their final ``nbest`` hypotheses.
@@ -267,6 +300,7 @@ def beam_search(
     nbest: int = 1,
     min_length: int = 0,
     extended_ids: torch.Tensor | None = None,
+    block_ngram_repeat: int = 0,
 ) -> list[list[Hypothesis]]:
     """The ``nbest`` best hypotheses of each source (batch, src_len[, features]), best first, none
     shorter than ``min_length`` tokens."""
@@ -278,7 +312,7 @@ def beam_search(
     enc = model.encode(src, src_lengths, extended_ids)  # one entry per source, shared by its K hypotheses
     rows = torch.arange(batch, device=device).repeat_interleave(beam_size)
     state = model.init_state(enc).select(rows)  # B*K rows
-    beams = Beams(batch, beam_size, max_lengths, alpha, nbest, min_length)
+    beams = Beams(batch, beam_size, max_lengths, alpha, nbest, min_length, block_ngram_repeat)
     prev = torch.full((batch * beam_size,), SOS_ID, dtype=torch.long, device=device)
     for step in range(int(max_lengths.max())):
         log_probs, state, attn = model.step(prev, enc, state)
