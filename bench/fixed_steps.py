@@ -43,6 +43,14 @@ with open(sys.argv[3], "w", encoding="utf-8") as f:
 """  # generate and read_parallel as every revision has them
 
 
+def checkout(revision: str, runs: Path) -> Path:
+    """``revision`` checked out with git worktree into runs/src-REVISION (once)."""
+    tree = runs / f"src-{revision}"
+    if not tree.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), revision], cwd=ROOT, check=True)
+    return tree
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -51,11 +59,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     args = parser.parse_args()
     runs = ROOT / "runs" / "fixed-steps"
-    old_tree = runs / f"src-{args.revision}"
-    if not old_tree.exists():
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(old_tree), args.revision], cwd=ROOT, check=True
-        )
+    old_tree = checkout(args.revision, runs)
     models = {}
     for label, source in ((args.revision, old_tree / "src"), ("this checkout", ROOT / "src")):
         out = runs / f"{label.replace(' ', '-')}-{args.steps}"

@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fixed_steps import checkout  # bench/ is on the path of a script run from it
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "bench" / "matched-en-de.yaml"
 CLI = "import sys; from seq2seq.cli import main; sys.exit(main())"  # older revisions lack __main__.py
@@ -91,11 +93,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     runs = ROOT / "runs" / "revisions"
-    old_tree = runs / f"src-{args.revision}"
-    if not old_tree.exists():
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(old_tree), args.revision], cwd=ROOT, check=True
-        )
+    old_tree = checkout(args.revision, runs)
     sources = {args.revision: old_tree / "src", "this checkout": ROOT / "src"}
     figures: dict[str, dict[str, list[float]]] = {label: {} for label in sources}
     for round_ in range(args.rounds):

@@ -26,19 +26,19 @@ def _seeded_one_thread() -> Iterator[None]:
     yield
 
 
-@pytest.fixture
-def debian_en_de() -> Path:
-    """../shared/data/debian/en-de, or skip the test when the shared data is absent."""
-    path = SHARED_DATA / "debian" / "en-de"
-    if not (path / "train.en").is_file():
+def shared_folder(name: str, probe: str) -> Path:
+    """../shared/data/NAME, or skip the test when the shared data is absent."""
+    path = SHARED_DATA / name
+    if not (path / probe).is_file():
         pytest.skip("../shared/data is not present")
     return path
+
+
+@pytest.fixture
+def debian_en_de() -> Path:
+    return shared_folder("debian/en-de", "train.en")
 
 
 @pytest.fixture
 def debian_summarize() -> Path:
-    """../shared/data/debian/summarize, or skip the test when the shared data is absent."""
-    path = SHARED_DATA / "debian" / "summarize"
-    if not (path / "test.src").is_file():
-        pytest.skip("../shared/data is not present")
-    return path
+    return shared_folder("debian/summarize", "test.src")

@@ -20,6 +20,7 @@ from seq2seq.build import build_featurizers, build_loss, build_model, load_featu
 from seq2seq.config import Config
 from seq2seq.data.featurizers import Encoded
 from seq2seq.data.readers import Pair, ReadReport
+from seq2seq.data.vocab import UNK_ID
 from seq2seq.device import configure_memory
 from seq2seq.errors import ConfigError
 from seq2seq.evaluation import EvaluationResult, evaluate
@@ -139,17 +140,27 @@ def _encoded_pairs(pipeline: Pipeline) -> EncodedPairs:
     return EncodedPairs([], [], [] if copying else None, [] if copying else None)
 
 
-def _append(encoded: EncodedPairs, pipeline: Pipeline, source: Encoded, target: str, ids: list[int]) -> None:
-    """One pair's model inputs (``ids``: the target's); for a copying model also its ids over the
-    source's extended vocabulary."""
+def _target(
+    pipeline: Pipeline, source: Encoded, text: str
+) -> tuple[list[int], tuple[list[int], list[int]] | None]:
+    """The target's ids, and for a copying model both sides' ids over the source's extended
+    vocabulary (the plain target ids are those with <unk> for extended ones)."""
+    if pipeline.model.copy_gate is None:
+        return pipeline.target.ids(text), None
+    vocab = pipeline.target.vocab
+    src_extended, unknown = vocab.encode_extended(source.labels)
+    tgt_extended = pipeline.target.ids(text, unknown)
+    return [i if i < len(vocab) else UNK_ID for i in tgt_extended], (src_extended, tgt_extended)
+
+
+def _append(
+    encoded: EncodedPairs, source: Encoded, ids: list[int], extended: tuple[list[int], list[int]] | None
+) -> None:
     encoded.src.append(source.features)
     encoded.tgt.append(ids)
-    if encoded.src_extended is not None and encoded.tgt_extended is not None:
-        src_extended, unknown = pipeline.target.vocab.encode_extended(source.labels)
-        encoded.src_extended.append(src_extended)
-        encoded.tgt_extended.append(
-            pipeline.target.vocab.encode(pipeline.target.tokenizer.encode(target), unknown)
-        )
+    if extended is not None and encoded.src_extended is not None and encoded.tgt_extended is not None:
+        encoded.src_extended.append(extended[0])
+        encoded.tgt_extended.append(extended[1])
 
 
 def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs:
@@ -157,11 +168,12 @@ def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs
     data = pipeline.config.data
     encoded, dropped = _encoded_pairs(pipeline), 0
     for pair in pairs:
-        source, ids = pipeline.source.encode(pair.src), pipeline.target.ids(pair.tgt)
+        source = pipeline.source.encode(pair.src)
+        ids, extended = _target(pipeline, source, pair.tgt)
         if not 0 < len(source.features) <= data.max_src_len or len(ids) > data.max_tgt_len:
             dropped += 1
             continue
-        _append(encoded, pipeline, source, pair.tgt, ids)
+        _append(encoded, source, ids, extended)
     log.info(
         "training pairs: %d kept, %d dropped as longer than max_src_len %d / max_tgt_len %d",
         len(encoded.src),
@@ -180,7 +192,7 @@ def _encode_validation_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPai
     for pair in pairs:
         source = pipeline.encode_source(pair.src)
         if len(source.features):
-            _append(encoded, pipeline, source, pair.tgt, pipeline.target.ids(pair.tgt))
+            _append(encoded, source, *_target(pipeline, source, pair.tgt))
     return encoded
 
 

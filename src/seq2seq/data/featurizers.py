@@ -46,8 +46,9 @@ class TextFeaturizer:
         tokens = self.tokenizer.encode(text)
         return Encoded(self.vocab.encode(tokens), tokens)
 
-    def ids(self, text: str) -> list[int]:
-        return self.vocab.encode(self.tokenizer.encode(text))
+    def ids(self, text: str, extended: Sequence[str] = ()) -> list[int]:
+        """Ids of ``text``; words in ``extended`` (a source's unknown words) get extended ids."""
+        return self.vocab.encode(self.tokenizer.encode(text), extended)
 
     def decode(self, ids: Sequence[int], extended: Sequence[str] = ()) -> tuple[list[str], str]:
         """(tokens, detokenized text) of output ids, up to <eos>; ``extended`` names ids past the

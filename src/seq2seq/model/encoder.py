@@ -47,14 +47,12 @@ class EncoderOutput:
     def context_for(self, rows: int) -> torch.Tensor:
         """The context vector of each of ``rows`` decoder rows (rows, memory_size): in beam search
         a group of rows / batch consecutive rows (a source's hypotheses) shares one entry."""
-        group = rows // self.context.size(0)
-        return self.context if group == 1 else self.context.repeat_interleave(group, dim=0)
+        return _per_row(self.context, rows)
 
     def extended_ids_for(self, rows: int) -> torch.Tensor:
         """``extended_ids`` of each of ``rows`` decoder rows, grouped as in ``context_for``."""
         assert self.extended_ids is not None, "a copying model needs the source's extended ids"
-        group = rows // self.extended_ids.size(0)
-        return self.extended_ids if group == 1 else self.extended_ids.repeat_interleave(group, dim=0)
+        return _per_row(self.extended_ids, rows)
 
     def select(self, indices: torch.Tensor) -> EncoderOutput:
         """Rows ``indices`` of the batch (used to expand or reorder for beam search)."""
@@ -65,6 +63,13 @@ class EncoderOutput:
             keys=None if self.keys is None else self.keys.index_select(0, indices),
             extended_ids=None if self.extended_ids is None else self.extended_ids.index_select(0, indices),
         )
+
+
+def _per_row(entries: torch.Tensor, rows: int) -> torch.Tensor:
+    """``entries`` (sources, ...) for ``rows`` rows, each source's entry repeated for its group of
+    rows / sources consecutive rows; the tensor itself when each source has one row."""
+    group = rows // entries.size(0)
+    return entries if group == 1 else entries.repeat_interleave(group, dim=0)
 
 
 def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

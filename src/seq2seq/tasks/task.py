@@ -44,32 +44,27 @@ class Task:
     def read(self, data: DataConfig, split: str, report: ReadReport | None = None) -> list[Pair]:
         """The pairs of ``split``; [] for an optional split that is not set."""
         report = report if report is not None else ReadReport()
-        reader = self.readers.get(data.format) or GENERAL_READERS[data.format]
-        return reader(data, split, report)
+        if data.format in self.readers:
+            return self.readers[data.format](data, split, report)
+        return GENERAL_READERS[data.format](data, split, report) if getattr(data, split) else []
 
 
 def _read_parallel(data: DataConfig, split: str, report: ReadReport) -> list[Pair]:
     location = getattr(data, split)
-    if not location:
-        return []
     src, tgt = Path(f"{location}.{data.src_suffix}"), Path(f"{location}.{data.tgt_suffix}")
     return read_parallel(src, tgt, data.skip_bad_lines, report)
 
 
 def _read_tsv(data: DataConfig, split: str, report: ReadReport) -> list[Pair]:
-    location = getattr(data, split)
-    if not location:
-        return []
     columns = max(1, len(data.src_fields))
-    return read_tsv(Path(location), data.tsv_header, data.skip_bad_lines, report, src_columns=columns)
+    return read_tsv(
+        Path(getattr(data, split)), data.tsv_header, data.skip_bad_lines, report, src_columns=columns
+    )
 
 
 def _read_jsonl(data: DataConfig, split: str, report: ReadReport) -> list[Pair]:
-    location = getattr(data, split)
-    if not location:
-        return []
     fields = data.src_fields or data.src_field
-    return read_jsonl(Path(location), fields, data.tgt_field, data.skip_bad_lines, report)
+    return read_jsonl(Path(getattr(data, split)), fields, data.tgt_field, data.skip_bad_lines, report)
 
 
 GENERAL_READERS: dict[str, Reader] = {"parallel": _read_parallel, "tsv": _read_tsv, "jsonl": _read_jsonl}
