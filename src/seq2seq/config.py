@@ -63,7 +63,11 @@ class DataConfig:
     src_fields: tuple[str, ...] = ()
     tsv_header: bool = False
     skip_bad_lines: bool = False  # skip (and count) empty or malformed pairs instead of failing
-    max_src_len: int = bounded(200, 1)  # in tokens; longer training pairs are dropped and counted
+    max_src_len: int = bounded(200, 1)  # in tokens; see long_sources
+    # a training source over max_src_len is dropped, cut to its start, or cut to the window of its
+    # last field that best matches the first fields (a question's words in its context); generation
+    # cuts inputs over decoding.max_input_len the same way (its start, when dropping). Counted.
+    long_sources: Literal["drop", "start", "window"] = "drop"
     max_tgt_len: int = bounded(200, 1)
     src_tokenizer: TokenizerConfig = TokenizerConfig()
     tgt_tokenizer: TokenizerConfig = TokenizerConfig()

@@ -18,7 +18,7 @@ import torch
 from seq2seq import checkpoint
 from seq2seq.build import build_model, load_featurizers
 from seq2seq.config import Config, config_from_dict
-from seq2seq.data.featurizers import Encoded, SourceFeaturizer, TextFeaturizer
+from seq2seq.data.featurizers import Encoded, SourceFeaturizer, TextFeaturizer, shorten
 from seq2seq.decoding.generate import generate_ids
 from seq2seq.device import use_bfloat16
 from seq2seq.errors import ModelFileError
@@ -75,12 +75,13 @@ class Pipeline:
             self.truncated += 1
             if self.truncated == 1:
                 log.warning(
-                    "input of %d tokens truncated to %d (decoding.max_input_len); "
-                    "further truncations are counted",
+                    "input of %d tokens truncated to %d (decoding.max_input_len, data.long_sources "
+                    "%s); further truncations are counted",
                     len(encoded.features),
                     limit,
+                    self.config.data.long_sources,
                 )
-            encoded = Encoded(encoded.features[:limit], encoded.labels[:limit])
+            encoded = shorten(encoded, limit, window=self.config.data.long_sources == "window")
         return encoded
 
     def set_decoding(self, **changes: Any) -> None:

@@ -18,7 +18,7 @@ import torch
 from seq2seq import checkpoint
 from seq2seq.build import build_featurizers, build_loss, build_model, load_featurizers
 from seq2seq.config import Config
-from seq2seq.data.featurizers import Encoded
+from seq2seq.data.featurizers import Encoded, shorten
 from seq2seq.data.readers import Pair, ReadReport
 from seq2seq.data.vocab import UNK_ID
 from seq2seq.device import configure_memory
@@ -164,19 +164,26 @@ def _append(
 
 
 def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs:
-    """Model inputs of the training pairs, without those over the length limits (counted)."""
+    """Model inputs of the training pairs: sources over data.max_src_len dropped or cut
+    (data.long_sources), targets over data.max_tgt_len dropped; both counted."""
     data = pipeline.config.data
-    encoded, dropped = _encoded_pairs(pipeline), 0
+    encoded, dropped, cut = _encoded_pairs(pipeline), 0, 0
     for pair in pairs:
         source = pipeline.source.encode(pair.src)
+        if len(source.features) > data.max_src_len and data.long_sources != "drop":
+            source = shorten(source, data.max_src_len, window=data.long_sources == "window")
+            cut += 1
         ids, extended = _target(pipeline, source, pair.tgt)
         if not 0 < len(source.features) <= data.max_src_len or len(ids) > data.max_tgt_len:
             dropped += 1
             continue
         _append(encoded, source, ids, extended)
     log.info(
-        "training pairs: %d kept, %d dropped as longer than max_src_len %d / max_tgt_len %d",
+        "training pairs: %d kept (%d sources cut to their %s), %d dropped as longer than "
+        "max_src_len %d / max_tgt_len %d",
         len(encoded.src),
+        cut,
+        "best window" if data.long_sources == "window" else "start",
         dropped,
         data.max_src_len,
         data.max_tgt_len,

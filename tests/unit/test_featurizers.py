@@ -11,7 +11,7 @@ import torch
 from seq2seq.build import build_tokenizer
 from seq2seq.config import TokenizerConfig
 from seq2seq.data.batching import collate
-from seq2seq.data.featurizers import TextFeaturizer
+from seq2seq.data.featurizers import Encoded, TextFeaturizer, shorten
 from seq2seq.data.tokenizers import CharTokenizer, WordTokenizer
 from seq2seq.data.vocab import FIELD_SEPARATOR, UNK_ID, Vocabulary, join_fields
 
@@ -63,3 +63,29 @@ def test_collate_pads_float_features_as_well_as_ids() -> None:
     assert batch.src.shape == (2, 5, 2) and batch.src.dtype == torch.float32
     assert batch.src_lengths.tolist() == [3, 5]
     assert batch.src[0, 3:].abs().sum() == 0
+
+
+def test_shorten_keeps_the_start_or_the_context_window_a_question_is_about() -> None:
+    vocab = Vocabulary.build([])
+    featurizer = TextFeaturizer(WordTokenizer(), vocab)
+    context = "the city was founded long ago . its river is named Elbe and flows north ."
+    source = featurizer.encode(join_fields(["which river flows there", context]))
+    question_end = source.labels.index(FIELD_SEPARATOR) + 1
+
+    start = shorten(source, 8)
+    assert start.labels == source.labels[:8] and start.features == source.features[:8]
+
+    window = shorten(source, question_end + 6, window=True)
+    assert window.labels[:question_end] == source.labels[:question_end]
+    assert window.labels[question_end:] == ["river", "is", "named", "Elbe", "and", "flows"]
+    assert len(window.features) == len(window.labels)
+
+    assert shorten(source, 200, window=True) is source
+    single = featurizer.encode(context)  # one field: nothing to match, so the start
+    assert shorten(single, 5, window=True).labels == single.labels[:5]
+
+
+def test_shorten_cuts_float_features_at_their_start() -> None:
+    frames = Encoded(torch.arange(12.0).reshape(6, 2), ["a", FIELD_SEPARATOR, "b", "c", "d", "e"])
+    cut = shorten(frames, 3, window=True)
+    assert torch.equal(cut.features, frames.features[:3]) and cut.labels == ["a", FIELD_SEPARATOR, "b"]

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from torch import Tensor
+
 from seq2seq.data.batching import Features
 from seq2seq.data.tokenizers import Tokenizer, TokenizerType, load_tokenizer
-from seq2seq.data.vocab import Vocabulary
+from seq2seq.data.vocab import FIELD_SEPARATOR, Vocabulary
 
 
 class Encoded(NamedTuple):
@@ -66,3 +68,41 @@ class TextFeaturizer:
         return cls(
             load_tokenizer(tokenizer, directory, prefix), Vocabulary.load(directory / f"{prefix}_vocab.txt")
         )
+
+
+def shorten(encoded: Encoded, limit: int, window: bool = False) -> Encoded:
+    """``encoded`` cut to ``limit`` positions: its start, or with ``window`` (a source of several
+    fields, e.g. a question and its context) the first fields whole and the window of the last
+    field that shares the most words with them (the part of a long context a question is about)."""
+    if len(encoded.labels) <= limit:
+        return encoded
+    if not window or FIELD_SEPARATOR not in encoded.labels or isinstance(encoded.features, Tensor):
+        return Encoded(encoded.features[:limit], encoded.labels[:limit])
+    last_field = len(encoded.labels) - encoded.labels[::-1].index(FIELD_SEPARATOR)
+    room = limit - last_field
+    if room <= 0:
+        return Encoded(encoded.features[:limit], encoded.labels[:limit])
+    start = _best_window(encoded.labels[:last_field], encoded.labels[last_field:], room) + last_field
+    kept = [*range(last_field), *range(start, start + room)]
+    return Encoded([encoded.features[i] for i in kept], [encoded.labels[i] for i in kept])
+
+
+def _best_window(query: list[str], text: list[str], size: int) -> int:
+    """Start of the ``size``-token window of ``text`` holding the most tokens that occur in
+    ``query`` (ignoring case and SentencePiece's word marks); the earliest among equals."""
+    words = {_word(token) for token in query} - {""}
+    hits = [int(_word(token) in words) for token in text]
+    count = best = sum(hits[:size])
+    best_start = 0
+    for start in range(1, len(text) - size + 1):
+        count += hits[start + size - 1] - hits[start - 1]
+        if count > best:
+            best_start, best = start, count
+    return best_start
+
+
+def _word(token: str) -> str:
+    """A token compared across fields: lower case, without SentencePiece's word mark; tokens of
+    one or two characters (articles, punctuation, short pieces) match too often to count."""
+    word = token.lstrip("\u2581").lower()
+    return word if len(word) > 2 else ""
