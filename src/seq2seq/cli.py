@@ -15,6 +15,7 @@ from pathlib import Path
 
 from seq2seq.device import configure_memory
 from seq2seq.errors import DataError, Seq2SeqError
+from seq2seq.metrics import METRICS
 
 EXAMPLES = """examples:
   seq2seq train configs/g2p.yaml --output runs/g2p
@@ -130,19 +131,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--metric",
         action="append",
-        choices=[
-            "bleu",
-            "chrf",
-            "wer",
-            "cer",
-            "exact",
-            "rouge1",
-            "rouge2",
-            "rougeL",
-            "rougeLsum",
-            "squad_em",
-            "squad_f1",
-        ],
+        choices=list(METRICS),
         help="metric (repeatable); default: the model's task metrics, or bleu",
     )
     ev.add_argument("--model", type=Path, help="model directory: generate, then score")
@@ -241,7 +230,11 @@ def _generate(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     generate = functools.partial(
-        pipeline.generate, beam=beam, nbest=args.nbest, length_penalty=args.length_penalty
+        pipeline.generate,
+        beam=beam,
+        nbest=args.nbest,
+        length_penalty=args.length_penalty,
+        copy_gates=args.attention_dir is not None,
     )
     fields = pipeline.config.data.src_fields
     if args.input is None and sys.stdin.isatty():
@@ -277,7 +270,9 @@ def _write_attention_maps(outputs: list, directory: Path, first: int = 1) -> Non
                 raise Seq2SeqError("--attention-dir: this model has no attention to show")
             continue  # an empty input has nothing to show
         path = directory / f"{index:05d}.png"
-        attention_heatmap(best.attention, output.source_tokens, best.tokens, path, title=best.text)
+        attention_heatmap(
+            best.attention, output.source_tokens, best.tokens, path, title=best.text, copy_gate=best.copy_gate
+        )
         print(f"seq2seq: attention heatmap: {path}", file=sys.stderr)
 
 

@@ -145,6 +145,9 @@ class TrainingConfig:
 class DecodingConfig:
     beam_size: int = bounded(5, 1)
     length_penalty: float = bounded(1.0, 0.0)  # alpha of Wu et al. (2016); 0 = raw log-prob
+    coverage_penalty: float = bounded(
+        0.0, 0.0
+    )  # beta of Wu et al. (2016), beam search with attention; 0 = off
     max_length_ratio: float = bounded(2.0, 0.0)  # max output = ratio * source length + offset
     max_length_offset: int = bounded(10, 0)
     batch_tokens: int = bounded(8000, 1)  # padded source tokens per batch, for any beam size

@@ -18,7 +18,9 @@ import torch
 from seq2seq import checkpoint
 from seq2seq.build import build_model, load_featurizers
 from seq2seq.config import Config, config_from_dict
+from seq2seq.data.batching import pad, pad_sources
 from seq2seq.data.featurizers import Encoded, SourceFeaturizer, TextFeaturizer, shorten
+from seq2seq.data.vocab import SOS_ID, UNK_ID
 from seq2seq.decoding.generate import generate_ids
 from seq2seq.device import use_bfloat16
 from seq2seq.errors import ModelFileError
@@ -29,13 +31,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Hypothesis:
-    """One output: detokenized text, its tokens, total log-probability, and attention
-    (output tokens + <eos>, source tokens) or None."""
+    """One output: detokenized text, its tokens, total log-probability, attention (output
+    tokens + <eos>, source tokens) or None, and for a copying model asked for them the
+    generation probabilities p_gen per output token + <eos> (1 - p_gen went to copying)."""
 
     text: str
     tokens: list[str]
     score: float
     attention: torch.Tensor | None
+    copy_gate: torch.Tensor | None = None
 
 
 @dataclass
@@ -98,8 +102,10 @@ class Pipeline:
         nbest: int = 1,
         length_penalty: float | None = None,
         batch_tokens: int | None = None,
+        copy_gates: bool = False,
     ) -> list[Output]:
-        """Outputs for ``texts``, in order. Defaults come from the config's decoding section."""
+        """Outputs for ``texts``, in order. Defaults come from the config's decoding section.
+        ``copy_gates``: also each hypothesis's p_gen per step (a copying model; for pictures)."""
         decoding = self.config.decoding
         sources = [self.encode_source(text) for text in texts]
         # a copying model: each source's ids over the target vocabulary extended by its unknown words
@@ -112,6 +118,7 @@ class Pipeline:
             beam_size=beam or decoding.beam_size,
             nbest=nbest,
             length_penalty=decoding.length_penalty if length_penalty is None else length_penalty,
+            coverage_penalty=decoding.coverage_penalty,
             max_length_ratio=decoding.max_length_ratio,
             max_length_offset=decoding.max_length_offset,
             min_length=decoding.min_output_len,
@@ -123,12 +130,34 @@ class Pipeline:
         )
         outputs = []
         for source, (_, unknown), hyps in zip(sources, extended, found, strict=True):
+            gates = (
+                self._copy_gates(source, [hyp.token_ids for hyp in hyps]) if copying and copy_gates else None
+            )
             converted = []
-            for hyp in hyps:
+            for index, hyp in enumerate(hyps):
                 tokens, text = self.target.decode(hyp.token_ids, unknown)
-                converted.append(Hypothesis(text, tokens, hyp.score, hyp.attention))
+                gate = None if gates is None else gates[index, : len(hyp.token_ids) + 1]
+                converted.append(Hypothesis(text, tokens, hyp.score, hyp.attention, gate))
             outputs.append(Output(source.labels, converted))
         return outputs
+
+    @torch.no_grad()
+    def _copy_gates(self, source: Encoded, outputs: list[list[int]]) -> torch.Tensor | None:
+        """p_gen (len(outputs), steps) of each output of one source, re-read by teacher forcing
+        (the same states the search went through); copied ids are read back as <unk>, as in search."""
+        if not outputs or not len(source.features):
+            return None
+        known = len(self.target.vocab)
+        device = next(self.model.parameters()).device
+        prev = pad([[SOS_ID, *(i if i < known else UNK_ID for i in ids)] for ids in outputs])
+        src = pad_sources([source.features] * len(outputs))
+        lengths = torch.full((len(outputs),), len(source.features), dtype=torch.long)
+        was_training = self.model.training
+        self.model.eval()
+        gate = self.model(src.to(device), lengths.to(device), prev.to(device)).copy_gate
+        self.model.train(was_training)
+        assert gate is not None
+        return gate.float().cpu()
 
     def save(self, directory: Path) -> None:
         """Config, tokenizers, vocabularies and weights into ``directory``."""

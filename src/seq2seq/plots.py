@@ -21,17 +21,30 @@ def _label(token: str) -> str:
 
 
 def attention_heatmap(
-    weights: torch.Tensor, source: Sequence[str], output: Sequence[str], path: Path, title: str = ""
+    weights: torch.Tensor,
+    source: Sequence[str],
+    output: Sequence[str],
+    path: Path,
+    title: str = "",
+    copy_gate: torch.Tensor | None = None,
 ) -> None:
-    """One PNG: output tokens (+ <eos>) down, source tokens across, weights as shades of blue.
+    """One PNG: output tokens (+ <eos>) down, source tokens across, weights as shades of blue;
+    for a copying model a column on the right gives each step's p_gen (orange: generated from
+    the vocabulary; white: copied from the source through the attention).
 
     weights: (len(output) + 1, len(source)), as returned with each generated hypothesis.
     """
     rows = [*map(_label, output), "</s>"]
     columns = [_label(t) for t in source]
-    width = min(2.0 + 0.42 * len(columns), 30.0)
+    width = min(2.0 + 0.42 * len(columns), 30.0) + (0.8 if copy_gate is not None else 0.0)
     height = min(1.6 + 0.36 * len(rows), 30.0)
-    fig, ax = plt.subplots(figsize=(width, height), dpi=110)
+    if copy_gate is None:
+        fig, ax = plt.subplots(figsize=(width, height), dpi=110)
+    else:
+        fig, (ax, gate_ax) = plt.subplots(
+            1, 2, figsize=(width, height), dpi=110, gridspec_kw={"width_ratios": [max(len(columns), 1), 1.2]}
+        )
+        _gate_column(gate_ax, copy_gate, len(rows))
     image = ax.imshow(weights.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(
         range(len(columns)),
@@ -49,6 +62,25 @@ def attention_heatmap(
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _gate_column(ax: plt.Axes, copy_gate: torch.Tensor, rows: int) -> None:
+    """p_gen per output step as one labelled column (the value printed in each cell)."""
+    values = copy_gate.reshape(-1, 1).numpy()
+    ax.imshow(values, cmap="Oranges", vmin=0.0, vmax=1.0, aspect="auto")
+    for row, value in enumerate(values[:, 0]):
+        ax.text(
+            0,
+            row,
+            f"{value:.2f}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if value > 0.6 else "black",
+        )
+    ax.set_xticks([0], ["p_gen"])
+    ax.set_yticks(range(rows), [""] * rows)
+    ax.tick_params(labelsize=10)
 
 
 def read_validations(model_dir: Path) -> list[dict]:

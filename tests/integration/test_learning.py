@@ -10,6 +10,7 @@ import pytest
 import seq2seq
 from seq2seq.config import Config, config_from_dict
 from seq2seq.evaluation import evaluate
+from seq2seq.plots import attention_heatmap
 from seq2seq.tasks import read_split, task_of
 
 
@@ -114,6 +115,13 @@ def test_copy_attention_copies_words_the_vocabulary_lacks(tmp_path: Path) -> Non
     assert len(unknown) == 2
     word = "".join([unknown[0], *sorted(known)[:2], unknown[1]])
     assert pipeline.generate([word], beam=1)[0].text == word
-    assert pipeline.generate([word], beam=3)[0].text == word
+    best = pipeline.generate([word], beam=3, copy_gates=True)[0].hypotheses[0]
+    assert best.text == word and best.copy_gate is not None
+    # p_gen per step: the unknown letters (first and last) could only have been copied
+    assert best.copy_gate.shape == (len(word) + 1,)
+    assert best.copy_gate[0] < 0.5 and best.copy_gate[len(word) - 1] < 0.5
+    picture = tmp_path / "attention.png"
+    attention_heatmap(best.attention, list(word), best.tokens, picture, copy_gate=best.copy_gate)
+    assert picture.stat().st_size > 0
     scores = json.loads((model_dir / "test_scores.json").read_text())
     assert scores["exact match"] >= 90.0

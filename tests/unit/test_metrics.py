@@ -14,6 +14,7 @@ from seq2seq.metrics import (
     char_error_rate,
     chrf,
     exact_match,
+    repeated_trigrams,
     sequence_error_rate,
     word_error_rate,
 )
@@ -162,6 +163,7 @@ def test_metric_table() -> None:
         "rougeLsum": True,
         "squad_em": True,
         "squad_f1": True,
+        "repeated_trigrams": False,
     }
 
 
@@ -229,3 +231,9 @@ def test_summary_level_rouge_l_differs_from_sentence_level_on_several_sentences(
     assert rouge_lsum(hyp, ref) > rouge_l(hyp, ref) + 9  # sentence order matters only to ROUGE-L
     one = (["a small tool"], [["a small tool for files"]])
     assert rouge_lsum(*one) == pytest.approx(rouge_l(*one))  # one sentence: the same
+
+
+def test_repeated_trigrams_by_hand() -> None:
+    hypotheses = ["a b c a b c", "x y z", "one two"]  # 4 + 1 + 0 trigrams; "a b c" repeats once
+    assert repeated_trigrams(hypotheses, [[""]] * 3) == pytest.approx(100.0 * 1 / 5)
+    assert repeated_trigrams([], []) == 0.0

@@ -13,7 +13,7 @@ from seq2seq.config import DecoderConfig, EncoderConfig, ModelConfig
 from seq2seq.data.batching import Batch, collate
 from seq2seq.data.vocab import EOS_ID, PAD_ID, SOS_ID
 from seq2seq.decoding.generate import generate_ids
-from seq2seq.decoding.search import Hypothesis, beam_search, greedy_search, length_penalty
+from seq2seq.decoding.search import Hypothesis, beam_search, coverage_penalty, greedy_search, length_penalty
 from seq2seq.model.seq2seq import Seq2Seq
 
 
@@ -281,6 +281,31 @@ def test_nbest_never_invents_impossible_hypotheses() -> None:
     (hyps,) = beam_search(model, src, lengths, torch.tensor([1]), beam_size=3, nbest=3)
     assert all(math.isfinite(h.score) for h in hyps)
     assert all(h.token_ids == [] for h in hyps)
+
+
+def test_coverage_penalty_follows_wu_et_al() -> None:
+    coverage = torch.tensor([[0.5, 1.5, 0.0], [0.25, 0.25, 0.5]])  # the first source has 2 positions
+    penalty = coverage_penalty(coverage, torch.tensor([2, 3]), beta=0.2)
+    assert penalty.tolist() == pytest.approx([0.2 * math.log(0.5), 0.2 * math.log(0.25 * 0.25 * 0.5)])
+
+
+def test_nbest_is_ranked_with_the_coverage_penalty(trained: dict[str, Seq2Seq]) -> None:
+    model = trained["lstm-general"]
+    sources = random_sources(6, seed=13, min_length=2)
+    src, lengths = padded(sources)
+    found = beam_search(model, src, lengths, limits(sources), beam_size=5, alpha=1.0, nbest=5, beta=0.5)
+    plain = beam_search(model, src, lengths, limits(sources), beam_size=5, alpha=1.0, nbest=5)
+    reranked = 0
+    for hyps, plain_hyps, source in zip(found, plain, sources, strict=True):
+        assert hyps[0].attention is not None
+        ranked = [
+            h.score / float(length_penalty(torch.tensor(len(h.token_ids) + 1), 1.0))
+            + float(coverage_penalty(h.attention.sum(0), torch.tensor(len(source)), 0.5))
+            for h in hyps
+        ]
+        assert ranked == pytest.approx(sorted(ranked, reverse=True))
+        reranked += [h.token_ids for h in hyps] != [h.token_ids for h in plain_hyps]
+    assert reranked  # the penalty changed some ranking
 
 
 def test_length_penalty_follows_wu_et_al() -> None:

@@ -20,6 +20,7 @@ def generate_ids(
     beam_size: int = 1,
     nbest: int = 1,
     length_penalty: float = 0.0,
+    coverage_penalty: float = 0.0,
     max_length_ratio: float = 2.0,
     max_length_offset: int = 10,
     min_length: int = 0,
@@ -32,16 +33,15 @@ def generate_ids(
     """The n-best hypotheses for each source (ids, or frames x features), in input order.
 
     With ``bfloat16`` the matmuls run in bfloat16 (a bfloat16 copy of the weights, under autocast
-    for the activations); scores and recurrent cell states stay float32.
-
-    ``extended_ids``: each source's ids over the extended vocabulary of a copying model, whose
-    hypotheses may then hold ids past the vocabulary (copied source words).
+    for the activations); scores and recurrent cell states stay float32. ``extended_ids``: each
+    source's ids over the extended vocabulary of a copying model, whose hypotheses may then hold
+    ids past the vocabulary (copied source words).
 
     An empty source gets a single empty hypothesis with score 0 (the model is not run on it).
     Output length, <eos> included, is capped at ceil(max_length_ratio * source length) +
     max_length_offset, and at ``max_length`` + 1 when that is set; <eos> comes after at least
     ``min_length`` tokens (within the cap); with ``block_ngram_repeat`` n > 0 no output holds the
-    same n-gram twice.
+    same n-gram twice. Beam search ranks by score / length penalty + coverage penalty (Wu et al.)
     """
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
@@ -66,7 +66,7 @@ def generate_ids(
         max_lengths = torch.tensor(limits, device=device).clamp(min=1)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
             bounds = (max_lengths, min_length, block_ngram_repeat)
-            found = _search(model, batch, bounds, beam_size, length_penalty, nbest)
+            found = _search(model, batch, bounds, beam_size, (length_penalty, coverage_penalty), nbest)
         for i, hyps in zip(indices, found, strict=True):
             results[i] = hyps
     original.train(was_training)
@@ -78,11 +78,12 @@ def _search(
     batch: Batch,
     limits: tuple[torch.Tensor, int, int],
     beam_size: int,
-    length_penalty: float,
+    penalties: tuple[float, float],
     nbest: int,
 ) -> list[list[Hypothesis]]:
     """Greedy (beam 1) or beam search over one batch, on the device of the maximum lengths.
-    limits: (maximum lengths (batch,), minimum length, n-gram size to block)."""
+    limits: (maximum lengths (batch,), minimum length, n-gram size to block); penalties: the
+    length and coverage penalties' alpha and beta."""
     max_lengths, min_length, block = limits
     device = max_lengths.device
     src, src_lengths = batch.src.to(device), batch.src_lengths.to(device)
@@ -90,5 +91,15 @@ def _search(
     if beam_size == 1:
         return [[h] for h in greedy_search(model, src, src_lengths, max_lengths, min_length, extended, block)]
     return beam_search(
-        model, src, src_lengths, max_lengths, beam_size, length_penalty, nbest, min_length, extended, block
+        model,
+        src,
+        src_lengths,
+        max_lengths,
+        beam_size,
+        penalties[0],
+        nbest,
+        min_length,
+        extended,
+        block,
+        penalties[1],
     )

@@ -31,6 +31,15 @@ def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
     return ((5.0 + length.float()) / 6.0) ** alpha
 
 
+def coverage_penalty(coverage: torch.Tensor, src_lengths: torch.Tensor, beta: float) -> torch.Tensor:
+    """beta * sum_i log(min(sum_t a_ti, 1)) over each source's positions (Wu et al., 2016): at
+    most 0, and lower the more source tokens the output's attention left uncovered.
+    coverage: (..., S) attention summed over output steps; src_lengths broadcasts against (...)."""
+    positions = torch.arange(coverage.size(-1), device=coverage.device)
+    logs = coverage.clamp(1e-10, 1.0).log().masked_fill(positions >= src_lengths.unsqueeze(-1), 0.0)
+    return beta * logs.sum(-1)
+
+
 @torch.inference_mode()
 def greedy_search(
     model: Seq2Seq,
@@ -138,11 +147,12 @@ class Beams:
         nbest: int = 1,
         min_length: int = 0,
         block_ngram_repeat: int = 0,
+        beta: float = 0.0,
     ) -> None:
         self.batch, self.k = batch, beam_size
         self.block = block_ngram_repeat
         self.max_lengths, self.min_length = max_lengths, min_length
-        self.alpha, self.nbest = alpha, nbest
+        self.alpha, self.beta, self.nbest = alpha, beta, nbest
         self.device = device = max_lengths.device
         self.scores = torch.full((batch, beam_size), float("-inf"), device=device)
         self.scores[:, 0] = 0.0  # at the start all beams hold the same hypothesis: keep one
@@ -220,8 +230,12 @@ class Beams:
         out of the beam: the search returns exactly what running every beam to its end returns,
         in fewer steps. With alpha 0 the bound is tight (beam 5 on the Debian en-de test set: 1.8x
         faster); with alpha > 0 it uses the longest allowed output and rarely stops a source early.
+        A coverage penalty is known only at the end, so with one a source runs until all its
+        hypotheses finish.
         """
         scores, finished = self.scores[sources], self.finished[sources]
+        if self.beta:
+            return finished.all(dim=1)
         final = scores / length_penalty(self.lengths[sources], self.alpha)
         finished_best = final.masked_fill(~finished, float("-inf")).topk(self.nbest, dim=1).values[:, -1]
         bound = scores / length_penalty(self.max_lengths[sources], self.alpha).unsqueeze(1)
@@ -263,9 +277,15 @@ class Beams:
         return tokens, attention
 
     def best(self, src_lengths: torch.Tensor) -> list[list[Hypothesis]]:
-        """The ``nbest`` finished hypotheses of each source by score / length_penalty(alpha)."""
+        """The ``nbest`` finished hypotheses of each source by score / length_penalty(alpha) +
+        coverage_penalty(beta)."""
         tokens, attention = self._backtrack()
         ranked = self.scores / length_penalty(self.lengths, self.alpha)
+        if self.beta and attention is not None:
+            steps = torch.arange(attention.size(2), device=self.device)
+            own_steps = (steps < self.lengths.unsqueeze(-1)).unsqueeze(-1)  # (batch, beam, steps, 1)
+            coverage = (attention * own_steps).sum(2)
+            ranked = ranked + coverage_penalty(coverage, src_lengths.unsqueeze(1), self.beta)
         ranked = ranked.masked_fill(~self.finished, float("-inf"))  # a settled source's stragglers
         order = ranked.argsort(dim=-1, descending=True)[:, : self.nbest]
         # a short source may allow fewer than nbest hypotheses: never return the impossible ones
@@ -301,9 +321,11 @@ def beam_search(
     min_length: int = 0,
     extended_ids: torch.Tensor | None = None,
     block_ngram_repeat: int = 0,
+    beta: float = 0.0,
 ) -> list[list[Hypothesis]]:
     """The ``nbest`` best hypotheses of each source (batch, src_len[, features]), best first, none
-    shorter than ``min_length`` tokens."""
+    shorter than ``min_length`` tokens; ranked with a length penalty (alpha) and a coverage
+    penalty (beta, a model with attention)."""
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
     if alpha < 0:  # the early stop's bound needs penalties that grow with length
@@ -312,7 +334,7 @@ def beam_search(
     enc = model.encode(src, src_lengths, extended_ids)  # one entry per source, shared by its K hypotheses
     rows = torch.arange(batch, device=device).repeat_interleave(beam_size)
     state = model.init_state(enc).select(rows)  # B*K rows
-    beams = Beams(batch, beam_size, max_lengths, alpha, nbest, min_length, block_ngram_repeat)
+    beams = Beams(batch, beam_size, max_lengths, alpha, nbest, min_length, block_ngram_repeat, beta)
     prev = torch.full((batch * beam_size,), SOS_ID, dtype=torch.long, device=device)
     for step in range(int(max_lengths.max())):
         log_probs, state, attn = model.step(prev, enc, state)

@@ -154,6 +154,19 @@ def squad_f1(hypotheses: Sequence[str], references: References) -> float:
     return 100.0 * total / max(len(hypotheses), 1)
 
 
+def repeated_trigrams(hypotheses: Sequence[str], references: References) -> float:
+    """Percentage of the hypotheses' word trigrams that repeat an earlier trigram of the same
+    hypothesis (the repetition that coverage is meant to remove; references are not read)."""
+    del references
+    repeats = total = 0
+    for hyp in hypotheses:
+        words = hyp.split()
+        trigrams = list(zip(words, words[1:], words[2:], strict=False))
+        repeats += len(trigrams) - len(set(trigrams))
+        total += len(trigrams)
+    return 100.0 * repeats / max(total, 1)
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
@@ -173,4 +186,5 @@ METRICS = {
     "rougeLsum": Metric("ROUGE-Lsum", rouge_lsum, True),
     "squad_em": Metric("EM", squad_exact_match, True),
     "squad_f1": Metric("F1", squad_f1, True),
+    "repeated_trigrams": Metric("repeated 3-grams %", repeated_trigrams, False),
 }

@@ -4,7 +4,8 @@ with ROUGE F1 from rouge-score with stemming.
 ROUGE-L, the sentence-level longest common subsequence over the whole text, selects the best
 checkpoint; ROUGE-Lsum is the summary-level variant most papers report for multi-sentence
 summaries (sentences split after . ! ?). The two differ by several points on the same output:
-the name printed says which is which.
+the name printed says which is which. The share of repeated word trigrams in the outputs is
+reported beside them (what coverage should bring down).
 """
 
 from __future__ import annotations
@@ -14,5 +15,5 @@ from seq2seq.tasks.task import Task
 
 TASK = Task(
     "summarization",
-    tuple(METRICS[name] for name in ("rougeL", "rouge1", "rouge2", "rougeLsum")),
+    tuple(METRICS[name] for name in ("rougeL", "rouge1", "rouge2", "rougeLsum", "repeated_trigrams")),
 )
