@@ -102,6 +102,12 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     )
     gen.add_argument("--scores", action="store_true", help="append <TAB>log-probability to each output")
     gen.add_argument(
+        "--span-constrained",
+        action="store_true",
+        help="only outputs that are spans of the input's last field (an answer from its context; "
+        "a copying model or one with a shared vocabulary)",
+    )
+    gen.add_argument(
         "--precision",
         choices=["float32", "bfloat16", "auto"],
         help="decode in this precision (default: the model's decoding.precision; auto = bfloat16 "
@@ -216,6 +222,8 @@ def _generate(args: argparse.Namespace) -> int:
     pipeline = seq2seq.load(args.model)
     if args.precision:
         pipeline.set_decoding(precision=args.precision)
+    if args.span_constrained:
+        pipeline.set_decoding(span_constrained=True)
     beam = args.beam or pipeline.config.decoding.beam_size
     if args.nbest > beam:
         raise Seq2SeqError(f"--nbest ({args.nbest}) cannot exceed the beam size ({beam})")

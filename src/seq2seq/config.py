@@ -145,9 +145,8 @@ class TrainingConfig:
 class DecodingConfig:
     beam_size: int = bounded(5, 1)
     length_penalty: float = bounded(1.0, 0.0)  # alpha of Wu et al. (2016); 0 = raw log-prob
-    coverage_penalty: float = bounded(
-        0.0, 0.0
-    )  # beta of Wu et al. (2016), beam search with attention; 0 = off
+    # beta of Wu et al. (2016), beam search with attention; 0 = off
+    coverage_penalty: float = bounded(0.0, 0.0)
     max_length_ratio: float = bounded(2.0, 0.0)  # max output = ratio * source length + offset
     max_length_offset: int = bounded(10, 0)
     batch_tokens: int = bounded(8000, 1)  # padded source tokens per batch, for any beam size
@@ -158,6 +157,9 @@ class DecodingConfig:
     max_output_len: int = bounded(0, 0)  # an absolute cap beside the ratio; 0 = the ratio alone
     block_ngram_repeat: int = bounded(0, 0)  # no n-gram of this many tokens twice in an output; 0 = off
     precision: Literal["auto", "float32", "bfloat16"] = "float32"  # auto: bfloat16 where native
+    # outputs are spans of the source's last field (an answer taken from its context): needs a
+    # copying model or a shared vocabulary, so that output ids name source tokens
+    span_constrained: bool = False
 
 
 @dataclass(frozen=True)
@@ -370,6 +372,11 @@ def _check_consistency(config: Config, source: str) -> None:
         raise ConfigError(
             f"{source}: model.decoder.coverage needs context 'attention' with additive attention "
             "('bahdanau' or 'concat'), whose scores it enters"
+        )
+    if config.decoding.span_constrained and not (dec.copy or data.shared_vocab):
+        raise ConfigError(
+            f"{source}: decoding.span_constrained needs model.decoder.copy or data.shared_vocab "
+            "(output ids must name the source's tokens)"
         )
     if dec.copy and dec.context != "attention":
         raise ConfigError(

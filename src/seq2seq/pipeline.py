@@ -20,7 +20,7 @@ from seq2seq.build import build_model, load_featurizers
 from seq2seq.config import Config, config_from_dict
 from seq2seq.data.batching import pad, pad_sources
 from seq2seq.data.featurizers import Encoded, SourceFeaturizer, TextFeaturizer, shorten
-from seq2seq.data.vocab import SOS_ID, UNK_ID
+from seq2seq.data.vocab import FIELD_SEPARATOR, SOS_ID, UNK_ID
 from seq2seq.decoding.generate import generate_ids
 from seq2seq.device import use_bfloat16
 from seq2seq.errors import ModelFileError
@@ -127,6 +127,9 @@ class Pipeline:
             bfloat16=use_bfloat16(decoding.precision),
             extended_ids=[ids for ids, _ in extended] if copying else None,
             block_ngram_repeat=decoding.block_ngram_repeat,
+            span_ids=[self._span_ids(s, ids) for s, (ids, _) in zip(sources, extended, strict=True)]
+            if decoding.span_constrained
+            else None,
         )
         outputs = []
         for source, (_, unknown), hyps in zip(sources, extended, found, strict=True):
@@ -140,6 +143,15 @@ class Pipeline:
                 converted.append(Hypothesis(text, tokens, hyp.score, hyp.attention, gate))
             outputs.append(Output(source.labels, converted))
         return outputs
+
+    def _span_ids(self, source: Encoded, extended_ids: list[int]) -> list[int]:
+        """Each source position's id over the output vocabulary where an output may take it (the
+        last field: a question's context), else -1; a copying model's extended ids name every
+        word, a shared vocabulary all but the unknown ones."""
+        labels = source.labels
+        first = len(labels) - labels[::-1].index(FIELD_SEPARATOR) if FIELD_SEPARATOR in labels else 0
+        ids = extended_ids if self.model.copy_gate is not None else self.target.vocab.encode(labels)
+        return [-1 if index < first or ids[index] == UNK_ID else ids[index] for index in range(len(labels))]
 
     @torch.no_grad()
     def _copy_gates(self, source: Encoded, outputs: list[list[int]]) -> torch.Tensor | None:

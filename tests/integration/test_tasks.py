@@ -71,7 +71,7 @@ def test_generate_reads_json_lines_for_a_model_with_several_source_fields(
     config = config_from_dict(
         {
             "task": "qa",
-            "data": tiny_data("qa", tmp_path),
+            "data": {**tiny_data("qa", tmp_path), "shared_vocab": True},
             "model": TINY_MODEL,
             "training": {"max_steps": 2, "batch_tokens": 400, "precision": "float32", "threads": 1},
             "decoding": {"beam_size": 1, "max_length_offset": 2},
@@ -86,3 +86,10 @@ def test_generate_reads_json_lines_for_a_model_with_several_source_fields(
     inputs.write_text(json.dumps({"question": "what is 1?"}) + "\n")
     assert main(["generate", str(model_dir), "--input", str(inputs)]) == 1
     assert f"{inputs}:1: field 'context' is missing" in capsys.readouterr().err
+
+    # an untrained model's answers, constrained: pieces of the context, not of the question
+    contexts = ["it is 1 and it is 2.", "is 21 it"]
+    inputs.write_text("".join(json.dumps({"question": "what?", "context": c}) + "\n" for c in contexts))
+    assert main(["generate", str(model_dir), "--input", str(inputs), "--span-constrained"]) == 0
+    answers = capsys.readouterr().out.splitlines()
+    assert all(answer and answer in context for answer, context in zip(answers, contexts, strict=True))

@@ -505,3 +505,14 @@ def test_coverage_needs_additive_attention() -> None:
 def test_copy_needs_attention() -> None:
     message = _error({**MINIMAL, "model": {"decoder": {"context": "init", "copy": True}}})
     assert "model.decoder.copy needs context 'attention'" in message
+
+
+def test_span_constrained_decoding_needs_output_ids_that_name_source_tokens() -> None:
+    message = _error({**MINIMAL, "decoding": {"span_constrained": True}})
+    assert "decoding.span_constrained needs model.decoder.copy or data.shared_vocab" in message
+    shared = {**MINIMAL, "data": {"shared_vocab": True}, "decoding": {"span_constrained": True}}
+    assert config_from_dict(shared).decoding.span_constrained
+
+
+def test_long_sources_policy_is_checked() -> None:
+    assert "data.long_sources" in _error({**MINIMAL, "data": {"long_sources": "middle"}})

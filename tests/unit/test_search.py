@@ -13,7 +13,14 @@ from seq2seq.config import DecoderConfig, EncoderConfig, ModelConfig
 from seq2seq.data.batching import Batch, collate
 from seq2seq.data.vocab import EOS_ID, PAD_ID, SOS_ID
 from seq2seq.decoding.generate import generate_ids
-from seq2seq.decoding.search import Hypothesis, beam_search, coverage_penalty, greedy_search, length_penalty
+from seq2seq.decoding.search import (
+    Hypothesis,
+    SourceSpans,
+    beam_search,
+    coverage_penalty,
+    greedy_search,
+    length_penalty,
+)
 from seq2seq.model.seq2seq import Seq2Seq
 
 
@@ -413,3 +420,42 @@ def test_outputs_repeat_no_blocked_ngram(beam_size: int) -> None:
             assert len(hyps[0].token_ids) == 5 and len(set(ngrams)) == len(ngrams)
     plain = generate_ids(endless, sources, beam_size=beam_size, max_length=5)
     assert any(len(set(h[0].token_ids)) < 5 for h in plain), "without blocking the model repeats itself"
+
+
+def is_span(output: list[int], allowed: list[int]) -> bool:
+    """``output`` is a contiguous run of the allowed positions' ids (-1: not allowed)."""
+    return any(
+        all(allowed[start + i] == token for i, token in enumerate(output))
+        for start in range(len(allowed) - len(output) + 1)
+    )
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+@pytest.mark.parametrize("variant", ["lstm-general", "gru-bahdanau"])
+def test_span_constrained_outputs_are_spans_of_the_allowed_positions(
+    variant: str, beam_size: int, model_of
+) -> None:
+    model = model_of(variant)
+    sources = random_sources(12, seed=23, min_length=3, max_length=8)
+    # the first two positions play the question: never output
+    spans = [[-1, -1, *source[2:]] for source in sources]
+    found = generate_ids(model, sources, beam_size=beam_size, nbest=beam_size, span_ids=spans)
+    for hyps, allowed in zip(found, spans, strict=True):
+        for hyp in hyps:
+            assert hyp.token_ids, "a span holds at least one token"
+            assert is_span(hyp.token_ids, allowed), (hyp.token_ids, allowed)
+    free = generate_ids(model, sources, beam_size=beam_size)
+    assert any(not is_span(h[0].token_ids, a) or not h[0].token_ids for h, a in zip(free, spans, strict=True))
+
+
+def test_source_spans_by_hand() -> None:
+    spans = SourceSpans(torch.tensor([[-1, 5, 6, 5, 7]]))
+    allowed = spans.allowed(torch.zeros(1, 9))
+    assert torch.isfinite(allowed[0]).nonzero().squeeze(1).tolist() == [5, 6, 7]  # any start, no <eos>
+    spans.advance(torch.tensor([0]), torch.tensor([5]))
+    allowed = spans.allowed(torch.zeros(1, 9))
+    assert torch.isfinite(allowed[0]).nonzero().squeeze(1).tolist() == [EOS_ID, 6, 7]  # after either 5
+    spans.advance(torch.tensor([0, 0]), torch.tensor([7, 6]))  # two hypotheses from one row
+    allowed = spans.allowed(torch.zeros(2, 9))
+    assert torch.isfinite(allowed[0]).nonzero().squeeze(1).tolist() == [EOS_ID]  # 5 7 ends the source
+    assert torch.isfinite(allowed[1]).nonzero().squeeze(1).tolist() == [EOS_ID, 5]  # 5 6 then 5

@@ -51,9 +51,9 @@ class Batch:
 Features = Sequence[int] | torch.Tensor
 
 
-def pad(sequences: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Right-pad lists of ids with PAD_ID into a (batch, max_len) LongTensor."""
-    out = torch.full((len(sequences), max(len(s) for s in sequences)), PAD_ID, dtype=torch.long)
+def pad(sequences: Sequence[Sequence[int]], value: int = PAD_ID) -> torch.Tensor:
+    """Right-pad lists of ids with ``value`` into a (batch, max_len) LongTensor."""
+    out = torch.full((len(sequences), max(len(s) for s in sequences)), value, dtype=torch.long)
     for row, seq in enumerate(sequences):
         out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
     return out

@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 
-from seq2seq.data.batching import Batch, Features, collate, token_batches
+from seq2seq.data.batching import Batch, Features, collate, pad, token_batches
 from seq2seq.decoding.search import Hypothesis, beam_search, greedy_search
 from seq2seq.model.seq2seq import Seq2Seq
 
@@ -29,6 +30,7 @@ def generate_ids(
     bfloat16: bool = False,
     extended_ids: Sequence[Sequence[int]] | None = None,
     block_ngram_repeat: int = 0,
+    span_ids: Sequence[Sequence[int]] | None = None,
 ) -> list[list[Hypothesis]]:
     """The n-best hypotheses for each source (ids, or frames x features), in input order.
 
@@ -41,7 +43,9 @@ def generate_ids(
     Output length, <eos> included, is capped at ceil(max_length_ratio * source length) +
     max_length_offset, and at ``max_length`` + 1 when that is set; <eos> comes after at least
     ``min_length`` tokens (within the cap); with ``block_ngram_repeat`` n > 0 no output holds the
-    same n-gram twice. Beam search ranks by score / length penalty + coverage penalty (Wu et al.)
+    same n-gram twice; with ``span_ids`` (each source position's id over the output vocabulary,
+    -1 where not allowed) outputs are spans of the source. Beam search ranks by score / length
+    penalty + coverage penalty (Wu et al., 2016).
     """
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
@@ -61,11 +65,9 @@ def generate_ids(
         extended = None if extended_ids is None else ([extended_ids[i] for i in indices], None)
         batch = collate([sources[i] for i in indices], None, indices, extended)
         limits = [math.ceil(max_length_ratio * len(sources[i])) + max_length_offset for i in indices]
-        if max_length:
-            limits = [min(limit, max_length + 1) for limit in limits]
-        max_lengths = torch.tensor(limits, device=device).clamp(min=1)
+        spans = None if span_ids is None else pad([span_ids[i] for i in indices], -1).to(device)
+        bounds = Bounds(_max_lengths(limits, max_length, device), min_length, block_ngram_repeat, spans)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
-            bounds = (max_lengths, min_length, block_ngram_repeat)
             found = _search(model, batch, bounds, beam_size, (length_penalty, coverage_penalty), nbest)
         for i, hyps in zip(indices, found, strict=True):
             results[i] = hyps
@@ -73,23 +75,39 @@ def generate_ids(
     return results
 
 
+def _max_lengths(limits: list[int], max_length: int, device: torch.device) -> torch.Tensor:
+    """Each output's length limit, <eos> included: its own, within ``max_length`` + 1 if set."""
+    if max_length:
+        limits = [min(limit, max_length + 1) for limit in limits]
+    return torch.tensor(limits, device=device).clamp(min=1)
+
+
+class Bounds(NamedTuple):
+    """What every output of a batch must satisfy."""
+
+    max_lengths: torch.Tensor  # (batch,) <eos> included
+    min_length: int
+    block_ngram_repeat: int
+    span_ids: torch.Tensor | None  # (batch, S): outputs are spans of the source (SourceSpans)
+
+
 def _search(
     model: Seq2Seq,
     batch: Batch,
-    limits: tuple[torch.Tensor, int, int],
+    bounds: Bounds,
     beam_size: int,
     penalties: tuple[float, float],
     nbest: int,
 ) -> list[list[Hypothesis]]:
-    """Greedy (beam 1) or beam search over one batch, on the device of the maximum lengths.
-    limits: (maximum lengths (batch,), minimum length, n-gram size to block); penalties: the
-    length and coverage penalties' alpha and beta."""
-    max_lengths, min_length, block = limits
+    """Greedy (beam 1) or beam search over one batch, on the device of the maximum lengths;
+    penalties: the length and coverage penalties' alpha and beta."""
+    max_lengths, min_length, block, spans = bounds
     device = max_lengths.device
     src, src_lengths = batch.src.to(device), batch.src_lengths.to(device)
     extended = None if batch.src_extended is None else batch.src_extended.to(device)
     if beam_size == 1:
-        return [[h] for h in greedy_search(model, src, src_lengths, max_lengths, min_length, extended, block)]
+        found = greedy_search(model, src, src_lengths, max_lengths, min_length, extended, block, spans)
+        return [[h] for h in found]
     return beam_search(
         model,
         src,
@@ -102,4 +120,5 @@ def _search(
         extended,
         block,
         penalties[1],
+        spans,
     )

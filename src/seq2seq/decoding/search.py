@@ -49,10 +49,12 @@ def greedy_search(
     min_length: int = 0,
     extended_ids: torch.Tensor | None = None,
     block_ngram_repeat: int = 0,
+    span_ids: torch.Tensor | None = None,
 ) -> list[Hypothesis]:
     """The most probable next token at every step, for a batch; stops at <eos> or max length,
-    and not before ``min_length`` tokens; no n-gram of ``block_ngram_repeat`` tokens twice.
-    ``extended_ids``: the sources' ids for a copying model.
+    and not before ``min_length`` tokens; no n-gram of ``block_ngram_repeat`` tokens twice; with
+    ``span_ids`` only spans of the source (``SourceSpans``). ``extended_ids``: the sources' ids
+    for a copying model.
 
     A finished row leaves the batch, so the remaining steps cost only what is still running."""
     batch, steps, device = src.size(0), int(max_lengths.max()), src.device
@@ -64,8 +66,11 @@ def greedy_search(
     scores = torch.zeros(batch, device=device)
     lengths = torch.zeros(batch, dtype=torch.long, device=device)  # <eos> included
     attention: torch.Tensor | None = None  # (batch, steps, src_len)
+    spans = None if span_ids is None else SourceSpans(span_ids)
     for step in range(steps):
         log_probs, state, attn = model.step(prev, enc, state)
+        if spans is not None:
+            log_probs = spans.allowed(log_probs.float())
         log_probs = _allowed(log_probs.float(), step + 1 >= max_lengths[active], step >= min_length)
         if block_ngram_repeat:
             log_probs = block_repeats(log_probs, tokens[active, :step], block_ngram_repeat)
@@ -78,10 +83,12 @@ def greedy_search(
                 attention = torch.zeros(batch, steps, attn.size(-1), device=device)
             attention[active, step] = attn.float()
         going = token != EOS_ID
-        if not going.all():
-            if not going.any():
-                break
-            keep = going.nonzero().squeeze(1)
+        if not going.any():
+            break
+        keep = going.nonzero().squeeze(1)
+        if spans is not None:
+            spans.advance(keep, token[keep])
+        if keep.numel() < going.numel():
             active, token = active[keep], token[keep]
             enc, state = enc.select(keep), state.select(keep)
         prev = token
@@ -116,6 +123,45 @@ def block_repeats(log_probs: torch.Tensor, history: torch.Tensor, n: int) -> tor
     repeats = (windows[..., : n - 1] == prefix).all(-1)  # n-grams that start like the next would
     penalty = torch.where(repeats, float("-inf"), 0.0).to(log_probs.dtype)
     return log_probs + torch.zeros_like(log_probs).scatter_reduce_(-1, windows[..., -1], penalty, "amin")
+
+
+class SourceSpans:
+    """Outputs that are spans of the source (extractive QA: an answer copied from its context):
+    each output token continues one contiguous stretch of the allowed source positions.
+
+    span_ids: (rows, S) the id over the output vocabulary of each source position's token, -1
+    where a position may not be output (the question, the separator, padding). A row with no
+    allowed position is not constrained."""
+
+    def __init__(self, span_ids: torch.Tensor) -> None:
+        self.ids = span_ids
+        self.ends: torch.Tensor | None = None  # (rows, S) where the output so far may end
+
+    def _next(self) -> torch.Tensor:
+        """(rows, S) the positions an output's next token may come from."""
+        inside = self.ids >= 0
+        if self.ends is None:
+            return inside
+        after = torch.cat([torch.zeros_like(self.ends[:, :1]), self.ends[:, :-1]], dim=1)
+        return after & inside
+
+    def allowed(self, log_probs: torch.Tensor) -> torch.Tensor:
+        """log_probs (rows, V) with -inf for every token that would leave a span (<eos> stays
+        allowed once an output holds a token)."""
+        rows, vocab = log_probs.shape
+        positions = torch.where(self._next(), self.ids, vocab)
+        allowed = torch.zeros(rows, vocab + 1, dtype=torch.bool, device=log_probs.device)
+        allowed = allowed.scatter_(1, positions, True)[:, :vocab]
+        if self.ends is not None:
+            allowed[:, EOS_ID] = True
+        allowed |= ~(self.ids >= 0).any(dim=1, keepdim=True)
+        return log_probs.masked_fill(~allowed, float("-inf"))
+
+    def advance(self, rows: torch.Tensor, tokens: torch.Tensor) -> None:
+        """The new hypotheses: each continues current row ``rows[i]`` with ``tokens[i]``."""
+        ids = self.ids[rows]
+        self.ends = self._next()[rows] & (ids == tokens.unsqueeze(1))
+        self.ids = ids
 
 
 def _hypothesis(
@@ -322,10 +368,11 @@ def beam_search(
     extended_ids: torch.Tensor | None = None,
     block_ngram_repeat: int = 0,
     beta: float = 0.0,
+    span_ids: torch.Tensor | None = None,
 ) -> list[list[Hypothesis]]:
     """The ``nbest`` best hypotheses of each source (batch, src_len[, features]), best first, none
     shorter than ``min_length`` tokens; ranked with a length penalty (alpha) and a coverage
-    penalty (beta, a model with attention)."""
+    penalty (beta, a model with attention); with ``span_ids`` only spans of the source."""
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
     if alpha < 0:  # the early stop's bound needs penalties that grow with length
@@ -336,9 +383,14 @@ def beam_search(
     state = model.init_state(enc).select(rows)  # B*K rows
     beams = Beams(batch, beam_size, max_lengths, alpha, nbest, min_length, block_ngram_repeat, beta)
     prev = torch.full((batch * beam_size,), SOS_ID, dtype=torch.long, device=device)
+    spans = None if span_ids is None else SourceSpans(span_ids.repeat_interleave(beam_size, dim=0))
     for step in range(int(max_lengths.max())):
         log_probs, state, attn = model.step(prev, enc, state)
+        if spans is not None:
+            log_probs = spans.allowed(log_probs.float())
         rows, prev = beams.advance(step, log_probs, attn)
+        if spans is not None:
+            spans.advance(rows, prev)
         if beams.done:
             break
         if rows.numel() < log_probs.size(0):  # sources left the batch
