@@ -23,6 +23,7 @@ EXAMPLES = """examples:
   echo hello | seq2seq generate runs/g2p --beam 5
   seq2seq evaluate --hyp out.txt --ref ref.txt --metric bleu --metric chrf
   seq2seq evaluate --model runs/g2p --split test
+  seq2seq serve runs/g2p --port 8000
 """
 
 
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_evaluate(sub)
     _add_analyze(sub)
+    _add_serve(sub)
     return parser
 
 
@@ -183,6 +185,75 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
         "--output", type=Path, default=Path("length.png"), help="PNG file (default: length.png)"
     )
     length.set_defaults(run=_analyze_length)
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="serve models over HTTP: a JSON API and a page showing outputs and attention",
+        description="Load the models once and serve POST /v1/generate, GET /v1/models, /health, "
+        "/ready, /metrics (Prometheus) and a page at / (API docs at /docs). Concurrent requests are "
+        "decoded together (dynamic batching). Stop with Ctrl-C or SIGTERM: requests in flight finish.",
+    )
+    serve.add_argument(
+        "models", nargs="+", metavar="[NAME=]MODEL_DIR", help="model directories (named by their folder)"
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    limits = serve.add_argument_group("limits (a request over one gets a 4xx naming the field)")
+    limits.add_argument("--max-inputs", type=int, default=64, help="inputs per request (default 64)")
+    limits.add_argument("--max-chars", type=int, default=2000, help="characters per input (default 2000)")
+    limits.add_argument("--max-beam", type=int, default=16, help="beam size (default 16)")
+    limits.add_argument(
+        "--max-body-bytes", type=int, default=1_000_000, help="request body size (default 1000000)"
+    )
+    limits.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to decode a request before a 504 (default 30)"
+    )
+    batching = serve.add_argument_group("dynamic batching")
+    batching.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=5.0,
+        help="how long a batch gathers concurrent requests (default 5 ms)",
+    )
+    batching.add_argument(
+        "--batch-tokens",
+        type=int,
+        help="source tokens per batch (default: the model's decoding.batch_tokens)",
+    )
+    batching.add_argument(
+        "--no-batching", action="store_true", help="decode each request alone, one after another"
+    )
+    serve.set_defaults(run=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    for name in ("port", "max_inputs", "max_chars", "max_beam", "max_body_bytes", "batch_tokens"):
+        _check_positive(f"--{name.replace('_', '-')}", getattr(args, name))
+    if args.timeout <= 0 or args.batch_wait_ms < 0:
+        raise Seq2SeqError("--timeout must be positive and --batch-wait-ms at least 0")
+    from seq2seq.serve.app import ServeSettings
+    from seq2seq.serve.schemas import Limits
+    from seq2seq.serve.server import serve
+
+    limits = Limits(
+        max_inputs=args.max_inputs,
+        max_chars=args.max_chars,
+        max_beam=args.max_beam,
+        max_body_bytes=args.max_body_bytes,
+        timeout_s=args.timeout,
+    )
+    settings = ServeSettings(
+        limits=limits,
+        batching=not args.no_batching,
+        batch_wait_ms=args.batch_wait_ms,
+        batch_tokens=args.batch_tokens,
+    )
+    serve(args.models, args.host, args.port, settings)
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

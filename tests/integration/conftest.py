@@ -1,0 +1,139 @@
+"""Fixtures for the server tests: tiny trained models, and `seq2seq serve` running on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import seq2seq
+from seq2seq.config import config_from_dict
+
+SCRIPT = Path(sys.executable).parent / "seq2seq"
+SEQ2SEQ = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "seq2seq.cli"]
+TINY = {
+    "embedding_size": 16,
+    "dropout": 0.0,
+    "encoder": {"hidden_size": 16, "num_layers": 1},
+    "decoder": {"hidden_size": 32, "num_layers": 1},
+}
+FAST = {"precision": "float32", "threads": 1, "batch_tokens": 800}
+
+
+@pytest.fixture(scope="session")
+def reverse_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model that has started to learn to reverse letters (a few seconds)."""
+    config = config_from_dict(
+        {
+            "task": "reverse",
+            "data": {"synthetic": {"train_size": 2000, "eval_size": 20, "min_length": 3, "max_length": 8}},
+            "model": TINY,
+            "training": {**FAST, "max_steps": 80, "validate_every": 80, "lr": 0.01},
+            "decoding": {"beam_size": 3},
+        }
+    )
+    return seq2seq.train(config, tmp_path_factory.mktemp("serve") / "reverse")
+
+
+@pytest.fixture(scope="session")
+def fields_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model reading two source fields (question, context); trained 3 steps: only its shape matters."""
+    directory = tmp_path_factory.mktemp("fields")
+    lines = [json.dumps({"question": f"q {i}", "context": f"c {i} d", "answer": f"a {i}"}) for i in range(20)]
+    for split in ("train", "valid", "test"):
+        (directory / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    config = config_from_dict(
+        {
+            "task": "translation",
+            "data": {
+                "format": "jsonl",
+                **{split: str(directory / f"{split}.jsonl") for split in ("train", "valid", "test")},
+                "src_fields": ["question", "context"],
+                "tgt_field": "answer",
+                "src_tokenizer": {"type": "word"},
+                "tgt_tokenizer": {"type": "word"},
+            },
+            "model": TINY,
+            "training": {**FAST, "max_steps": 3},
+            "decoding": {"beam_size": 2, "max_length_offset": 2},
+        }
+    )
+    return seq2seq.train(config, directory / "qa")
+
+
+@pytest.fixture(scope="session")
+def seq2seq_command() -> list[str]:
+    return SEQ2SEQ
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A `seq2seq serve` process on a free loopback port; ``log`` reads what it wrote so far."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [*SEQ2SEQ, "serve", *args, "--port", str(self.port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ),
+        )
+        self._wait_until_ready()
+
+    def _wait_until_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"seq2seq serve exited: {self.log}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"seq2seq serve did not start: {self.log}")
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start `seq2seq serve ARGS...`; every server started is stopped after the test."""
+    servers: list[Server] = []
+
+    def start(*args: object) -> Server:
+        server = Server([str(a) for a in args], tmp_path / f"serve-{len(servers)}.log")
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
