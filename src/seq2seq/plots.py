@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+import logging
+import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -11,13 +14,63 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from matplotlib import font_manager, ft2font  # noqa: E402
 
 from seq2seq.errors import DataError  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 
 def _label(token: str) -> str:
     """Make whitespace tokens visible on an axis."""
     return "␣" if token == " " else token
+
+
+@functools.cache
+def _glyphs(path: str) -> frozenset[int]:
+    """The code points a font file draws."""
+    try:
+        return frozenset(ft2font.FT2Font(path).get_charmap())
+    except (OSError, RuntimeError, ValueError):
+        return frozenset()
+
+
+def _installed_fonts() -> list[tuple[str, str]]:
+    """(family, file) of each installed font, Noto first (it covers the most scripts); not
+    matplotlib's Last Resort font, whose glyphs for every character are placeholder boxes."""
+    fonts = {
+        font.name: font.fname for font in font_manager.fontManager.ttflist if "Last Resort" not in font.name
+    }
+    return sorted(fonts.items(), key=lambda item: (not item[0].startswith("Noto"), item[0]))
+
+
+_warned_missing = False
+
+
+def _font_families(labels: Iterable[str]) -> list[str]:
+    """matplotlib's font, then installed fonts that draw the labels' characters it cannot (e.g.
+    Noto Sans CJK for Japanese); characters that no installed font draws are warned about once."""
+    global _warned_missing
+    default = font_manager.findfont(font_manager.FontProperties(family=plt.rcParams["font.family"]))
+    families = [font_manager.FontProperties(fname=default).get_name()]
+    missing = {c for label in labels for c in label if ord(c) not in _glyphs(default)}
+    for family, path in _installed_fonts() if missing else []:
+        drawn = {c for c in missing if ord(c) in _glyphs(path)}
+        if drawn:
+            families.append(family)
+            missing -= drawn
+        if not missing:
+            break
+    if missing and not _warned_missing:
+        _warned_missing = True
+        sample = "".join(sorted(missing)[:8])
+        log.warning(
+            "no installed font draws %d of the characters in the pictures (e.g. %r); they show as "
+            "boxes (on Debian: apt-get install fonts-noto-cjk)",
+            len(missing),
+            sample,
+        )
+    return families
 
 
 def attention_heatmap(
@@ -36,6 +89,19 @@ def attention_heatmap(
     """
     rows = [*map(_label, output), "</s>"]
     columns = [_label(t) for t in source]
+    with plt.rc_context({"font.family": _font_families([*rows, *columns, title])}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)  # said once above
+        _draw_heatmap(weights, rows, columns, path, title, copy_gate)
+
+
+def _draw_heatmap(
+    weights: torch.Tensor,
+    rows: list[str],
+    columns: list[str],
+    path: Path,
+    title: str,
+    copy_gate: torch.Tensor | None,
+) -> None:
     width = min(2.0 + 0.42 * len(columns), 30.0) + (0.8 if copy_gate is not None else 0.0)
     height = min(1.6 + 0.36 * len(rows), 30.0)
     if copy_gate is None:

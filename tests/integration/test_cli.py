@@ -279,6 +279,19 @@ def test_generate_writes_attention_heatmaps(model_dir: Path, tmp_path: Path) -> 
     assert all((pictures / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
 
 
+def test_generate_nbest_writes_a_heatmap_for_every_input(model_dir: Path, tmp_path: Path) -> None:
+    pictures = tmp_path / "attention"
+    words = ["abc", "hgfedcba", "zz", "a b", "qwertyu"]
+    result = run(
+        "generate", model_dir, "--nbest", "2", "--attention-dir", pictures, stdin="\n".join(words) + "\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in pictures.iterdir()) == [f"{i:05d}.png" for i in range(1, len(words) + 1)]
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == [
+        str(i) for i in range(5) for _ in "ab"
+    ]
+
+
 def test_analyze_curves(model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "curves.png"
     result = run("analyze", "curves", model_dir, "--output", out)
