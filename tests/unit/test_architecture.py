@@ -62,6 +62,15 @@ def test_import_seq2seq_does_not_load_the_trainer() -> None:
     assert "seq2seq.pipeline" in loaded
 
 
+def test_only_the_command_line_reaches_the_server() -> None:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.parent.name != "serve" and path.name != "cli.py":
+            assert "serve" not in package_imports(path), path.relative_to(PACKAGE)
+    code = "import sys, seq2seq; print('fastapi' in sys.modules, 'uvicorn' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.split() == ["False", "False"]  # the web stack loads only for `seq2seq serve`
+
+
 def test_functions_fit_on_a_screen() -> None:
     for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):

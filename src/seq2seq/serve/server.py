@@ -65,4 +65,6 @@ def serve(specs: Sequence[str], host: str, port: int, settings: ServeSettings) -
     names = ", ".join(f"{name} ({p.config.task})" for name, p in pipelines.items())
     where = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     print(f"seq2seq: serving {names} at {where}/ (API docs: {where}/docs)", file=sys.stderr)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print("seq2seq: note: reachable from other machines, without authentication", file=sys.stderr)
     _Server(config, app.state.serve).run()

@@ -176,6 +176,7 @@ function drawAttention(box, hyp, sourceTokens) {
   }
   const readout = el("p", "readout", "Hover a cell: which source token each output token attended to.");
   const table = el("table", "heatmap");
+  if (sourceTokens.some((token) => token.length > 2)) table.classList.add("words"); // vertical headers
   const head = el("tr");
   head.append(el("th", "corner", "out ↓  in →"));
   sourceTokens.forEach((token) => head.append(el("th", "col", shown(token))));
