@@ -203,25 +203,39 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     limits = serve.add_argument_group("limits (a request over one gets a 4xx naming the field)")
-    limits.add_argument("--max-inputs", type=int, default=64, help="inputs per request (default 64)")
-    limits.add_argument("--max-chars", type=int, default=2000, help="characters per input (default 2000)")
-    limits.add_argument("--max-beam", type=int, default=16, help="beam size (default 16)")
     limits.add_argument(
-        "--max-body-bytes", type=int, default=1_000_000, help="request body size (default 1000000)"
+        "--max-inputs", type=int, metavar="N", default=64, help="inputs per request (default 64)"
     )
     limits.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds to decode a request before a 504 (default 30)"
+        "--max-chars", type=int, metavar="N", default=2000, help="characters per input (default 2000)"
+    )
+    limits.add_argument("--max-beam", type=int, metavar="N", default=16, help="beam size (default 16)")
+    limits.add_argument(
+        "--max-body-bytes",
+        type=int,
+        metavar="N",
+        default=1_000_000,
+        help="request body size (default 1000000)",
+    )
+    limits.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        default=30.0,
+        help="seconds to decode a request before a 504 (default 30)",
     )
     batching = serve.add_argument_group("dynamic batching")
     batching.add_argument(
         "--batch-wait-ms",
         type=float,
+        metavar="MS",
         default=5.0,
         help="how long a batch gathers concurrent requests (default 5 ms)",
     )
     batching.add_argument(
         "--batch-tokens",
         type=int,
+        metavar="N",
         help="source tokens per batch (default: the model's decoding.batch_tokens)",
     )
     batching.add_argument(
