@@ -223,13 +223,13 @@ async def _read_request(request: Request, limit: int) -> GenerateRequest:
         data = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError as err:
         raise RequestError(400, f"request body is not UTF-8 (byte {err.start})", "body") from None
-    except ValueError as err:  # JSONDecodeError, or an integer too long to convert
-        message = (
-            f"{err.msg} at line {err.lineno} column {err.colno}"
-            if isinstance(err, json.JSONDecodeError)
-            else err
-        )
-        raise RequestError(400, f"request body is not JSON: {message}", "body") from None
+    except json.JSONDecodeError as err:
+        where = f"{err.msg} at line {err.lineno} column {err.colno}"
+        raise RequestError(400, f"request body is not JSON: {where}", "body") from None
+    except ValueError:  # Python's limit on the digits of an integer
+        raise RequestError(
+            400, "request body is not JSON we read: a number with too many digits", "body"
+        ) from None
     except RecursionError:
         raise RequestError(400, "request body is nested too deeply", "body") from None
     try:

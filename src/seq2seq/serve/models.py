@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -112,7 +113,7 @@ def outputs_json(outputs: list[Output], attention: bool) -> list[dict]:
                 {
                     "text": hyp.text,
                     "tokens": hyp.tokens,
-                    "score": hyp.score,
+                    "score": hyp.score if math.isfinite(hyp.score) else None,  # JSON has no infinities
                     **(
                         {
                             "attention": _rounded(hyp.attention),

@@ -26,7 +26,7 @@ class GenerateRequest(BaseModel):
 class Hypothesis(BaseModel):
     text: str
     tokens: list[str]
-    score: float = Field(description="total log-probability")
+    score: float | None = Field(description="total log-probability (null if not finite)")
     attention: list[list[float]] | None = Field(
         None,
         description="when asked: (len(tokens) + 1) rows (the last for </s>) of len(source_tokens) "
