@@ -253,3 +253,14 @@ def test_serve_reports_a_bad_model_dir_in_one_line(tmp_path: Path, seq2seq_comma
     )
     assert result.returncode == 1
     assert result.stderr.startswith("seq2seq: error: ") and result.stderr.count("\n") == 1
+
+
+def test_a_taken_port_is_an_error(server: Any, reverse_model: Path, seq2seq_command: list[str]) -> None:
+    command = [*seq2seq_command, "serve", str(reverse_model), "--port", str(server.port)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "address already in use" in result.stderr
+    assert (
+        result.stderr.splitlines()[-1]
+        == f"seq2seq: error: could not serve on {server.url} (see the message above)"
+    )

@@ -67,4 +67,7 @@ def serve(specs: Sequence[str], host: str, port: int, settings: ServeSettings) -
     print(f"seq2seq: serving {names} at {where}/ (API docs: {where}/docs)", file=sys.stderr)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print("seq2seq: note: reachable from other machines, without authentication", file=sys.stderr)
-    _Server(config, app.state.serve).run()
+    try:
+        _Server(config, app.state.serve).run()
+    except SystemExit:  # uvicorn exits when it cannot start, having said why (e.g. the port is taken)
+        raise Seq2SeqError(f"could not serve on {where} (see the message above)") from None

@@ -180,6 +180,7 @@ function drawAttention(box, hyp, sourceTokens) {
   const head = el("tr");
   head.append(el("th", "corner", "out ↓  in →"));
   sourceTokens.forEach((token) => head.append(el("th", "col", shown(token))));
+  if (hyp.copy_gate) head.append(el("th", "col gate", "p_gen"));
   const thead = el("thead");
   thead.append(head);
   table.append(thead);
@@ -198,6 +199,7 @@ function drawAttention(box, hyp, sourceTokens) {
       });
       row.append(cell);
     });
+    if (hyp.copy_gate) row.append(gateCell(hyp.copy_gate[r], shown(rows[r]), readout));
     body.append(row);
   });
   table.append(body);
@@ -206,6 +208,19 @@ function drawAttention(box, hyp, sourceTokens) {
   const legend = el("p", "legend");
   legend.append(el("span", "", "0"), el("span", "bar"), el("span", "", "1"));
   box.append(el("h3", "", "Attention"), scroll, legend, readout);
+}
+
+function gateCell(gate, token, readout) {
+  // a copying model's p_gen: orange when generated from the vocabulary, white when copied
+  const cell = el("td", "gate");
+  const mix = (a, b) => Math.round(a + (b - a) * gate);
+  cell.style.backgroundColor = `rgb(${mix(255, 217)}, ${mix(245, 72)}, ${mix(235, 1)})`;
+  const words = `“${token}”  p_gen ${gate.toFixed(3)}: ${gate >= 0.5 ? "generated" : "copied from the input"}`;
+  cell.title = words;
+  cell.addEventListener("mouseenter", () => {
+    readout.textContent = words;
+  });
+  return cell;
 }
 
 async function start() {
