@@ -23,6 +23,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LOG_FIELDS = "seq2seq.log"  # scope key where a route leaves fields for its log line
 ROUTES = {"/", "/health", "/ready", "/metrics", "/v1/models", "/v1/generate", "/docs", "/openapi.json"}
+QUIET = {"/health", "/ready", "/metrics", "/static"}
 SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
@@ -110,6 +111,8 @@ class RequestLog:
         route = "/static" if route.startswith("/static/") else route
         self.metrics.requests.labels(route, str(status)).inc()
         self.metrics.latency.labels(route).observe(seconds)
+        if route in QUIET and status == 200:
+            return  # probes and scrapes every few seconds: counted, not logged
         client = scope.get("client")
         line = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
