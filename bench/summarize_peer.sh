@@ -23,6 +23,7 @@ V=$PEERS/onmt_venv/bin
 [ -f "$RAW/train.src" ] || { echo "$RAW/train.src: no such file (the shared data is missing)" >&2; exit 1; }
 
 bash "$SHARED/peers/setup_venvs.sh" >&2
+if [ "${DECODE_ONLY:-0}" != 1 ]; then  # DECODE_ONLY=1: decode and score the last run again
 rm -rf "$W"; mkdir -p "$W/model" "$W/data"
 
 # the same pieces as our model reads, sources cut to its data.max_src_len
@@ -109,15 +110,43 @@ timeout -s INT -k 60 "$BUDGET_S" "$V/onmt_train" -config "$W/config.yaml" \
 rc=$?
 set -e
 [ $rc -eq 124 ] || [ $rc -eq 137 ] || { echo "onmt_train exited with $rc, see $W/train.stdout.log" >&2; tail -5 "$W/train.stdout.log" >&2; exit 1; }
-train_s=$(( $(date +%s) - start ))
+echo $(( $(date +%s) - start )) > "$W/train_seconds"
+fi
+train_s=$(cat "$W/train_seconds")
 CKPT=""
 for c in $(ls -v "$W"/model/model_step_*.pt | tac); do  # the last checkpoint that loads
   if "$V/python" -c "import torch,sys; torch.load(sys.argv[1], map_location='cpu', weights_only=False)" "$c" 2>/dev/null; then CKPT=$c; break; fi
 done
 [ -n "$CKPT" ] || { echo "no loadable checkpoint in $W/model" >&2; exit 1; }
+# OpenNMT-py 3.5.1 saves a copy generator's weights under checkpoint["generator"] as
+# "linear.weight" ..., but its loader looks them up as "generator.linear.weight" and stops with
+# "Missing key in checkpoint": move them into checkpoint["model"] under the names it looks for.
+"$V/python" - "$CKPT" "$W/decode.pt" <<'PY'
+import sys
 
+import torch
+
+checkpoint = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
+for name, tensor in (checkpoint.get("generator") or {}).items():
+    checkpoint["model"][f"generator.{name}"] = tensor
+checkpoint["generator"] = {}
+torch.save(checkpoint, sys.argv[2])
+PY
+
+# ... and its onmt_translate never builds the source maps a copy generator reads (KeyError:
+# 'src_map'): run the same entry point with the dataset iterator's copy switch on.
+cat > "$W/translate_copy.py" <<'PY'
+import sys
+
+import onmt.inference_engine as engine
+from onmt.bin.translate import main
+
+build = engine.build_dynamic_dataset_iter
+engine.build_dynamic_dataset_iter = lambda *args, **kwargs: build(*args, **{**kwargs, "copy": True})
+sys.exit(main())
+PY
 for beam in 1 5; do
-  "$V/onmt_translate" -model "$CKPT" -src "$W/data/test.src" -output "$W/test.beam$beam.sp" \
+  "$V/python" "$W/translate_copy.py" -model "$W/decode.pt" -src "$W/data/test.src" -output "$W/test.beam$beam.sp" \
     -beam_size $beam -max_length 100 -batch_size 8000 -batch_type tokens -gpu -1 > "$W/translate.beam$beam.log" 2>&1 \
     || { echo "onmt_translate failed, see $W/translate.beam$beam.log" >&2; exit 1; }
   "$PY" -c "import sys, sentencepiece as spm; sp = spm.SentencePieceProcessor(model_file=sys.argv[1]); [print(sp.decode(line.split())) for line in sys.stdin]" \
