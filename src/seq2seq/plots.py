@@ -106,11 +106,13 @@ def _draw_heatmap(
     height = min(1.6 + 0.36 * len(rows), 30.0)
     if copy_gate is None:
         fig, ax = plt.subplots(figsize=(width, height), dpi=110)
-    else:
+        beside: list[plt.Axes] = [ax]
+    else:  # the p_gen column right beside the attention, the colour bar after both
         fig, (ax, gate_ax) = plt.subplots(
             1, 2, figsize=(width, height), dpi=110, gridspec_kw={"width_ratios": [max(len(columns), 1), 1.2]}
         )
         _gate_column(gate_ax, copy_gate, len(rows))
+        beside = [ax, gate_ax]
     image = ax.imshow(weights.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(
         range(len(columns)),
@@ -124,8 +126,8 @@ def _draw_heatmap(
     ax.tick_params(labelsize=10)
     if title:
         ax.set_title(title, fontsize=11)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, label="attention weight")
     fig.tight_layout()
+    fig.colorbar(image, ax=beside, fraction=0.046, pad=0.02, label="attention weight")
     fig.savefig(path)
     plt.close(fig)
 
