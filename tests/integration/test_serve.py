@@ -33,7 +33,7 @@ def pipeline(reverse_model: Path) -> seq2seq.Pipeline:
 
 def client_for(pipelines: dict, **settings: object) -> TestClient:
     with warnings.catch_warnings():  # Starlette asks for httpx2 over httpx; both work
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
     app = create_app(pipelines, ServeSettings(**{"limits": LIMITS, **settings}))  # type: ignore[arg-type]
     return TestClient(app, raise_server_exceptions=False)
