@@ -18,9 +18,9 @@ import torch
 from seq2seq import checkpoint
 from seq2seq.build import build_model, load_featurizers
 from seq2seq.config import Config, config_from_dict
-from seq2seq.data.batching import pad, pad_sources
+from seq2seq.data.batching import collate
 from seq2seq.data.featurizers import Encoded, SourceFeaturizer, TextFeaturizer, shorten
-from seq2seq.data.vocab import FIELD_SEPARATOR, SOS_ID, UNK_ID
+from seq2seq.data.vocab import FIELD_SEPARATOR, UNK_ID
 from seq2seq.decoding.generate import generate_ids
 from seq2seq.device import use_bfloat16
 from seq2seq.errors import ModelFileError
@@ -161,12 +161,13 @@ class Pipeline:
             return None
         known = len(self.target.vocab)
         device = next(self.model.parameters()).device
-        prev = pad([[SOS_ID, *(i if i < known else UNK_ID for i in ids)] for ids in outputs])
-        src = pad_sources([source.features] * len(outputs))
-        lengths = torch.full((len(outputs),), len(source.features), dtype=torch.long)
+        plain = [[i if i < known else UNK_ID for i in ids] for ids in outputs]
+        batch = collate([source.features] * len(outputs), plain, range(len(outputs)))
         was_training = self.model.training
         self.model.eval()
-        gate = self.model(src.to(device), lengths.to(device), prev.to(device)).copy_gate
+        gate = self.model(
+            batch.src.to(device), batch.src_lengths.to(device), batch.tgt_in.to(device)
+        ).copy_gate
         self.model.train(was_training)
         assert gate is not None
         return gate.float().cpu()
