@@ -24,6 +24,7 @@ EXAMPLES = """examples:
   seq2seq evaluate --hyp out.txt --ref ref.txt --metric bleu --metric chrf
   seq2seq evaluate --model runs/g2p --split test
   seq2seq serve runs/g2p --port 8000
+  seq2seq export runs/g2p --format onnx --output g2p-onnx --quantize int8
 """
 
 
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_analyze(sub)
     _add_serve(sub)
+    _add_export(sub)
     return parser
 
 
@@ -242,6 +244,32 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "--no-batching", action="store_true", help="decode each request alone, one after another"
     )
     serve.set_defaults(run=_serve)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    export = sub.add_parser(
+        "export",
+        help="write a model as ONNX graphs with a runtime that needs no PyTorch",
+        description="Write the encoder and the decoder step as ONNX graphs (dynamic batch and length), "
+        "the vocabularies, tokenizer models and config beside them, and runtime.py, which runs greedy "
+        "and beam search over onnxruntime: python DIR/runtime.py DIR --beam 5 < inputs.txt",
+    )
+    export.add_argument("model", type=Path, help="model directory written by `seq2seq train`")
+    export.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default onnx)")
+    export.add_argument("--output", type=Path, required=True, metavar="DIR", help="output directory")
+    export.add_argument(
+        "--quantize", choices=["int8"], help="also write int8 graphs (onnxruntime dynamic quantization)"
+    )
+    export.set_defaults(run=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    try:
+        from seq2seq.export.onnx import export_onnx
+    except ImportError as err:
+        raise Seq2SeqError(f"export needs {err.name}: pip install 'seq2seq[onnx]'") from None
+    print(export_onnx(args.model, args.output, args.quantize))
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

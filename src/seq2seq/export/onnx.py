@@ -1,0 +1,244 @@
+"""ONNX export of a model directory: the encoder and one decoder step as two graphs; search stays
+outside them, in ``runtime.py``, which is copied beside them.
+
+The output directory holds:
+
+- ``encoder.onnx``: src (batch, src_len) int64 ids and src_lengths (batch,) int64 -> the source
+  entries the step reads (``memory``, ``keys``, ``mask`` with attention; ``context`` when it is fed
+  at every step) and the initial decoder state (``state_h``, ``state_c`` of an LSTM,
+  ``state_feed`` with input feeding), every tensor batch first.
+- ``decoder_step.onnx``: prev_tokens (rows,) int64, the source entries one row per hypothesis,
+  and the state -> ``log_probs`` (rows, vocab), ``attention`` (rows, src_len) with attention, and
+  ``next_state_*``. Batch, rows and source length are dynamic axes.
+- ``encoder.int8.onnx``, ``decoder_step.int8.onnx`` with ``quantize="int8"``: the same graphs
+  with int8 weights (onnxruntime's dynamic quantization; activations are quantized on the fly).
+- ``runtime.json`` (tokenizers, decoding settings), ``runtime.py``, the model's ``config.yaml``,
+  vocabularies and SentencePiece models.
+
+The graphs are traced with torch's TorchScript-based exporter (``dynamo=False``). Measured with
+torch 2.13: its default exporter (``dynamo=True``, which needs onnxscript) cannot trace packed
+sequences at all, and on this encoder, which runs each RNN over the padded batch instead, it fixes
+the source-length axis to the example's length, so other lengths fail in onnxruntime; the
+TorchScript-based one handles both with dynamic axes (docs/scale.md).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from seq2seq import checkpoint
+from seq2seq.config import Config
+from seq2seq.errors import ConfigError, Seq2SeqError
+from seq2seq.model.decoder import DecoderState
+from seq2seq.model.encoder import EncoderOutput
+from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.pipeline import load
+
+Quantize = Literal["int8"]
+OPSET = 17
+GRAPHS = {
+    "float32": ("encoder.onnx", "decoder_step.onnx"),
+    "int8": ("encoder.int8.onnx", "decoder_step.int8.onnx"),
+}
+
+
+def check_exportable(config: Config) -> None:
+    """Raise ConfigError naming the first setting that the graphs or ``runtime.py`` lack."""
+    dec, decoding = config.model.decoder, config.decoding
+    unsupported = [
+        (dec.copy, "model.decoder.copy (pointer-generator copy)"),
+        (dec.coverage, "model.decoder.coverage"),
+        (decoding.coverage_penalty > 0, "decoding.coverage_penalty"),
+        (decoding.block_ngram_repeat > 0, "decoding.block_ngram_repeat"),
+        (decoding.span_constrained, "decoding.span_constrained"),
+        (config.data.long_sources == "window", "data.long_sources: window"),
+    ]
+    for used, name in unsupported:
+        if used:
+            raise ConfigError(f"ONNX export does not support {name} yet; export a model without it")
+
+
+def source_entries(model: Seq2Seq) -> list[str]:
+    """The encoder outputs a decoder step reads, by name."""
+    if model.decoder.attention is not None:
+        return ["memory", "keys", "mask"]
+    return ["context"] if model.decoder.context == "every_step" else []
+
+
+def state_names(model: Seq2Seq) -> list[str]:
+    """The decoder state's tensors, by name."""
+    names = ["state_h", "state_c"] if model.decoder.rnn_type == "lstm" else ["state_h"]
+    return [*names, "state_feed"] if model.decoder.input_feeding else names
+
+
+class EncoderGraph(nn.Module):
+    """src, src_lengths -> the source entries and the initial state (see the module docstring)."""
+
+    def __init__(self, model: Seq2Seq) -> None:
+        super().__init__()
+        self.model = model
+        self.entries = source_entries(model)
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        enc = self.model.encode(src, src_lengths)
+        named = {"memory": enc.memory, "keys": enc.keys, "mask": enc.mask, "context": enc.context}
+        entries = [tensor for tensor in (named[name] for name in self.entries) if tensor is not None]
+        assert len(entries) == len(self.entries), "a model with attention has keys"
+        return (*entries, *_flatten(self.model.init_state(enc)))
+
+
+class StepGraph(nn.Module):
+    """prev_tokens, the source entries (one row each), the state -> log_probs[, attention], state."""
+
+    def __init__(self, model: Seq2Seq) -> None:
+        super().__init__()
+        self.model = model
+        self.entries = source_entries(model)
+        self.lstm = model.decoder.rnn_type == "lstm"
+
+    def forward(self, prev_tokens: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        entries = dict(zip(self.entries, tensors, strict=False))
+        state = _unflatten(list(tensors[len(self.entries) :]), self.lstm)
+        unused = prev_tokens.new_zeros(0)  # what this variant's step never reads
+        enc = EncoderOutput(
+            memory=entries.get("memory", unused),
+            mask=entries.get("mask", unused),
+            context=entries.get("context", unused),
+            keys=entries.get("keys"),
+        )
+        log_probs, state, attention = self.model.step(prev_tokens, enc, state)
+        head = (log_probs,) if attention is None else (log_probs, attention)
+        return (*head, *_flatten(state))
+
+
+def _flatten(state: DecoderState) -> list[torch.Tensor]:
+    """The state's tensors batch first, in ``state_names`` order."""
+    hidden = state.hidden if isinstance(state.hidden, tuple) else (state.hidden,)
+    tensors = [h.transpose(0, 1) for h in hidden]  # layers, B, H -> B, layers, H
+    return tensors if state.feed is None else [*tensors, state.feed]
+
+
+def _unflatten(tensors: list[torch.Tensor], lstm: bool) -> DecoderState:
+    layers_first = [t.transpose(0, 1) for t in tensors[: 2 if lstm else 1]]
+    hidden = (layers_first[0], layers_first[1]) if lstm else layers_first[0]
+    feed = tensors[2 if lstm else 1] if len(tensors) > (2 if lstm else 1) else None
+    return DecoderState(hidden=hidden, feed=feed)
+
+
+def export_onnx(model_dir: Path, output: Path, quantize: Quantize | None = None) -> Path:
+    """Write the graphs, ``runtime.py`` and the files it reads into ``output``; returns it."""
+    pipeline = load(model_dir)
+    check_exportable(pipeline.config)
+    model = pipeline.model.cpu().eval()  # the graphs are traced on the CPU
+    output.mkdir(parents=True, exist_ok=True)
+    encoder_path, step_path = (output / name for name in GRAPHS["float32"])
+    entries, states = source_entries(model), state_names(model)
+
+    src = torch.tensor([[4, 5, 6, 7, 8], [9, 4, 5, 0, 0]])  # two sources of different lengths
+    if pipeline.source.vocab is None:
+        raise ConfigError("ONNX export supports text sources only")
+    src = src.clamp(max=len(pipeline.source.vocab) - 1)
+    src_lengths = torch.tensor([5, 3])
+    encoder = EncoderGraph(model)
+    with torch.no_grad():
+        encoded = encoder(src, src_lengths)
+    by_row, by_position = {0: "rows"}, {0: "rows", 1: "src_len"}
+    positional = {"memory", "keys", "mask"}
+    _export(
+        encoder,
+        (src, src_lengths),
+        encoder_path,
+        ["src", "src_lengths"],
+        [*entries, *states],
+        {
+            "src": {0: "batch", 1: "src_len"},
+            "src_lengths": {0: "batch"},
+            **{name: by_position if name in positional else by_row for name in [*entries, *states]},
+        },
+    )
+    step = StepGraph(model)
+    prev = torch.full((src.size(0),), 2)  # <sos>
+    heads = ["log_probs"] if model.decoder.attention is None else ["log_probs", "attention"]
+    next_states = [f"next_{name}" for name in states]
+    axes = {name: by_position if name in positional else by_row for name in entries}
+    _export(
+        step,
+        (prev, *encoded),
+        step_path,
+        ["prev_tokens", *entries, *states],
+        [*heads, *next_states],
+        {
+            "prev_tokens": by_row,
+            **axes,
+            **{name: by_row for name in [*states, *next_states, "log_probs"]},
+            **({"attention": by_position} if "attention" in heads else {}),
+        },
+    )
+    if quantize == "int8":
+        _quantize(encoder_path, output / GRAPHS["int8"][0])
+        _quantize(step_path, output / GRAPHS["int8"][1])
+    _write_runtime_files(pipeline.config, model_dir, output, quantize)
+    return output
+
+
+def _export(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    path: Path,
+    inputs: list[str],
+    outputs: list[str],
+    axes: dict[str, dict[int, str]],
+) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python-level shape arithmetic
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def _quantize(source: Path, target: Path) -> None:
+    """int8 weights for the matmuls, RNNs and embeddings; activations quantized per call."""
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        raise Seq2SeqError("--quantize int8 needs onnxruntime: pip install 'seq2seq[onnx]'") from None
+    quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+
+
+def _write_runtime_files(config: Config, model_dir: Path, output: Path, quantize: Quantize | None) -> None:
+    """Vocabularies, tokenizer models, config, runtime.json and runtime.py beside the graphs."""
+    for path in model_dir.iterdir():
+        if path.name.endswith(("_vocab.txt", ".spm.model")) or path.name == checkpoint.CONFIG:
+            shutil.copyfile(path, output / path.name)
+    decoding = config.decoding
+    settings = {
+        "src_tokenizer": config.data.src_tokenizer.type,
+        "tgt_tokenizer": config.data.tgt_tokenizer.type,
+        "graphs": {kind: GRAPHS[kind] for kind in ("float32", *([quantize] if quantize else []))},
+        "decoding": {
+            "beam_size": decoding.beam_size,
+            "length_penalty": decoding.length_penalty,
+            "max_length_ratio": decoding.max_length_ratio,
+            "max_length_offset": decoding.max_length_offset,
+            "min_output_len": decoding.min_output_len,
+            "max_output_len": decoding.max_output_len,
+            "batch_tokens": decoding.batch_tokens,
+            "max_input_len": decoding.max_input_len,
+        },
+    }
+    (output / "runtime.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    shutil.copyfile(Path(__file__).with_name("runtime.py"), output / "runtime.py")
