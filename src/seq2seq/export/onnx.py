@@ -17,14 +17,15 @@ The output directory holds:
 
 The graphs are traced with torch's TorchScript-based exporter (``dynamo=False``). Measured with
 torch 2.13: its default exporter (``dynamo=True``, which needs onnxscript) cannot trace packed
-sequences at all, and on this encoder, which runs each RNN over the padded batch instead, it fixes
-the source-length axis to the example's length, so other lengths fail in onnxruntime; the
-TorchScript-based one handles both with dynamic axes (docs/scale.md).
+sequences at all, and this encoder, which runs each RNN over the padded batch instead, it exports
+with the example's source length baked into the graph, so other lengths fail in onnxruntime; the
+TorchScript-based one handles both with dynamic axes (bench/onnx_exporters.py, docs/scale.md).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import warnings
 from pathlib import Path
@@ -216,7 +217,11 @@ def _quantize(source: Path, target: Path) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
         raise Seq2SeqError("--quantize int8 needs onnxruntime: pip install 'seq2seq[onnx]'") from None
-    quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+    logging.disable(logging.WARNING)  # its advice to pre-process, printed through the root logger
+    try:
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _write_runtime_files(config: Config, model_dir: Path, output: Path, quantize: Quantize | None) -> None:

@@ -1,0 +1,90 @@
+"""Decoding speed and quality of an exported model without PyTorch, against the package's own
+PyTorch float32 generate measured in the same run: ONNX float32 and int8 graphs over onnxruntime,
+greedy and beam 5, on one split of the model's data.
+
+    flock /tmp/cpu.lock .venv/bin/python bench/onnx_decode.py runs/g2p --split test
+
+Prints, per decoder and beam: sentences/s (the median of --repeats decodes of the whole split), the
+ratio to PyTorch at the same beam, the task's metrics, and how many output strings are identical
+to PyTorch's. The model is exported (with --quantize int8) into a temporary directory first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+import seq2seq
+from seq2seq.evaluation import score, segments_of
+from seq2seq.export import runtime
+from seq2seq.export.onnx import export_onnx
+from seq2seq.tasks import read_split, task_of
+
+Decode = Callable[[list[str], int], list[str]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("model", type=Path, help="a trained model directory")
+    parser.add_argument("--split", choices=["valid", "test"], default="test")
+    parser.add_argument("--limit", type=int, default=0, help="first N segments only (0 = all)")
+    parser.add_argument("--repeats", type=int, default=3, help="decodes per measurement (median)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for torch and onnxruntime")
+    parser.add_argument("--beams", type=int, nargs="+", default=[1, 5])
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    pipeline = seq2seq.load(args.model)
+    task = task_of(pipeline.config)
+    segments = segments_of(read_split(pipeline.config, args.split), task.group_references)
+    if args.limit:
+        segments = segments[: args.limit]
+    sources = [s.source for s in segments]
+    export_dir = Path(tempfile.mkdtemp(prefix="onnx-bench-"))
+    start = time.perf_counter()
+    export_onnx(args.model, export_dir, quantize="int8")
+    seconds = time.perf_counter() - start
+    print(f"{args.model}: {args.split} split, {len(sources)} segments; export {seconds:.1f} s")
+    onnx_float = runtime.OnnxModel(export_dir, threads=args.threads)
+    onnx_int8 = runtime.OnnxModel(export_dir, int8=True, threads=args.threads)
+    decoders: dict[str, Decode] = {
+        "pytorch float32": lambda texts, beam: [o.text for o in pipeline.generate(texts, beam=beam)],
+        "onnx float32": lambda texts, beam: [o.text for o in onnx_float.generate(texts, beam=beam)],
+        "onnx int8": lambda texts, beam: [o.text for o in onnx_int8.generate(texts, beam=beam)],
+    }
+    print(f"{'decoder':16s} {'beam':>4s} {'sent/s':>8s} {'x torch':>7s}  {'identical':>15s}  metrics")
+    for beam in args.beams:
+        baseline: tuple[float, list[str]] | None = None
+        for name, decode in decoders.items():
+            seconds, outputs = _measure(decode, sources, beam, args.repeats)
+            baseline = baseline or (seconds, outputs)
+            same = sum(a == b for a, b in zip(outputs, baseline[1], strict=True))
+            metrics = "  ".join(f"{k} {v:.2f}" for k, v in score(task, outputs, segments).items())
+            print(
+                f"{name:16s} {beam:4d} {len(sources) / seconds:8.1f} {baseline[0] / seconds:7.2f}"
+                f"  {same:6d}/{len(sources):<6d}  {metrics}",
+                flush=True,
+            )
+
+
+def _measure(decode: Decode, sources: list[str], beam: int, repeats: int) -> tuple[float, list[str]]:
+    """The median seconds of ``repeats`` decodes of ``sources``, and the outputs."""
+    times = []
+    outputs: list[str] = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        outputs = decode(sources, beam)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), outputs
+
+
+if __name__ == "__main__":
+    main()
