@@ -95,11 +95,16 @@ def build_frontend(config: ModelConfig, src_vocab_size: int) -> Frontend:
 
 
 def build_model(
-    config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, ops: Ops | None = None
+    config: ModelConfig,
+    src_vocab_size: int,
+    tgt_vocab_size: int,
+    ops: Ops | None = None,
+    device: torch.device | str | None = None,
 ) -> Seq2Seq:
-    """The configured network; ``ops`` switches the speed kernels (default: those of the device
-    the parameters are created on, torch's default device)."""
-    ops = ops if ops is not None else ops_for(torch.get_default_device())
+    """The configured network on ``device`` (default: torch's default device); ``ops`` switches
+    the speed kernels (default: those of that device)."""
+    device = torch.device(device) if device is not None else torch.get_default_device()
+    ops = ops if ops is not None else ops_for(device)
     enc, dec = config.encoder, config.decoder
     if dec.copy:  # the copy loss reads the attention, whose gradient the input-feeding kernel drops
         ops = dataclasses.replace(ops, input_feeding_lstm=None)
@@ -139,7 +144,7 @@ def build_model(
         ops=ops,
     )
     copy_gate = nn.Linear(dec.hidden_size + config.embedding_size, 1) if dec.copy else None
-    return Seq2Seq(encoder, decoder, copy_gate, UNK_ID)
+    return Seq2Seq(encoder, decoder, copy_gate, UNK_ID).to(device)
 
 
 def build_loss(model: Seq2Seq, ops: Ops | None = None, coverage_weight: float = 0.0) -> Loss:

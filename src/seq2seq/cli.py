@@ -1,7 +1,7 @@
 """The ``seq2seq`` command: thin subcommands, each calling one library function.
 
 Errors the user can fix are printed as one line (``seq2seq: error: ...``) with exit status 1;
-an interrupted training run exits with 130 after saving its checkpoint.
+an interrupted training run exits with 130 after saving its checkpoint (0 under torchrun).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -40,8 +41,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Seq2SeqError as err:
         from seq2seq.training.trainer import TrainingInterrupted
 
-        print(f"seq2seq: {'' if isinstance(err, TrainingInterrupted) else 'error: '}{err}", file=sys.stderr)
-        return 130 if isinstance(err, TrainingInterrupted) else 1
+        if not isinstance(err, TrainingInterrupted):
+            print(f"seq2seq: error: {err}", file=sys.stderr)
+            return 1
+        # under torchrun every process stops together: rank 0 says so, and all exit 0 so that
+        # torchrun does not report the saved, resumable run as a failed one
+        if os.environ.get("RANK", "0") == "0":
+            print(f"seq2seq: {err}", file=sys.stderr)
+        return 0 if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 130
     except BrokenPipeError:  # e.g. piped into `head`
         return 0
 
@@ -63,6 +70,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_device(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    parser.add_argument(
+        "--device",
+        default=default,
+        metavar="DEVICE",
+        help=f"auto (a GPU when CUDA is available, else the CPU), cpu, cuda or cuda:N (default: {default})",
+    )
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser(
         "train",
@@ -80,6 +96,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="override a config value, e.g. --set training.lr=3e-4 (repeatable)",
     )
     train.add_argument("--resume", action="store_true", help="continue the run saved in the model directory")
+    train.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="auto, cpu, cuda or cuda:N (default: the config's training.device); under torchrun each "
+        "process takes the GPU of its local rank",
+    )
     train.set_defaults(run=_train)
 
 
@@ -113,9 +135,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     )
     gen.add_argument(
         "--precision",
-        choices=["float32", "bfloat16", "auto"],
+        choices=["float32", "bfloat16", "float16", "auto"],
         help="decode in this precision (default: the model's decoding.precision; auto = bfloat16 "
-        "where the CPU computes it natively)",
+        "where the device computes it natively; float16 on GPUs only)",
     )
     gen.add_argument(
         "--attention-dir",
@@ -123,6 +145,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="also write one attention heatmap per input, DIR/00001.png, ... (models with attention)",
     )
+    _add_device(gen)
     gen.set_defaults(run=_generate)
 
 
@@ -150,6 +173,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--src", type=Path, help="with --model: source file to generate from instead of --split")
     ev.add_argument("--beam", type=int, help="with --model: beam size")
+    _add_device(ev)
     ev.set_defaults(run=_evaluate)
 
 
@@ -186,6 +210,7 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     length.add_argument(
         "--output", type=Path, default=Path("length.png"), help="PNG file (default: length.png)"
     )
+    _add_device(length)
     length.set_defaults(run=_analyze_length)
 
 
@@ -204,6 +229,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)"
     )
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    _add_device(serve)
     limits = serve.add_argument_group("limits (a request over one gets a 4xx naming the field)")
     limits.add_argument(
         "--max-inputs", type=int, metavar="N", default=64, help="inputs per request (default 64)"
@@ -294,7 +320,7 @@ def _serve(args: argparse.Namespace) -> int:
         batch_wait_ms=args.batch_wait_ms,
         batch_tokens=args.batch_tokens,
     )
-    serve(args.models, args.host, args.port, settings)
+    serve(args.models, args.host, args.port, settings, args.device)
     return 0
 
 
@@ -302,9 +328,11 @@ def _train(args: argparse.Namespace) -> int:
     from seq2seq.config import load_config
     from seq2seq.workflow import train
 
-    config = load_config(args.config, args.overrides)
+    overrides = [*args.overrides, *([f"training.device={args.device}"] if args.device else [])]
+    config = load_config(args.config, overrides)
     out = train(config, args.output, resume=args.resume)
-    print(out)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun: once, from rank 0
+        print(out)
     return 0
 
 
@@ -332,7 +360,7 @@ def _generate(args: argparse.Namespace) -> int:
     _check_positive("--nbest", args.nbest)
     if args.length_penalty is not None and args.length_penalty < 0:
         raise Seq2SeqError(f"--length-penalty must be at least 0, got {args.length_penalty}")
-    pipeline = seq2seq.load(args.model)
+    pipeline = seq2seq.load(args.model, device=args.device)
     if args.precision:
         pipeline.set_decoding(precision=args.precision)
     if args.span_constrained:
@@ -422,7 +450,9 @@ def _analyze_length(args: argparse.Namespace) -> int:
         names = [str(path) for path in args.models]
     if len(set(names)) < len(names):
         names = [f"{i + 1}: {path}" for i, path in enumerate(args.models)]
-    pipelines = {name: seq2seq.load(path) for name, path in zip(names, args.models, strict=True)}
+    pipelines = {
+        name: seq2seq.load(path, device=args.device) for name, path in zip(names, args.models, strict=True)
+    }
     first = next(iter(pipelines.values()))
     task = task_of(first.config)
     if args.src is not None:
@@ -473,7 +503,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from seq2seq.tasks import read_split, task_of
 
     _check_positive("--beam", args.beam)
-    pipeline = seq2seq.load(args.model)
+    pipeline = seq2seq.load(args.model, device=args.device)
     task = task_of(pipeline.config)
     if args.metric:
         task = dataclasses.replace(task, metrics=tuple(metrics.METRICS[m] for m in args.metric))

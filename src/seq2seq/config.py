@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
+from seq2seq.device import DEVICE_PATTERN
 from seq2seq.errors import ConfigError
 
 
@@ -135,7 +136,12 @@ class TrainingConfig:
     early_stopping_patience: int = bounded(0, 0)  # validations without improvement; 0 = off
     log_every: int = bounded(100, 1)
     max_nonfinite_steps: int = bounded(10, 1)  # NaN/inf losses in a row (each skipped) before stopping
-    precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    # auto: the first GPU when CUDA is available, else the CPU; or cpu, cuda, cuda:N. Under torchrun
+    # each process takes the GPU of its local rank.
+    device: str = "auto"
+    # the matmuls' dtype under autocast. auto: bfloat16 on a GPU that has it (else float16, with a
+    # gradient scaler) and on a CPU that computes it natively (else float32)
+    precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     threads: int = bounded(0, 0)  # 0 = torch's default
     tensorboard: bool = False
     evaluate_test: bool = True  # score the best model on the test split when training ends
@@ -156,7 +162,7 @@ class DecodingConfig:
     min_output_len: int = bounded(0, 0)  # tokens before <eos> is allowed
     max_output_len: int = bounded(0, 0)  # an absolute cap beside the ratio; 0 = the ratio alone
     block_ngram_repeat: int = bounded(0, 0)  # no n-gram of this many tokens twice in an output; 0 = off
-    precision: Literal["auto", "float32", "bfloat16"] = "float32"  # auto: bfloat16 where native
+    precision: Literal["auto", "float32", "bfloat16", "float16"] = "float32"  # as training.precision
     # outputs are spans of the source's last field (an answer taken from its context): needs a
     # copying model or a shared vocabulary, so that output ids name source tokens
     span_constrained: bool = False
@@ -398,9 +404,18 @@ def _check_consistency(config: Config, source: str) -> None:
         raise ConfigError(
             f"{source}: data.src_fields needs data.format tsv or jsonl (parallel text has one field)"
         )
+    _check_settings(config, source)
+
+
+def _check_settings(config: Config, source: str) -> None:
+    """Rules on the training, decoding and synthetic data settings."""
+    if not DEVICE_PATTERN.fullmatch(config.training.device):
+        raise ConfigError(
+            f"{source}: training.device = {config.training.device!r} is not one of auto, cpu, cuda, cuda:N"
+        )
     decoding = config.decoding
     if decoding.max_output_len and decoding.min_output_len > decoding.max_output_len:
         raise ConfigError(f"{source}: decoding.min_output_len must not exceed decoding.max_output_len")
-    synthetic = data.synthetic
+    synthetic = config.data.synthetic
     if synthetic.min_length > synthetic.max_length:
         raise ConfigError(f"{source}: data.synthetic.min_length must not exceed max_length")

@@ -1,4 +1,9 @@
-"""What the processor offers, detected rather than assumed."""
+"""Where the tensors live and what the processor offers, detected rather than assumed.
+
+``resolve_device`` turns the one device setting (``auto``, ``cpu``, ``cuda``, ``cuda:N``) into a
+``torch.device``; ``autocast_dtype`` says which low precision a device computes in. Everything
+else follows the device of the model's parameters or of its input.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,48 @@ import ctypes
 import functools
 import os
 import platform
+import re
 import resource
 from pathlib import Path
+
+import torch
+
+from seq2seq.errors import ConfigError
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: the first GPU when CUDA is available, else the CPU; ``cuda`` / ``cuda:N`` must exist."""
+    if not DEVICE_PATTERN.fullmatch(name):
+        raise ConfigError(f"device {name!r} is not one of auto, cpu, cuda, cuda:N")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r}: this machine (or this torch build) has no CUDA GPU")
+        count = torch.cuda.device_count()
+        if (device.index or 0) >= count:
+            raise ConfigError(f"device {name!r}: only {count} GPU(s) here (cuda:0 .. cuda:{count - 1})")
+    return device
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The dtype the matmuls run in under autocast for a configured precision (auto, float32,
+    bfloat16, float16), or None for float32 throughout.
+
+    auto: on a GPU bfloat16 where it computes it (Ampere and later), else float16 (which training
+    pairs with a gradient scaler); on the CPU bfloat16 where it is native, else float32."""
+    if precision == "float32":
+        return None
+    if device.type == "cuda":
+        if precision == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if precision == "bfloat16" else torch.float16
+    if precision == "float16":
+        raise ConfigError("precision float16 is for GPUs; on the CPU use bfloat16 or auto")
+    return torch.bfloat16 if use_bfloat16(precision) else None
 
 
 @functools.cache

@@ -22,7 +22,7 @@ from seq2seq.data.batching import collate
 from seq2seq.data.featurizers import Encoded, SourceFeaturizer, TextFeaturizer, shorten
 from seq2seq.data.vocab import FIELD_SEPARATOR, UNK_ID
 from seq2seq.decoding.generate import generate_ids
-from seq2seq.device import use_bfloat16
+from seq2seq.device import autocast_dtype, resolve_device
 from seq2seq.errors import ModelFileError
 from seq2seq.model.seq2seq import Seq2Seq
 
@@ -107,6 +107,7 @@ class Pipeline:
         """Outputs for ``texts``, in order. Defaults come from the config's decoding section.
         ``copy_gates``: also each hypothesis's p_gen per step (a copying model; for pictures)."""
         decoding = self.config.decoding
+        device = next(self.model.parameters()).device
         sources = [self.encode_source(text) for text in texts]
         # a copying model: each source's ids over the target vocabulary extended by its unknown words
         copying = self.model.copy_gate is not None
@@ -124,7 +125,7 @@ class Pipeline:
             min_length=decoding.min_output_len,
             max_length=decoding.max_output_len,
             batch_tokens=batch_tokens or decoding.batch_tokens,
-            bfloat16=use_bfloat16(decoding.precision),
+            dtype=autocast_dtype(device, decoding.precision),
             extended_ids=[ids for ids, _ in extended] if copying else None,
             block_ngram_repeat=decoding.block_ngram_repeat,
             span_ids=[self._span_ids(s, ids) for s, (ids, _) in zip(sources, extended, strict=True)]
@@ -183,9 +184,11 @@ class Pipeline:
         checkpoint.save_weights(directory / checkpoint.WEIGHTS, self.model)
 
 
-def load(directory: str | Path, weights: str | Path | None = None) -> Pipeline:
-    """Load a model directory (never unpickles anything); ``weights`` picks another weights file."""
+def load(directory: str | Path, weights: str | Path | None = None, device: str = "auto") -> Pipeline:
+    """Load a model directory (never unpickles anything) onto ``device`` (auto: a GPU when CUDA is
+    available, else the CPU; wherever it was trained); ``weights`` picks another weights file."""
     directory = Path(directory)
+    target_device = resolve_device(device)
     checkpoint.check_model_dir(directory)
     checkpoint.verify_checksums(directory)  # first: a damaged config is damage, not a wrong setting
     config = checkpoint.load_config_from_dir(directory)
@@ -196,7 +199,10 @@ def load(directory: str | Path, weights: str | Path | None = None) -> Pipeline:
     except (OSError, UnicodeDecodeError, ValueError, RuntimeError) as err:
         raise ModelFileError(f"{directory}: damaged tokenizer or vocabulary ({err})") from None
     pipeline = Pipeline(
-        config, build_model(config.model, len(source.vocab), len(target.vocab)), source, target
+        config,
+        build_model(config.model, len(source.vocab), len(target.vocab), device=target_device),
+        source,
+        target,
     )
     checkpoint.load_weights(Path(weights) if weights else directory / checkpoint.WEIGHTS, pipeline.model)
     pipeline.model.eval()

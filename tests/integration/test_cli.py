@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import seq2seq
 from seq2seq import checkpoint, metrics
@@ -114,7 +115,7 @@ def test_generate_in_bfloat16(model_dir: Path, input_file: Path) -> None:
     pipeline.set_decoding(precision="bfloat16")
     assert pipeline.config.decoding.precision == "bfloat16"
     with pytest.raises(ConfigError, match="decoding.precision"):
-        pipeline.set_decoding(precision="float16")
+        pipeline.set_decoding(precision="float8")
 
 
 def test_generate_nbest(model_dir: Path, pipeline: seq2seq.Pipeline) -> None:
@@ -338,3 +339,16 @@ def test_error_bad_beam_options(model_dir: Path, options: list[str], fragment: s
 def test_error_training_over_a_trained_model(model_dir: Path) -> None:
     result = run("train", TOY_CONFIG, "--output", model_dir)
     assert_one_line_error(result, "--resume")
+
+
+@pytest.mark.parametrize(
+    ("device", "fragment"),
+    [("gpu", "not one of auto, cpu, cuda, cuda:N"), ("cuda:7", "cuda:7")],
+)
+def test_error_bad_device(model_dir: Path, device: str, fragment: str) -> None:
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    result = run("generate", model_dir, "--device", device, stdin="abc\n")
+    assert_one_line_error(result, fragment)
+    result = run("train", TOY_CONFIG, "--output", model_dir.parent / "bad-device", "--device", device)
+    assert_one_line_error(result, fragment)

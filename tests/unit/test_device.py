@@ -6,7 +6,9 @@ import os
 import pytest
 import torch
 
-from seq2seq.device import configure_memory, release_free_memory, use_bfloat16
+from seq2seq.config import config_from_dict
+from seq2seq.device import autocast_dtype, configure_memory, release_free_memory, resolve_device, use_bfloat16
+from seq2seq.errors import ConfigError
 
 
 def _resident_mb() -> float:
@@ -35,3 +37,53 @@ def test_freed_blocks_stay_resident_until_released():
     kept = _resident_mb()
     release_free_memory()
     assert kept - _resident_mb() > 200
+
+
+def test_device_setting_resolves() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    for bad in ("gpu", "cuda:", "cuda:x", "tpu"):
+        with pytest.raises(ConfigError, match="not one of auto, cpu, cuda, cuda:N"):
+            resolve_device(bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_cuda_on_a_machine_without_it_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        resolve_device("cuda:0")
+
+
+def test_autocast_dtype_per_device_and_precision() -> None:
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu, "float32") is None
+    assert autocast_dtype(cpu, "bfloat16") == torch.bfloat16
+    assert autocast_dtype(cpu, "auto") == (torch.bfloat16 if use_bfloat16("auto") else None)
+    with pytest.raises(ConfigError, match="float16 is for GPUs"):
+        autocast_dtype(cpu, "float16")
+
+
+def test_config_refuses_an_unknown_device() -> None:
+    with pytest.raises(ConfigError, match="training.device = 'gpu'"):
+        config_from_dict({"task": "reverse", "training": {"device": "gpu"}})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cpu_model_generates_the_same_on_the_gpu(tmp_path) -> None:
+    """Saved from one device, loaded on the other: float32 outputs agree up to rounding."""
+    import seq2seq
+
+    config = config_from_dict(
+        {
+            "task": "reverse",
+            "data": {"synthetic": {"train_size": 500, "eval_size": 20, "max_length": 8}},
+            "model": {"embedding_size": 16, "encoder": {"hidden_size": 16}, "decoder": {"hidden_size": 32}},
+            "training": {"device": "cpu", "precision": "float32", "max_steps": 60, "lr": 0.01},
+        }
+    )
+    model_dir = seq2seq.train(config, tmp_path / "cpu")
+    inputs = ["a b c d", "e f g h i j", "c a b"]
+    on_cpu = seq2seq.load(model_dir, device="cpu").generate(inputs, beam=3)
+    on_gpu = seq2seq.load(model_dir, device="cuda").generate(inputs, beam=3)
+    assert [o.text for o in on_gpu] == [o.text for o in on_cpu]
+    for a, b in zip(on_gpu, on_cpu, strict=True):
+        assert abs(a.score - b.score) < 1e-4

@@ -390,7 +390,7 @@ def test_bfloat16_decoding_agrees_with_float32_on_a_trained_model(
     model = trained["lstm-general"]
     sources = [[4, 5, 6, 7, 8, 9], [5, 6], [6, 7, 8], [9, 8, 7, 6]]
     weights = {name: p.clone() for name, p in model.state_dict().items()}
-    rounded = generate_ids(model, sources, beam_size=beam_size, bfloat16=True)
+    rounded = generate_ids(model, sources, beam_size=beam_size, dtype=torch.bfloat16)
     state = model.state_dict()  # the bfloat16 copy leaves the caller's model as it was
     assert all(state[name].dtype == w.dtype and torch.equal(state[name], w) for name, w in weights.items())
     exact = generate_ids(model, sources, beam_size=beam_size)

@@ -37,6 +37,24 @@ class Batch:
     indices: torch.Tensor
     src_extended: torch.Tensor | None = None
 
+    def to(self, device: torch.device) -> Batch:
+        """The batch on ``device``; to a GPU through pinned memory, copied while the CPU goes on."""
+        if device.type == "cpu":
+            return self
+        pinned = device.type == "cuda"
+
+        def move(tensor: torch.Tensor) -> torch.Tensor:
+            return (tensor.pin_memory() if pinned else tensor).to(device, non_blocking=pinned)
+
+        return Batch(
+            src=move(self.src),
+            src_lengths=move(self.src_lengths),
+            tgt_in=move(self.tgt_in),
+            tgt_out=move(self.tgt_out),
+            indices=self.indices,
+            src_extended=None if self.src_extended is None else move(self.src_extended),
+        )
+
     @property
     def tgt_mask(self) -> torch.Tensor:
         return self.tgt_out != PAD_ID

@@ -27,15 +27,16 @@ def generate_ids(
     min_length: int = 0,
     max_length: int = 0,
     batch_tokens: int = 8000,
-    bfloat16: bool = False,
+    dtype: torch.dtype | None = None,
     extended_ids: Sequence[Sequence[int]] | None = None,
     block_ngram_repeat: int = 0,
     span_ids: Sequence[Sequence[int]] | None = None,
 ) -> list[list[Hypothesis]]:
     """The n-best hypotheses for each source (ids, or frames x features), in input order.
 
-    With ``bfloat16`` the matmuls run in bfloat16 (a bfloat16 copy of the weights, under autocast
-    for the activations); scores and recurrent cell states stay float32. ``extended_ids``: each
+    With ``dtype`` (bfloat16, or float16 on a GPU) the matmuls run in that dtype (a copy of the
+    weights in it, under autocast for the activations); scores and recurrent cell states stay
+    float32. ``extended_ids``: each
     source's ids over the extended vocabulary of a copying model, whose hypotheses may then hold
     ids past the vocabulary (copied source words).
 
@@ -52,8 +53,8 @@ def generate_ids(
     original, was_training = model, model.training
     device = next(model.parameters()).device
     model.eval()
-    if bfloat16:  # cast once: under inference mode autocast casts every weight again at every step
-        model = copy.deepcopy(model).to(torch.bfloat16)
+    if dtype is not None:  # cast once: under inference mode autocast casts every weight at every step
+        model = copy.deepcopy(model).to(dtype)
     results: list[list[Hypothesis]] = [[Hypothesis([], 0.0, None)] for _ in sources]
     todo = [i for i, src in enumerate(sources) if len(src) > 0]
     lengths = [len(sources[i]) for i in todo]
@@ -67,7 +68,7 @@ def generate_ids(
         limits = [math.ceil(max_length_ratio * len(sources[i])) + max_length_offset for i in indices]
         spans = None if span_ids is None else pad([span_ids[i] for i in indices], -1).to(device)
         bounds = Bounds(_max_lengths(limits, max_length, device), min_length, block_ngram_repeat, spans)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             found = _search(model, batch, bounds, beam_size, (length_penalty, coverage_penalty), nbest)
         for i, hyps in zip(indices, found, strict=True):
             results[i] = hyps

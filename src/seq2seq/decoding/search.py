@@ -167,10 +167,11 @@ class SourceSpans:
 def _hypothesis(
     tokens: torch.Tensor, length: int, score: float, attention: torch.Tensor | None, *index: int
 ) -> Hypothesis:
-    """Cut one row of the search's tensors to its real length (``index`` = row..., src_len)."""
+    """Cut one row of the search's tensors to its real length (``index`` = row..., src_len); the
+    attention comes back on the CPU, where pictures and JSON read it."""
     *row, src_len = index
     ids = [t for t in tokens[:length].tolist() if t != EOS_ID]
-    attn = None if attention is None else attention[tuple(row)][:length, :src_len]
+    attn = None if attention is None else attention[tuple(row)][:length, :src_len].cpu()
     return Hypothesis(ids, score, attn)
 
 

@@ -48,10 +48,10 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(specs: Sequence[str], host: str, port: int, settings: ServeSettings) -> None:
-    """Load every model (a damaged one stops here, before anything listens), then serve."""
+def serve(specs: Sequence[str], host: str, port: int, settings: ServeSettings, device: str = "auto") -> None:
+    """Load every model onto ``device`` (a damaged one stops here, before anything listens), then serve."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
-    pipelines = {name: seq2seq.load(path) for name, path in model_dirs(specs).items()}
+    pipelines = {name: seq2seq.load(path, device=device) for name, path in model_dirs(specs).items()}
     app = create_app(pipelines, settings)
     config = uvicorn.Config(
         app,
