@@ -90,8 +90,9 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
 def write_tensors(
     path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
-    """Save tensors atomically, with the SHA-256 of their contents in the file's header."""
-    tensors = {name: t.detach().contiguous() for name, t in tensors.items()}
+    """Save tensors atomically, with the SHA-256 of their contents in the file's header. Files
+    hold CPU tensors whichever device they come from, so a model moves between machines."""
+    tensors = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={**(metadata or {}), "sha256": _digest(tensors)})
     with open(tmp, "rb") as handle:
@@ -181,9 +182,11 @@ def save_training_state(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     state: dict[str, Any],
+    rng: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Everything needed to resume exactly, into ``directory``: weights, optimizer moments and the
-    torch RNG (safetensors), and a JSON state (step, data position, schedule)."""
+    random generators' states (safetensors; by default this process's torch generator as
+    ``torch``), and a JSON state (step, data position, schedule)."""
     directory.mkdir(parents=True, exist_ok=True)
     save_weights(directory / WEIGHTS, model)
     opt = optimizer.state_dict()
@@ -196,7 +199,8 @@ def save_training_state(
                 tensors[f"{index}.{key}"] = value
             else:
                 scalars[str(index)][key] = value
-    tensors["rng.torch"] = torch.get_rng_state()
+    for name, value in (rng if rng is not None else {"torch": torch.get_rng_state()}).items():
+        tensors[f"rng.{name}"] = value
     write_tensors(directory / "optimizer.safetensors", tensors)
     payload = {**state, "param_groups": opt["param_groups"], "optimizer_scalars": scalars}
     atomic_write(directory / "state.json", json.dumps(payload, indent=1).encode("utf-8"))
@@ -205,7 +209,8 @@ def save_training_state(
 def load_training_state(
     directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
 ) -> dict[str, Any]:
-    """Restore what ``save_training_state`` wrote; returns its JSON state."""
+    """Restore the weights and optimizer that ``save_training_state`` wrote; returns its JSON
+    state, with the saved random states under ``rng`` (by name, as saved)."""
     for name in ("state.json", "optimizer.safetensors", WEIGHTS):
         if not (directory / name).is_file():
             raise ModelFileError(f"{directory / name}: missing; cannot resume")
@@ -224,19 +229,24 @@ def load_training_state(
         index, name = key.split(".", 1)
         param_state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": param_state, "param_groups": payload.pop("param_groups")})
-    torch.set_rng_state(tensors["rng.torch"])
+    payload["rng"] = {name[4:]: value for name, value in tensors.items() if name.startswith("rng.")}
     return payload
 
 
 def save_checkpoint(
-    out: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+    out: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    rng: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write out/checkpoints/step-N completely, then point ``latest`` at it, then drop older ones."""
     root = out / CHECKPOINTS
     name = f"step-{step:09d}"
     target = root / name
     shutil.rmtree(target, ignore_errors=True)  # a leftover of a crash while writing this step
-    save_training_state(target, model, optimizer, state)
+    save_training_state(target, model, optimizer, state, rng)
     atomic_write(root / "latest", name.encode("utf-8"))
     for old in root.glob("step-*"):
         if old.name != name:

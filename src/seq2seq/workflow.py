@@ -2,13 +2,15 @@
 
 Prepare the model directory, read the task's splits, build the pipeline (featurizers and model)
 or reload it to resume, encode the data, run the ``Trainer`` with the task's validation, then
-score the best weights on the test split.
+score the best weights on the test split. Under torchrun every process runs this; rank 0 alone
+builds the featurizers and writes the model directory, which the others then read.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shutil
 from pathlib import Path
@@ -21,11 +23,12 @@ from seq2seq.config import Config
 from seq2seq.data.featurizers import Encoded, shorten
 from seq2seq.data.readers import Pair, ReadReport
 from seq2seq.data.vocab import UNK_ID
-from seq2seq.device import configure_memory
+from seq2seq.device import configure_memory, resolve_device
 from seq2seq.errors import ConfigError
 from seq2seq.evaluation import EvaluationResult, evaluate
 from seq2seq.pipeline import Pipeline
 from seq2seq.tasks import Task, task_of
+from seq2seq.training.distributed import World
 from seq2seq.training.reporter import setup_logging
 from seq2seq.training.trainer import EncodedPairs, Selection, Trainer
 
@@ -33,11 +36,23 @@ log = logging.getLogger("seq2seq")
 
 
 def train(config: Config, output_dir: str | Path | None = None, resume: bool = False) -> Path:
-    """Train as configured; returns the model directory."""
+    """Train as configured (on one process, or as one rank of several under torchrun); returns
+    the model directory."""
     configure_memory()
-    out = Path(output_dir or config.output_dir)
+    device = resolve_device(config.training.device)
+    world = World.from_environment(device)
+    try:
+        return _train(config, Path(output_dir or config.output_dir), resume, world.device(device), world)
+    finally:
+        world.close()
+
+
+def _train(config: Config, out: Path, resume: bool, device: torch.device, world: World) -> Path:
     _prepare_output_dir(out, resume)
-    setup_logging(out / "train.log")
+    if world.is_main:
+        setup_logging(out / "train.log")
+    else:  # the others only say what goes wrong
+        logging.getLogger("seq2seq").setLevel(logging.WARNING)
     cfg = config.training
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -46,10 +61,15 @@ def train(config: Config, output_dir: str | Path | None = None, resume: bool = F
 
     task = task_of(config)
     train_pairs, valid_pairs, test_pairs = _read_splits(task, config)
-    pipeline = _load_pipeline(out, config) if resume else _new_pipeline(config, train_pairs)
-    _check_free_space(out, pipeline.model)
-    if not resume:
+    if world.is_main and not resume:
+        pipeline = _new_pipeline(config, train_pairs, device)
+        _check_free_space(out, pipeline.model)
         pipeline.save(out)
+    world.barrier()  # the others read the featurizers rank 0 built
+    if resume or not world.is_main:
+        pipeline = _load_pipeline(out, config, device)
+    if world.rank:  # dropout draws differ between ranks; DDP gives all of them rank 0's weights
+        torch.manual_seed(cfg.seed + world.rank)
     trainer = Trainer(
         config=cfg,
         model=pipeline.model,
@@ -59,10 +79,13 @@ def train(config: Config, output_dir: str | Path | None = None, resume: bool = F
         validate=lambda: evaluate(pipeline, valid_pairs, task, beam=1).scores,
         selection=Selection(task.primary.name, task.primary.higher_is_better),
         out=out,
+        world=world,
     )
     if resume:
         trainer.restore()
     trainer.run()
+    if not world.is_main:
+        return out
 
     checkpoint.load_weights(out / checkpoint.WEIGHTS, pipeline.model)
     if cfg.evaluate_test and test_pairs:
@@ -94,7 +117,7 @@ def _prepare_output_dir(out: Path, resume: bool) -> None:
         )
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        probe = out / f".write-test-{os.getpid()}"  # one per process: several may start at once
         probe.write_bytes(b"x" * 1024)
         probe.unlink()
     except OSError as err:
@@ -111,9 +134,9 @@ def _check_free_space(out: Path, model: torch.nn.Module) -> None:
         )
 
 
-def _new_pipeline(config: Config, train_pairs: list[Pair]) -> Pipeline:
+def _new_pipeline(config: Config, train_pairs: list[Pair], device: torch.device) -> Pipeline:
     source, target = build_featurizers(config.data, train_pairs)
-    model = build_model(config.model, len(source.vocab), len(target.vocab))
+    model = build_model(config.model, len(source.vocab), len(target.vocab), device=device)
     log.info(
         "vocabularies: source %d, target %d; model: %s parameters",
         len(source.vocab),
@@ -123,7 +146,7 @@ def _new_pipeline(config: Config, train_pairs: list[Pair]) -> Pipeline:
     return Pipeline(config, model, source, target)
 
 
-def _load_pipeline(out: Path, config: Config) -> Pipeline:
+def _load_pipeline(out: Path, config: Config, device: torch.device) -> Pipeline:
     saved = checkpoint.load_config_from_dir(out)
     if saved.model != config.model or saved.data != config.data:
         raise ConfigError(
@@ -131,7 +154,7 @@ def _load_pipeline(out: Path, config: Config) -> Pipeline:
             "only training settings may change on resume"
         )
     source, target = load_featurizers(config.data, out)
-    model = build_model(config.model, len(source.vocab), len(target.vocab))
+    model = build_model(config.model, len(source.vocab), len(target.vocab), device=device)
     return Pipeline(config, model, source, target)
 
 

@@ -204,7 +204,10 @@ def test_training_state_round_trip(tmp_path: Path) -> None:
     restored_optimizer = torch.optim.Adam(restored.parameters(), lr=0.01)
     payload = checkpoint.load_training_state(tmp_path / "last", restored, restored_optimizer)
 
+    rng = payload.pop("rng")
     assert payload == state
+    assert list(rng) == ["torch"]
+    torch.set_rng_state(rng["torch"])
     assert torch.equal(torch.rand(8), next_draw)
     for (name, a), b in zip(model.state_dict().items(), restored.state_dict().values(), strict=True):
         assert torch.equal(a, b), name

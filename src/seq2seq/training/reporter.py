@@ -48,15 +48,16 @@ class Reporter:
     """Progress bar, periodic loss / learning rate / tokens-per-second reports and validation records
     of one training run in ``out``."""
 
-    def __init__(self, out: Path, tensorboard: bool) -> None:
+    def __init__(self, out: Path, tensorboard: bool, bar: bool = True) -> None:
         self.out = out
         self.tensorboard = _tensorboard(out) if tensorboard else None
+        self.show_bar = bar  # off on all but one of several processes
         self.bar: tqdm | None = None
         self._window = (time.monotonic(), 0)  # (start, target tokens) of the current tokens/s window
 
     def start(self, total_steps: int, step: int) -> None:
         self.bar = tqdm(total=total_steps or None, initial=step, unit="step", dynamic_ncols=True,
-                        disable=None, file=sys.stderr)  # fmt: skip
+                        disable=None if self.show_bar else True, file=sys.stderr)  # fmt: skip
         self.restart_window()
 
     def restart_window(self) -> None:

@@ -3,7 +3,9 @@
 ``Trainer`` optimizes a model on encoded training data with a given loss until a budget (steps,
 epochs, minutes) or early stopping ends it. It knows nothing of tasks or text: validation scores
 come from a callback, and the best weights by the primary score (its name and direction given)
-are kept in the model directory. The workflow around it is ``seq2seq.workflow.train``.
+are kept in the model directory. The workflow around it is ``seq2seq.workflow.train``. With
+several processes (``training/distributed.py``) each rank trains on its share of every batch
+through DistributedDataParallel, and rank 0 alone validates and writes.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import torch
 from seq2seq import checkpoint
 from seq2seq.config import TrainingConfig
 from seq2seq.data.batching import Batch, BatchSampler, Features, collate, token_batches
-from seq2seq.device import peak_memory_mb, release_free_memory, use_bfloat16
+from seq2seq.device import autocast_dtype, peak_memory_mb, release_free_memory
 from seq2seq.errors import ConfigError, Seq2SeqError
 from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.training.distributed import World
 from seq2seq.training.loss import Loss
 from seq2seq.training.reporter import Reporter
 from seq2seq.training.schedule import LearningRateSchedule
@@ -104,6 +107,7 @@ class Trainer:
         validate: Callable[[], dict[str, float]],
         selection: Selection,
         out: Path,
+        world: World | None = None,
     ) -> None:
         self.cfg = config
         self.model = model
@@ -113,6 +117,9 @@ class Trainer:
         self.validate = validate
         self.selection = selection
         self.out = out
+        self.world = world = world or World()
+        self.device = next(model.parameters()).device
+        self.network = world.wrap(model)  # what the training steps call: DDP on several processes
         optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         # fused: one kernel for all parameters instead of a Python loop of small ops
         self.optimizer = optimizer_class(
@@ -127,8 +134,13 @@ class Trainer:
             patience=config.plateau_patience,
             higher_is_better=selection.higher_is_better,
         )
+        # batch_tokens per rank: every rank draws the same batches of size * batch_tokens and
+        # trains on its share of each (World.share)
         self.sampler = BatchSampler(
-            [len(s) for s in data.src], [len(t) for t in data.tgt], config.batch_tokens, config.seed
+            [len(s) for s in data.src],
+            [len(t) for t in data.tgt],
+            config.batch_tokens * world.size,
+            config.seed,
         )
         self.batches_per_epoch = len(self.sampler.epoch(0))
         self.total_steps = self._total_steps()
@@ -137,11 +149,13 @@ class Trainer:
                 "training.scheduler warmup_cosine needs a budget: max_steps, max_epochs or max_minutes"
             )
         self.progress = Progress()
-        self.use_bf16 = use_bfloat16(config.precision)
-        self.device = next(model.parameters()).device
-        self.stop_signal: int | None = None
+        self.autocast_dtype = autocast_dtype(self.device, config.precision)
+        # float16 (GPUs without bfloat16) needs its gradients scaled to stay representable
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
+        self.stop_signal: int | None = None  # received by this process
+        self.stopping = False  # agreed by all processes: stop after this step
         self._clock = (0.0, 0.0)  # (monotonic time when run() started, elapsed before it)
-        self.reporter = Reporter(out, config.tensorboard)
+        self.reporter = Reporter(out, config.tensorboard and world.is_main, bar=world.is_main)
 
     def _total_steps(self) -> int:
         limits = [self.cfg.max_steps] if self.cfg.max_steps else []
@@ -155,7 +169,10 @@ class Trainer:
         assert latest is not None  # checked before training started
         state = checkpoint.load_training_state(latest, self.model, self.optimizer)
         self.progress = Progress(**state["progress"])
+        self._restore_rng(state["rng"])
         self.schedule.load_state_dict(self.progress.schedule)
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         p = self.progress
         log.info("resumed at step %d (epoch %d, batch %d)", p.step, p.epoch, p.batch_in_epoch)
 
@@ -173,10 +190,12 @@ class Trainer:
     def run(self) -> None:
         p = self.progress
         log.info(
-            "training: %d pairs, %d batches per epoch, precision %s, %d threads",
+            "training: %d pairs, %d batches per epoch, on %s%s, precision %s, %d threads",
             len(self.data.src),
             self.batches_per_epoch,
-            "bfloat16" if self.use_bf16 else "float32",
+            self.device,
+            f" x {self.world.size} processes" if self.world.distributed else "",
+            str(self.autocast_dtype or torch.float32).removeprefix("torch."),
             torch.get_num_threads(),
         )
         handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -198,14 +217,15 @@ class Trainer:
     def _loop(self) -> None:
         p = self.progress
         for indices in self._remaining_batches():
-            loss = self._train_step(indices)
-            self._count_step(indices, loss)
+            loss, elapsed = self._train_step(indices)
+            self._count_step(indices, loss, elapsed)
             if p.step % RELEASE_MEMORY_EVERY == 0:
                 release_free_memory()
             if p.step % self.cfg.log_every == 0:
                 self.reporter.report(p.step, p.epoch + 1, loss, self._lr)
-            if self.stop_signal is not None:
+            if self.stopping:
                 self._save_last()
+                self.world.barrier()  # no rank leaves before rank 0 has written the checkpoint
                 raise TrainingInterrupted(
                     f"interrupted at step {p.step}; checkpoint saved in {self.out}. "
                     f"Resume with: seq2seq train CONFIG --output {self.out} --resume"
@@ -235,12 +255,11 @@ class Trainer:
             if self.cfg.max_epochs and p.epoch >= self.cfg.max_epochs:
                 return
 
-    def _count_step(self, indices: list[int], loss: float) -> None:
+    def _count_step(self, indices: list[int], loss: float, elapsed: float) -> None:
         p = self.progress
         p.batch_in_epoch += 1
         p.step += 1
-        started, elapsed_before = self._clock
-        p.elapsed = elapsed_before + time.monotonic() - started
+        p.elapsed = elapsed
         tokens = sum(len(self.data.tgt[i]) + 1 for i in indices)
         p.target_tokens += tokens
         self.reporter.step(p.step, tokens, loss, self._lr)
@@ -256,30 +275,59 @@ class Trainer:
         log.info("signal %d received: saving a checkpoint after this step", signum)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.use_bf16:
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self.autocast_dtype is not None:
+            return torch.autocast(self.device.type, dtype=self.autocast_dtype)
         return contextlib.nullcontext()
 
-    def _train_step(self, indices: list[int]) -> float:
-        """One optimizer step on the batch ``indices``; its loss, or NaN for a skipped step."""
+    def _elapsed(self) -> float:
+        started, elapsed_before = self._clock
+        return elapsed_before + time.monotonic() - started
+
+    def _train_step(self, indices: list[int]) -> tuple[float, float]:
+        """One optimizer step on the batch ``indices`` (this rank's share of it); its loss (NaN
+        for a skipped step), and the seconds of training so far (agreed by all ranks)."""
         lr = self.schedule.lr(self.progress.step, self._budget_progress())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        batch = self.data.batch(indices)
-        self.model.train()
+        mine, counts = self.world.share(indices)
+        batch = self.data.batch(mine).to(self.device)
+        self.network.train()
         with self._autocast():
-            output = self.model(batch.src, batch.src_lengths, batch.tgt_in, self.cfg.teacher_forcing_ratio)
+            output = self.network(batch.src, batch.src_lengths, batch.tgt_in, self.cfg.teacher_forcing_ratio)
             loss = self.loss(output, batch, self.cfg.label_smoothing)
+        # the loss is a mean over this share's target tokens; weighted by the share's part of the
+        # batch's tokens, DDP's mean of the ranks' gradients is the gradient of the batch's mean
+        share = self._token_count(mine) / self._token_count(indices) if counts else 0.0
+        batch_loss, elapsed = self._agree(loss.item() * share)
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
-            self._skip_nonfinite(loss.item())
-            return float("nan")
+        if not math.isfinite(batch_loss):  # on any rank: all skip the step
+            self._skip_nonfinite(batch_loss)
+            return float("nan"), elapsed
         self.progress.nonfinite_steps = 0
-        loss.backward()
+        self.scaler.scale(loss * (share * self.world.size)).backward()
         if self.cfg.clip_grad_norm:
+            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
-        self.optimizer.step()
-        return loss.item()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return batch_loss, elapsed if self.world.distributed else self._elapsed()
+
+    def _token_count(self, indices: list[int]) -> int:
+        return sum(len(self.data.tgt[i]) + 1 for i in indices)
+
+    def _agree(self, weighted_loss: float) -> tuple[float, float]:
+        """(the batch's loss, seconds of training) over all ranks, in one all-reduce; a stop signal
+        any rank received reaches all. The ranks take their clocks' mean, so that all see a time
+        budget spent at the same step."""
+        stop = self.stop_signal is not None
+        if not self.world.distributed:
+            self.stopping = stop
+            return weighted_loss, self._elapsed()
+        loss, stops, clocks = self.world.sum([weighted_loss, float(stop), self._elapsed()], self.device)
+        self.stopping = stops > 0
+        if self.stopping and not stop:
+            log.info("another process received a signal: saving a checkpoint after this step")
+        return loss, clocks / self.world.size
 
     def _skip_nonfinite(self, loss: float) -> None:
         p = self.progress
@@ -305,6 +353,7 @@ class Trainer:
         self.model.eval()
         with torch.inference_mode():
             for batch in self._validation_batches:
+                batch = batch.to(self.device)
                 n = batch.num_tgt_tokens
                 output = self.model(batch.src, batch.src_lengths, batch.tgt_in)
                 total += self.loss.nll(output, batch).item() * n
@@ -312,11 +361,23 @@ class Trainer:
         return total / max(tokens, 1), tokens
 
     def _validate_and_save(self) -> bool:
-        """Validate, keep the best weights, save the last checkpoint; True to stop early."""
+        """Validate, keep the best weights, save the last checkpoint; True to stop early. Rank 0
+        validates; the others take its progress (best score, patience), schedule and decision."""
+        stop = self._validate() if self.world.is_main else False
+        if self.world.distributed:
+            progress, schedule, stop = self.world.broadcast(
+                (self.progress.__dict__, self.schedule.state_dict(), stop)
+            )
+            self.progress.__dict__.update(progress)  # in place: the loop holds the object
+            self.schedule.load_state_dict(schedule)
+        self._save_last()
+        return stop
+
+    def _validate(self) -> bool:
+        """Validate and keep the best weights; True to stop early."""
         p = self.progress
         if not self.valid.src:
             self._save_best()
-            self._save_last()
             return False
         nll, _ = self.validation_loss()
         scores = self.validate()
@@ -339,7 +400,6 @@ class Trainer:
             **scores,
         }
         self.reporter.validation(record, scores, improved)
-        self._save_last()
         patience = self.cfg.early_stopping_patience
         if patience and p.validations_without_improvement >= patience:
             log.info("early stopping: no improvement in %d validations", patience)
@@ -347,12 +407,38 @@ class Trainer:
         return False
 
     def _save_last(self) -> None:
+        """The checkpoint to resume from, written by rank 0 with every rank's random state."""
+        rng = self._rng_states()
+        if not self.world.is_main:
+            return
         self.progress.schedule = self.schedule.state_dict()
-        state = {"progress": self.progress.__dict__}
+        state = {"progress": self.progress.__dict__, "scaler": self.scaler.state_dict()}
         try:
-            checkpoint.save_checkpoint(self.out, self.progress.step, self.model, self.optimizer, state)
+            checkpoint.save_checkpoint(self.out, self.progress.step, self.model, self.optimizer, state, rng)
         except OSError as err:  # e.g. the disk filled up during training
             raise Seq2SeqError(f"{self.out}: cannot write a checkpoint ({err.strerror or err})") from None
+
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        """The random generators' states (dropout, scheduled sampling) of every rank: ``torch``
+        (and ``cuda``) for rank 0, ``torch.rank1`` ... for the others."""
+        states = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.device)
+        gathered = {}
+        for name, state in states.items():
+            for rank, part in enumerate(self.world.gather(state.to(self.device))):
+                gathered[name if rank == 0 else f"{name}.rank{rank}"] = part.cpu()
+        return gathered
+
+    def _restore_rng(self, states: dict[str, torch.Tensor]) -> None:
+        suffix = f".rank{self.world.rank}" if self.world.rank else ""
+        if f"torch{suffix}" not in states:  # saved by fewer processes: a fresh stream for this one
+            log.warning("no saved random state for rank %d; resuming it with a new seed", self.world.rank)
+            torch.manual_seed(self.cfg.seed + self.world.rank + self.progress.step)
+            return
+        torch.set_rng_state(states[f"torch{suffix}"])
+        if self.device.type == "cuda" and f"cuda{suffix}" in states:
+            torch.cuda.set_rng_state(states[f"cuda{suffix}"], self.device)
 
     def _save_best(self) -> None:
         try:
