@@ -5,6 +5,7 @@ greedy and beam 5, on one split of the model's data.
     flock /tmp/cpu.lock .venv/bin/python bench/onnx_decode.py runs/g2p --split test
 
 Prints, per decoder and beam: sentences/s (the median of --repeats decodes of the whole split), the
+spread of those decodes' times (slowest / fastest - 1: high when something else used the CPU), the
 ratio to PyTorch at the same beam, the task's metrics, and how many output strings are identical
 to PyTorch's. The model is exported (with --quantize int8) into a temporary directory first.
 """
@@ -60,30 +61,33 @@ def main() -> None:
         "onnx float32": lambda texts, beam: [o.text for o in onnx_float.generate(texts, beam=beam)],
         "onnx int8": lambda texts, beam: [o.text for o in onnx_int8.generate(texts, beam=beam)],
     }
-    print(f"{'decoder':16s} {'beam':>4s} {'sent/s':>8s} {'x torch':>7s}  {'identical':>15s}  metrics")
+    columns = ("beam", 4), ("sent/s", 8), ("spread", 6), ("x torch", 7), ("identical", 15)
+    print(f"{'decoder':16s} " + " ".join(f"{name:>{width}s}" for name, width in columns) + "  metrics")
     for beam in args.beams:
         baseline: tuple[float, list[str]] | None = None
         for name, decode in decoders.items():
-            seconds, outputs = _measure(decode, sources, beam, args.repeats)
+            times, outputs = _measure(decode, sources, beam, args.repeats)
+            seconds = statistics.median(times)
             baseline = baseline or (seconds, outputs)
             same = sum(a == b for a, b in zip(outputs, baseline[1], strict=True))
             metrics = "  ".join(f"{k} {v:.2f}" for k, v in score(task, outputs, segments).items())
             print(
-                f"{name:16s} {beam:4d} {len(sources) / seconds:8.1f} {baseline[0] / seconds:7.2f}"
+                f"{name:16s} {beam:4d} {len(sources) / seconds:8.1f} {max(times) / min(times) - 1:6.0%}"
+                f" {baseline[0] / seconds:7.2f}"
                 f"  {same:6d}/{len(sources):<6d}  {metrics}",
                 flush=True,
             )
 
 
-def _measure(decode: Decode, sources: list[str], beam: int, repeats: int) -> tuple[float, list[str]]:
-    """The median seconds of ``repeats`` decodes of ``sources``, and the outputs."""
+def _measure(decode: Decode, sources: list[str], beam: int, repeats: int) -> tuple[list[float], list[str]]:
+    """The seconds of each of ``repeats`` decodes of ``sources``, and the outputs."""
     times = []
     outputs: list[str] = []
     for _ in range(repeats):
         start = time.perf_counter()
         outputs = decode(sources, beam)
         times.append(time.perf_counter() - start)
-    return statistics.median(times), outputs
+    return times, outputs
 
 
 if __name__ == "__main__":

@@ -101,37 +101,56 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pipeline, runtime
     return seq2seq.load(model_dir), runtime.OnnxModel(directory / "onnx")
 
 
+def assert_step_equal(
+    graphs: runtime.Graphs, pipeline: Pipeline, enc: Any, state: Any, prev: torch.Tensor
+) -> None:
+    """One decoder step of the graph equals PyTorch's (rows = sources x k)."""
+    with torch.no_grad():
+        log_probs, next_state, attention = pipeline.model.step(prev, enc, state)
+    entries = {"memory": enc.memory, "keys": enc.keys, "mask": enc.mask, "context": enc.context}
+    onnx_state = {"state_h": state.hidden[0] if isinstance(state.hidden, tuple) else state.hidden}
+    if isinstance(state.hidden, tuple):
+        onnx_state["state_c"] = state.hidden[1]
+    onnx_state = {name: value.transpose(0, 1) for name, value in onnx_state.items()}
+    if state.feed is not None:
+        onnx_state["state_feed"] = state.feed
+    inputs = {name: entries[name].numpy() for name in graphs.decoder_inputs if name in entries}
+    found, found_state, found_attention = graphs.step(
+        prev.numpy(), inputs, {name: value.numpy() for name, value in onnx_state.items()}
+    )
+    np.testing.assert_allclose(found, log_probs, atol=1e-5)
+    assert (found_attention is None) == (attention is None)
+    if attention is not None:
+        np.testing.assert_allclose(found_attention, attention, atol=1e-5)
+    hidden = next_state.hidden if isinstance(next_state.hidden, tuple) else (next_state.hidden,)
+    np.testing.assert_allclose(found_state["state_h"], hidden[0].transpose(0, 1), atol=1e-5)
+    if len(hidden) == 2:
+        np.testing.assert_allclose(found_state["state_c"], hidden[1].transpose(0, 1), atol=1e-5)
+    assert ("state_feed" in found_state) == (next_state.feed is not None)
+    if next_state.feed is not None:
+        np.testing.assert_allclose(found_state["state_feed"], next_state.feed, atol=1e-5)
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_graphs_equal_pytorch_at_another_batch_and_length(tmp_path: Path, variant: str) -> None:
     pipeline = saved_model(tmp_path / "model", *VARIANTS[variant])
     export_onnx(tmp_path / "model", tmp_path / "onnx")
     graphs = runtime.Graphs(*(tmp_path / "onnx" / name for name in GRAPHS["float32"]))
-    # the export traced a batch of 2 sources of length 5; run 3 sources of length 9
+    # the export traced 2 sources of length 5 and 2 rows per source; run 3 sources of length 9
     src = torch.tensor(
         [[5, 6, 7, 8, 9, 4, 5, 6, 7], [4, 4, 5, 0, 0, 0, 0, 0, 0], [9, 8, 7, 6, 5, 4, 0, 0, 0]]
     )
     src_lengths = torch.tensor([9, 3, 6])
-    entries, state = graphs.encode(src.numpy(), src_lengths.numpy())
+    entries, _ = graphs.encode(src.numpy(), src_lengths.numpy())
     with torch.no_grad():
         enc = pipeline.model.encode(src, src_lengths)
-        torch_state = pipeline.model.init_state(enc)
-        prev = torch.tensor([2, 7, 5])
-        log_probs, next_state, attention = pipeline.model.step(prev, enc, torch_state)
+        state = pipeline.model.init_state(enc)
     expected = {"memory": enc.memory, "keys": enc.keys, "mask": enc.mask, "context": enc.context}
     for name, value in entries.items():
         np.testing.assert_allclose(value, expected[name], atol=1e-5, err_msg=name)
-    onnx_log_probs, onnx_state, onnx_attention = graphs.step(prev.numpy(), entries, state)
-    np.testing.assert_allclose(onnx_log_probs, log_probs, atol=1e-5)
-    assert (onnx_attention is None) == (attention is None)
-    if attention is not None:
-        np.testing.assert_allclose(onnx_attention, attention, atol=1e-5)
-    hidden = next_state.hidden if isinstance(next_state.hidden, tuple) else (next_state.hidden,)
-    np.testing.assert_allclose(onnx_state["state_h"], hidden[0].transpose(0, 1), atol=1e-5)
-    if len(hidden) == 2:
-        np.testing.assert_allclose(onnx_state["state_c"], hidden[1].transpose(0, 1), atol=1e-5)
-    assert ("state_feed" in onnx_state) == (next_state.feed is not None)
-    if next_state.feed is not None:
-        np.testing.assert_allclose(onnx_state["state_feed"], next_state.feed, atol=1e-5)
+    assert_step_equal(graphs, pipeline, enc, state, torch.tensor([2, 7, 5]))  # greedy: 1 row each
+    rows = torch.arange(3).repeat_interleave(4)  # beam search: 4 rows per source
+    assert_step_equal(graphs, pipeline, enc, state.select(rows), torch.tensor([2, 7, 5, 6] * 3))
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

@@ -7,9 +7,11 @@ The output directory holds:
   entries the step reads (``memory``, ``keys``, ``mask`` with attention; ``context`` when it is fed
   at every step) and the initial decoder state (``state_h``, ``state_c`` of an LSTM,
   ``state_feed`` with input feeding), every tensor batch first.
-- ``decoder_step.onnx``: prev_tokens (rows,) int64, the source entries one row per hypothesis,
-  and the state -> ``log_probs`` (rows, vocab), ``attention`` (rows, src_len) with attention, and
-  ``next_state_*``. Batch, rows and source length are dynamic axes.
+- ``decoder_step.onnx``: prev_tokens (rows,) int64, the source entries (sources, ...) and the
+  state (rows, ...) -> ``log_probs`` (rows, vocab), ``attention`` (rows, src_len) with attention,
+  and ``next_state_*``. As in decoding/search.py, rows = sources x k: a source's k hypotheses are
+  k consecutive rows sharing its entries (k = 1 in greedy search). Batch, sources, rows and source
+  length are dynamic axes.
 - ``encoder.int8.onnx``, ``decoder_step.int8.onnx`` with ``quantize="int8"``: the same graphs
   with int8 weights (onnxruntime's dynamic quantization; activations are quantized on the fly).
 - ``runtime.json`` (tokenizers, decoding settings), ``runtime.py``, the model's ``config.yaml``,
@@ -44,6 +46,7 @@ from seq2seq.pipeline import load
 
 Quantize = Literal["int8"]
 OPSET = 17
+POSITIONAL = {"memory", "keys", "mask"}  # (sources, src_len, ...); the other tensors (rows or batch, ...)
 GRAPHS = {
     "float32": ("encoder.onnx", "decoder_step.onnx"),
     "int8": ("encoder.int8.onnx", "decoder_step.int8.onnx"),
@@ -96,7 +99,7 @@ class EncoderGraph(nn.Module):
 
 
 class StepGraph(nn.Module):
-    """prev_tokens, the source entries (one row each), the state -> log_probs[, attention], state."""
+    """prev_tokens, the source entries, the state -> log_probs[, attention], the new state."""
 
     def __init__(self, model: Seq2Seq) -> None:
         super().__init__()
@@ -108,10 +111,16 @@ class StepGraph(nn.Module):
         entries = dict(zip(self.entries, tensors, strict=False))
         state = _unflatten(list(tensors[len(self.entries) :]), self.lstm)
         unused = prev_tokens.new_zeros(0)  # what this variant's step never reads
+        context = entries.get("context")
+        if context is not None:
+            # each row's context, by broadcasting over (sources, k): EncoderOutput.context_for's
+            # repeat_interleave would be traced with the example's k
+            k = torch.zeros_like(prev_tokens.view(context.size(0), -1, 1), dtype=context.dtype)
+            context = (context.unsqueeze(1) + k).flatten(0, 1)  # rows, M
         enc = EncoderOutput(
             memory=entries.get("memory", unused),
             mask=entries.get("mask", unused),
-            context=entries.get("context", unused),
+            context=unused if context is None else context,
             keys=entries.get("keys"),
         )
         log_probs, state, attention = self.model.step(prev_tokens, enc, state)
@@ -137,56 +146,53 @@ def export_onnx(model_dir: Path, output: Path, quantize: Quantize | None = None)
     """Write the graphs, ``runtime.py`` and the files it reads into ``output``; returns it."""
     pipeline = load(model_dir)
     check_exportable(pipeline.config)
+    if pipeline.source.vocab is None:
+        raise ConfigError("ONNX export supports text sources only")
     model = pipeline.model.cpu().eval()  # the graphs are traced on the CPU
     output.mkdir(parents=True, exist_ok=True)
     encoder_path, step_path = (output / name for name in GRAPHS["float32"])
-    entries, states = source_entries(model), state_names(model)
-
-    src = torch.tensor([[4, 5, 6, 7, 8], [9, 4, 5, 0, 0]])  # two sources of different lengths
-    if pipeline.source.vocab is None:
-        raise ConfigError("ONNX export supports text sources only")
-    src = src.clamp(max=len(pipeline.source.vocab) - 1)
-    src_lengths = torch.tensor([5, 3])
-    encoder = EncoderGraph(model)
-    with torch.no_grad():
-        encoded = encoder(src, src_lengths)
-    by_row, by_position = {0: "rows"}, {0: "rows", 1: "src_len"}
-    positional = {"memory", "keys", "mask"}
-    _export(
-        encoder,
-        (src, src_lengths),
-        encoder_path,
-        ["src", "src_lengths"],
-        [*entries, *states],
-        {
-            "src": {0: "batch", 1: "src_len"},
-            "src_lengths": {0: "batch"},
-            **{name: by_position if name in positional else by_row for name in [*entries, *states]},
-        },
-    )
-    step = StepGraph(model)
-    prev = torch.full((src.size(0),), 2)  # <sos>
-    heads = ["log_probs"] if model.decoder.attention is None else ["log_probs", "attention"]
-    next_states = [f"next_{name}" for name in states]
-    axes = {name: by_position if name in positional else by_row for name in entries}
-    _export(
-        step,
-        (prev, *encoded),
-        step_path,
-        ["prev_tokens", *entries, *states],
-        [*heads, *next_states],
-        {
-            "prev_tokens": by_row,
-            **axes,
-            **{name: by_row for name in [*states, *next_states, "log_probs"]},
-            **({"attention": by_position} if "attention" in heads else {}),
-        },
-    )
+    # two sources of different lengths; ids within any vocabulary
+    src = torch.tensor([[4, 5, 6, 7, 8], [9, 4, 5, 0, 0]]).clamp(max=len(pipeline.source.vocab) - 1)
+    encoded = _export_encoder(model, src, torch.tensor([5, 3]), encoder_path)
+    _export_step(model, encoded, step_path)
     if quantize == "int8":
         _quantize(encoder_path, output / GRAPHS["int8"][0])
         _quantize(step_path, output / GRAPHS["int8"][1])
     _write_runtime_files(pipeline.config, model_dir, output, quantize)
     return output
+
+
+def _export_encoder(
+    model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, path: Path
+) -> list[torch.Tensor]:
+    """Export the encoder graph; returns its outputs for the example."""
+    encoder = EncoderGraph(model)
+    names = [*source_entries(model), *state_names(model)]
+    axes = {name: {0: "batch", 1: "src_len"} if name in POSITIONAL else {0: "batch"} for name in names}
+    inputs = {"src": {0: "batch", 1: "src_len"}, "src_lengths": {0: "batch"}}
+    _export(encoder, (src, src_lengths), path, list(inputs), names, {**inputs, **axes})
+    with torch.no_grad():
+        return list(encoder(src, src_lengths))
+
+
+def _export_step(model: Seq2Seq, encoded: list[torch.Tensor], path: Path) -> None:
+    """Export the step graph, traced with 2 rows per source (as beam search has k per source)."""
+    entries, states = source_entries(model), state_names(model)
+    sources = encoded[0].size(0)
+    state = [t.repeat_interleave(2, dim=0) for t in encoded[len(entries) :]]
+    prev = torch.full((2 * sources,), 2)  # <sos>
+    heads = ["log_probs"] if model.decoder.attention is None else ["log_probs", "attention"]
+    next_states = [f"next_{name}" for name in states]
+    by_row = {0: "rows"}
+    axes = {
+        "prev_tokens": by_row,
+        **{name: {0: "sources", 1: "src_len"} if name in POSITIONAL else {0: "sources"} for name in entries},
+        **{name: by_row for name in [*states, *next_states, "log_probs"]},
+        "attention": {0: "rows", 1: "src_len"},
+    }
+    axes = {name: axis for name, axis in axes.items() if name != "attention" or "attention" in heads}
+    inputs, outputs = ["prev_tokens", *entries, *states], [*heads, *next_states]
+    _export(StepGraph(model), (prev, *encoded[: len(entries)], *state), path, inputs, outputs, axes)
 
 
 def _export(

@@ -85,8 +85,9 @@ class Vocabulary:
 
 
 class Graphs:
-    """The encoder and decoder-step sessions. Every tensor they exchange is batch first, so the
-    search selects rows of all of them alike without knowing which variant it runs."""
+    """The encoder and decoder-step sessions. Every tensor they exchange is batch first: the
+    source entries one per source, the state one row per hypothesis; the search selects rows of
+    them without knowing which variant it runs."""
 
     def __init__(self, encoder: Path, step: Path, threads: int = 0) -> None:
         options = ort.SessionOptions()
@@ -95,6 +96,7 @@ class Graphs:
         self.decoder = ort.InferenceSession(str(step), options, providers=["CPUExecutionProvider"])
         self.encoder_outputs = [o.name for o in self.encoder.get_outputs()]
         self.step_outputs = [o.name for o in self.decoder.get_outputs()]
+        self.decoder_inputs = [i.name for i in self.decoder.get_inputs()]
 
     def encode(self, src: np.ndarray, src_lengths: np.ndarray) -> tuple[Arrays, Arrays]:
         """(source entries, initial state) for src (batch, src_len) and src_lengths (batch,)."""
@@ -286,12 +288,11 @@ def beam_search(
     nbest: int = 1,
     min_length: int = 0,
 ) -> list[list[Hypothesis]]:
-    """The nbest best hypotheses of each source, best first. The source entries are repeated
-    for each of a source's hypotheses (the step graph takes one row per hypothesis)."""
+    """The nbest best hypotheses of each source, best first. A source's entries are shared by
+    its hypotheses, which are beam_size consecutive rows of the state."""
     batch = src.shape[0]
     entries, state = graphs.encode(src, src_lengths)
-    rows = np.repeat(np.arange(batch), beam_size)
-    entries, state = select(entries, rows), select(state, rows)
+    state = select(state, np.repeat(np.arange(batch), beam_size))
     beams = Beams(batch, beam_size, max_lengths, alpha, nbest, min_length)
     prev = np.full(batch * beam_size, SOS_ID, dtype=np.int64)
     for step in range(int(max_lengths.max())):
@@ -299,8 +300,8 @@ def beam_search(
         rows, prev = beams.advance(step, log_probs)
         if beams.done:
             break
-        if rows.size < log_probs.shape[0]:  # sources left; a source's rows hold the same entries
-            entries = select(entries, rows)
+        if rows.size < log_probs.shape[0]:  # sources left the batch
+            entries = select(entries, rows[::beam_size] // beam_size)
         state = select(state, rows)
     return beams.best()
 
@@ -344,7 +345,7 @@ class OnnxModel:
         settings = json.loads((directory / "runtime.json").read_text(encoding="utf-8"))
         kind = "int8" if int8 else "float32"
         if kind not in settings["graphs"]:
-            raise SystemExit(f"{directory}: no {kind} graphs (export with --quantize int8)")
+            raise FileNotFoundError(f"{directory}: no {kind} graphs (export with --quantize int8)")
         encoder, step = settings["graphs"][kind]
         self.graphs = Graphs(directory / encoder, directory / step, threads)
         self.decoding = settings["decoding"]
@@ -359,6 +360,8 @@ class OnnxModel:
         """Outputs for ``texts``, in order; defaults from the model's decoding settings."""
         d = self.decoding
         beam = beam or d["beam_size"]
+        if nbest > beam:
+            raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam})")
         alpha = d["length_penalty"] if length_penalty is None else length_penalty
         sources = [self.src_vocab.encode(self.src_tokenizer.encode(t))[: d["max_input_len"]] for t in texts]
         found: list[list[Hypothesis]] = [[Hypothesis([], 0.0)] for _ in texts]
@@ -404,7 +407,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beam", type=int, help="beam size (default: the model's; 1 = greedy)")
     parser.add_argument("--int8", action="store_true", help="use the int8 graphs")
     args = parser.parse_args(argv)
-    model = OnnxModel(args.model, int8=args.int8)
+    try:
+        model = OnnxModel(args.model, int8=args.int8)
+    except (OSError, ValueError) as err:  # a missing or damaged export: one line, no traceback
+        print(f"runtime.py: error: {err}", file=sys.stderr)
+        return 1
     stream = args.input.open(encoding="utf-8") if args.input else sys.stdin
     lines = [line.rstrip("\n") for line in stream]
     for output in model.generate(lines, beam=args.beam):
