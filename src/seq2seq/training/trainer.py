@@ -213,6 +213,8 @@ class Trainer:
             "finished at step %d (epoch %d) after %.1f min; best %s %.2f at step %d; peak memory %d MB",
             p.step, p.epoch + 1, p.elapsed / 60, self.selection.metric, best, p.best_step, peak_memory_mb(),
         )  # fmt: skip
+        if self.device.type == "cuda":
+            log.info("peak GPU memory %d MB", torch.cuda.max_memory_allocated(self.device) // 2**20)
 
     def _loop(self) -> None:
         p = self.progress
