@@ -7,6 +7,8 @@
     DIR/model.safetensors        the best weights (what ``seq2seq.load`` uses)
     DIR/checkpoints/step-N/      model + optimizer tensors (safetensors) and state.json: for resuming
     DIR/checkpoints/latest       the name of the newest complete step-N directory
+    DIR/averaging/step-N.safetensors  weights of the last validations (training.average_last),
+    DIR/averaged.json            and their mean's validation scores
     DIR/train.log, DIR/validations.jsonl
 
 Nothing here is a pickle: weights and optimizer moments are safetensors, everything else is text.
@@ -34,7 +36,7 @@ from seq2seq.config import Config, config_from_dict
 from seq2seq.errors import ConfigError, ModelFileError
 
 CONFIG, WEIGHTS, CHECKSUMS = "config.yaml", "model.safetensors", "checksums.json"
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS, AVERAGING = "checkpoints", "averaging"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 
 
@@ -133,10 +135,25 @@ def save_weights(path: Path, model: torch.nn.Module) -> None:
     write_tensors(path, unique, {"aliases": json.dumps(aliases)})
 
 
-def load_weights(path: Path, model: torch.nn.Module) -> None:
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A weights file's tensors by parameter name, tied weights under each of their names."""
     tensors, metadata = read_tensors(path)
     for alias, name in json.loads(metadata.get("aliases", "{}")).items():
         tensors[alias] = tensors[name]
+    return tensors
+
+
+def average_weights(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of several weights files of one model (checkpoint averaging)."""
+    total = {name: tensor.double() for name, tensor in read_weights(paths[0]).items()}
+    for path in paths[1:]:
+        for name, tensor in read_weights(path).items():
+            total[name] += tensor.double()
+    return {name: (tensor / len(paths)).float() for name, tensor in total.items()}
+
+
+def load_weights(path: Path, model: torch.nn.Module) -> None:
+    tensors = read_weights(path)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

@@ -134,6 +134,9 @@ class TrainingConfig:
     max_minutes: float = bounded(0.0, 0.0)
     validate_every: int = bounded(1000, 1)  # steps; training also validates when it stops
     early_stopping_patience: int = bounded(0, 0)  # validations without improvement; 0 = off
+    # when training ends, the mean of the weights at the last N validations is validated too and
+    # kept as the best weights if it scores higher (checkpoint averaging); 0 or 1 = off
+    average_last: int = bounded(0, 0)
     log_every: int = bounded(100, 1)
     max_nonfinite_steps: int = bounded(10, 1)  # NaN/inf losses in a row (each skipped) before stopping
     # auto: the first GPU when CUDA is available, else the CPU; or cpu, cuda, cuda:N. Under torchrun

@@ -63,7 +63,7 @@ def _train(config: Config, out: Path, resume: bool, device: torch.device, world:
     train_pairs, valid_pairs, test_pairs = _read_splits(task, config)
     if world.is_main and not resume:
         pipeline = _new_pipeline(config, train_pairs, device)
-        _check_free_space(out, pipeline.model)
+        _check_free_space(out, pipeline.model, cfg.average_last)
         pipeline.save(out)
     world.barrier()  # the others read the featurizers rank 0 built
     if resume or not world.is_main:
@@ -124,9 +124,10 @@ def _prepare_output_dir(out: Path, resume: bool) -> None:
         raise ConfigError(f"{out}: cannot write the model directory ({err.strerror})") from None
 
 
-def _check_free_space(out: Path, model: torch.nn.Module) -> None:
-    """Checkpoints hold weights + two Adam moments, twice during rotation, plus the best weights."""
-    needed = 8 * 4 * sum(p.numel() for p in model.parameters())
+def _check_free_space(out: Path, model: torch.nn.Module, averaged: int = 0) -> None:
+    """Checkpoints hold weights + two Adam moments, twice during rotation, plus the best weights
+    and those kept for averaging."""
+    needed = (8 + averaged) * 4 * sum(p.numel() for p in model.parameters())
     free = shutil.disk_usage(out).free
     if free < needed:
         raise ConfigError(

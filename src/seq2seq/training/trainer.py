@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import math
 import signal
@@ -204,6 +205,8 @@ class Trainer:
         release_free_memory()  # what preparing the data (e.g. SentencePiece training) freed
         try:
             self._loop()
+            if self.world.is_main and self.cfg.average_last > 1:
+                self._validate_average()
         finally:
             self.reporter.close()
             for sig, handler in handlers.items():
@@ -402,11 +405,44 @@ class Trainer:
             **scores,
         }
         self.reporter.validation(record, scores, improved)
+        self._keep_for_averaging()
         patience = self.cfg.early_stopping_patience
         if patience and p.validations_without_improvement >= patience:
             log.info("early stopping: no improvement in %d validations", patience)
             return True
         return False
+
+    def _keep_for_averaging(self) -> None:
+        """The weights of this validation, beside those of the last ``average_last`` - 1."""
+        if self.cfg.average_last < 2:
+            return
+        directory = self.out / checkpoint.AVERAGING
+        directory.mkdir(exist_ok=True)
+        checkpoint.save_weights(directory / f"step-{self.progress.step:09d}.safetensors", self.model)
+        for old in sorted(directory.glob("step-*.safetensors"))[: -self.cfg.average_last]:
+            old.unlink()
+
+    def _validate_average(self) -> None:
+        """Validate the mean of the kept weights; keep it as the best weights if it scores higher."""
+        p = self.progress
+        paths = sorted((self.out / checkpoint.AVERAGING).glob("step-*.safetensors"))
+        if len(paths) < 2 or not self.valid.src:
+            return
+        self.model.load_state_dict(checkpoint.average_weights(paths))
+        scores = self.validate()
+        value = scores[self.selection.metric]
+        improved = self.selection.improves(value, p.best_score)
+        steps = [int(path.stem.removeprefix("step-")) for path in paths]
+        log.info(
+            "average of the weights at steps %s: %s %.2f, %s the best (%.2f at step %d)",
+            ", ".join(map(str, steps)), self.selection.metric, value,
+            "better than" if improved else "not better than", p.best_score or 0.0, p.best_step,
+        )  # fmt: skip
+        record = {"steps": steps, "kept": improved, **scores}
+        checkpoint.atomic_write(self.out / "averaged.json", json.dumps(record, indent=1).encode())
+        if improved:
+            p.best_score, p.best_step = value, p.step
+            self._save_best()
 
     def _save_last(self) -> None:
         """The checkpoint to resume from, written by rank 0 with every rank's random state."""
