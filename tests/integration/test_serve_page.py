@@ -2,7 +2,8 @@
 n-best outputs and the attention heatmap, hover and choose, see errors in words, at desktop and
 phone width. Skipped where Chromium and its driver are not installed (`.ci/run` installs them).
 
-SEQ2SEQ_SCREENSHOTS=DIR keeps the screenshots (docs/images/serve_page.png comes from here).
+SEQ2SEQ_SCREENSHOTS=DIR keeps the screenshots (of a tiny model; docs/images/serve_page.png shows a
+trained G2P model in the same browser).
 """
 
 from __future__ import annotations
