@@ -4,6 +4,7 @@ naming its field, and faults (timeouts, disconnects, SIGTERM, a failing model) l
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -98,6 +99,15 @@ def test_models_health_ready_page(client: TestClient) -> None:
     assert "default-src 'self'" in page.headers["content-security-policy"]  # nothing from elsewhere
     assert client.get("/static/app.js").status_code == 200
     assert "/v1/generate" in client.get("/openapi.json").json()["paths"]
+
+
+def test_api_docs_load_nothing_from_elsewhere(client: TestClient) -> None:
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+    assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", docs.text)
+    assert assets and all(url.startswith("/docs-assets/") for url in assets), assets
+    for url in assets:
+        assert client.get(url).status_code == 200, url
 
 
 def test_metrics_in_prometheus_text_format(client: TestClient) -> None:

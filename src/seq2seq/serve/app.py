@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
@@ -115,13 +115,36 @@ def create_app(pipelines: dict[str, Pipeline], settings: ServeSettings | None = 
         title="seq2seq",
         summary="Generate with RNN encoder-decoder models; the page at / shows outputs and attention.",
         lifespan=lifespan,
+        docs_url=None,  # served below from swagger-ui's files in a package: FastAPI's /docs loads a CDN
+        redoc_url=None,
     )
     app.state.serve = state
     _add_error_handlers(app)
     _add_routes(app, state)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_api_docs(app)
     app.add_middleware(RequestLog, metrics=state.metrics)
     return app
+
+
+def _add_api_docs(app: FastAPI) -> None:
+    """The OpenAPI page at /docs with Swagger UI 5's files from the fastapi-offline package
+    (FastAPI's own /docs loads them from a CDN), so that it works offline like the page at /."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="seq2seq API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
 
 
 def _add_routes(app: FastAPI, state: State) -> None:
