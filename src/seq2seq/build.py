@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from seq2seq.config import DataConfig, ModelConfig, TokenizerConfig
-from seq2seq.data.featurizers import TextFeaturizer
+from seq2seq.data.audio import AudioFeaturizer
+from seq2seq.data.featurizers import SourceFeaturizer, TextFeaturizer
 from seq2seq.data.readers import Pair
 from seq2seq.data.tokenizers import (
     CharTokenizer,
@@ -24,20 +25,31 @@ from seq2seq.kernels import Ops, ops_for
 from seq2seq.model.attention import Attention
 from seq2seq.model.decoder import RecurrentDecoder
 from seq2seq.model.encoder import RecurrentEncoder
-from seq2seq.model.frontends import Frontend, TokenEmbedding
+from seq2seq.model.frontends import Conv2dSubsampling, Frontend, SpecAugment, TokenEmbedding
 from seq2seq.model.seq2seq import Seq2Seq
 from seq2seq.training.loss import (
     Loss,
     PointerGeneratorLoss,
     SoftmaxCrossEntropy,
     WithCoverageLoss,
+    WithCTCLoss,
     output_cross_entropy,
 )
 
 
-def build_featurizers(data: DataConfig, pairs: list[Pair]) -> tuple[TextFeaturizer, TextFeaturizer]:
+def build_featurizers(data: DataConfig, pairs: list[Pair]) -> tuple[SourceFeaturizer, TextFeaturizer]:
     """Source and target featurizers: tokenizers (SentencePiece trained on ``pairs``) and
-    vocabularies of the training pairs."""
+    vocabularies of the training pairs; for audio sources, log-mel features whose global
+    normalisation is computed on the training audio."""
+    if data.source == "audio":
+        tgt_tokenizer = build_tokenizer(data.tgt_tokenizer, [p.tgt for p in pairs])
+        tgt_tokens = [tgt_tokenizer.encode(p.tgt) for p in pairs]
+        audio = audio_featurizer(data)
+        if audio.normalization == "global":
+            audio.fit(p.src for p in pairs)
+        return audio, TextFeaturizer(
+            tgt_tokenizer, Vocabulary.build(tgt_tokens, data.max_vocab_size, data.min_freq)
+        )
     src_tokenizer, tgt_tokenizer = build_tokenizers(data, pairs)
     src_vocab, tgt_vocab = build_vocabularies(
         data, [src_tokenizer.encode(p.src) for p in pairs], [tgt_tokenizer.encode(p.tgt) for p in pairs]
@@ -45,12 +57,23 @@ def build_featurizers(data: DataConfig, pairs: list[Pair]) -> tuple[TextFeaturiz
     return TextFeaturizer(src_tokenizer, src_vocab), TextFeaturizer(tgt_tokenizer, tgt_vocab)
 
 
-def load_featurizers(data: DataConfig, directory: Path) -> tuple[TextFeaturizer, TextFeaturizer]:
-    """The featurizers saved in a model directory (``Pipeline.save``)."""
-    return (
-        TextFeaturizer.load(data.src_tokenizer.type, directory, "src"),
-        TextFeaturizer.load(data.tgt_tokenizer.type, directory, "tgt"),
+def audio_featurizer(data: DataConfig) -> AudioFeaturizer:
+    audio = data.audio
+    return AudioFeaturizer(
+        audio.sample_rate,
+        audio.num_mel_bins,
+        audio.frame_length_ms,
+        audio.frame_shift_ms,
+        audio.normalization,
     )
+
+
+def load_featurizers(data: DataConfig, directory: Path) -> tuple[SourceFeaturizer, TextFeaturizer]:
+    """The featurizers saved in a model directory (``Pipeline.save``)."""
+    target = TextFeaturizer.load(data.tgt_tokenizer.type, directory, "tgt")
+    if data.source == "audio":
+        return audio_featurizer(data).load_statistics(directory, "src"), target
+    return TextFeaturizer.load(data.src_tokenizer.type, directory, "src"), target
 
 
 def build_tokenizers(data: DataConfig, pairs: list[Pair]) -> tuple[Tokenizer, Tokenizer]:
@@ -89,27 +112,37 @@ def build_vocabularies(
     )
 
 
-def build_frontend(config: ModelConfig, src_vocab_size: int) -> Frontend:
-    """What the encoder reads its input through: token embeddings (an audio subsampler to come)."""
-    return TokenEmbedding(src_vocab_size, config.embedding_size, PAD_ID)
+def build_frontend(config: ModelConfig, src_size: int) -> Frontend:
+    """What the encoder reads its input through: token embeddings, or for audio frames of
+    ``src_size`` bins the convolutional subsampler (with SpecAugment where configured)."""
+    if config.frontend == "embedding":
+        return TokenEmbedding(src_size, config.embedding_size, PAD_ID)
+    masks = config.spec_augment
+    augment = None
+    if masks.freq_masks or masks.time_masks:
+        augment = SpecAugment(
+            masks.freq_masks, masks.freq_width, masks.time_masks, masks.time_width, masks.max_time_ratio
+        )
+    return Conv2dSubsampling(src_size, config.frontend_channels, config.embedding_size, augment)
 
 
 def build_model(
     config: ModelConfig,
-    src_vocab_size: int,
+    src_size: int,
     tgt_vocab_size: int,
     ops: Ops | None = None,
     device: torch.device | str | None = None,
 ) -> Seq2Seq:
     """The configured network on ``device`` (default: torch's default device); ``ops`` switches
-    the speed kernels (default: those of that device)."""
+    the speed kernels (default: those of that device). ``src_size``: the source vocabulary's
+    size, or the feature bins of audio frames (``SourceFeaturizer.input_size``)."""
     device = torch.device(device) if device is not None else torch.get_default_device()
     ops = ops if ops is not None else ops_for(device)
     enc, dec = config.encoder, config.decoder
     if dec.copy:  # the copy loss reads the attention, whose gradient the input-feeding kernel drops
         ops = dataclasses.replace(ops, input_feeding_lstm=None)
     encoder = RecurrentEncoder(
-        frontend=build_frontend(config, src_vocab_size),
+        frontend=build_frontend(config, src_size),
         hidden_size=enc.hidden_size,
         num_layers=enc.num_layers,
         rnn_type=config.rnn_type,
@@ -144,12 +177,16 @@ def build_model(
         ops=ops,
     )
     copy_gate = nn.Linear(dec.hidden_size + config.embedding_size, 1) if dec.copy else None
-    return Seq2Seq(encoder, decoder, copy_gate, UNK_ID).to(device)
+    ctc_head = nn.Linear(encoder.output_size, tgt_vocab_size) if config.ctc_weight > 0 else None
+    return Seq2Seq(encoder, decoder, copy_gate, UNK_ID, ctc_head).to(device)
 
 
-def build_loss(model: Seq2Seq, ops: Ops | None = None, coverage_weight: float = 0.0) -> Loss:
+def build_loss(
+    model: Seq2Seq, ops: Ops | None = None, coverage_weight: float = 0.0, ctc_weight: float = 0.0
+) -> Loss:
     """The loss of the model's output kind, with ``ops``'s fused output-layer kernel if it has one
-    (default: the kernels of the model's device), plus the coverage loss for a model with coverage."""
+    (default: the kernels of the model's device), plus the coverage loss for a model with coverage,
+    and joint with CTC for a model with a CTC head."""
     ops = ops if ops is not None else ops_for(next(model.parameters()).device)
     match model.output_kind:
         case "softmax":
@@ -162,4 +199,6 @@ def build_loss(model: Seq2Seq, ops: Ops | None = None, coverage_weight: float = 
             raise ConfigError(f"no loss for model output {model.output_kind!r}")
     if model.decoder.coverage and coverage_weight > 0:
         loss = WithCoverageLoss(loss, coverage_weight)
+    if model.ctc_head is not None and ctc_weight > 0:
+        loss = WithCTCLoss(loss, ctc_weight, blank=PAD_ID)
     return loss

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from seq2seq.device import configure_memory
 from seq2seq.errors import DataError, Seq2SeqError
@@ -26,6 +27,7 @@ EXAMPLES = """examples:
   seq2seq evaluate --model runs/g2p --split test
   seq2seq serve runs/g2p --port 8000
   seq2seq export runs/g2p --format onnx --output g2p-onnx --quantize int8
+  seq2seq transcribe runs/asr-an4 a.wav b.flac
 """
 
 
@@ -63,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_generate(sub)
+    _add_transcribe(sub)
     _add_evaluate(sub)
     _add_analyze(sub)
     _add_serve(sub)
@@ -145,8 +148,39 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="also write one attention heatmap per input, DIR/00001.png, ... (models with attention)",
     )
+    _add_method(gen)
     _add_device(gen)
     gen.set_defaults(run=_generate)
+
+
+def _add_method(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--method",
+        choices=["attention", "ctc_greedy", "joint"],
+        help="a model with a CTC head: attention beam search, CTC best path, or the beam rescored "
+        "with CTC (default: the model's decoding.method)",
+    )
+
+
+def _add_transcribe(sub: argparse._SubParsersAction) -> None:
+    transcribe = sub.add_parser(
+        "transcribe",
+        help="transcribe audio files with a speech model",
+        description="Write PATH<TAB>TRANSCRIPT for each audio file (WAV, FLAC, OGG; any sample rate, "
+        "the first channel), in order. `seq2seq generate MODEL --input LIST` reads one path per line.",
+    )
+    transcribe.add_argument("model", type=Path, help="speech model directory written by `seq2seq train`")
+    transcribe.add_argument("audio", nargs="+", help="audio files")
+    transcribe.add_argument("--beam", type=int, help="beam size (default: the model's decoding.beam_size)")
+    transcribe.add_argument(
+        "--attention-dir",
+        type=Path,
+        metavar="DIR",
+        help="also write DIR/00001.png, ...: each file's spectrogram above its attention",
+    )
+    _add_method(transcribe)
+    _add_device(transcribe)
+    transcribe.set_defaults(run=_transcribe)
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -206,7 +240,11 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     length.add_argument("--ref", type=Path, help="reference file, line-aligned with --src")
     length.add_argument("--beam", type=int, default=1, help="beam size (default 1)")
     length.add_argument("--buckets", type=int, default=5, help="number of length buckets (default 5)")
-    length.add_argument("--unit", choices=["words", "chars"], default="words", help="length unit")
+    length.add_argument(
+        "--unit",
+        choices=["words", "chars", "seconds"],
+        help="length unit (default: seconds for audio, else words)",
+    )
     length.add_argument(
         "--output", type=Path, default=Path("length.png"), help="PNG file (default: length.png)"
     )
@@ -365,6 +403,8 @@ def _generate(args: argparse.Namespace) -> int:
         pipeline.set_decoding(precision=args.precision)
     if args.span_constrained:
         pipeline.set_decoding(span_constrained=True)
+    if args.method:
+        pipeline.set_decoding(method=args.method)
     beam = args.beam or pipeline.config.decoding.beam_size
     if args.nbest > beam:
         raise Seq2SeqError(f"--nbest ({args.nbest}) cannot exceed the beam size ({beam})")
@@ -398,7 +438,8 @@ def _generate(args: argparse.Namespace) -> int:
     outputs = generate(lines)
     write(outputs, 0)
     if args.attention_dir is not None:
-        _write_attention_maps(outputs, args.attention_dir)
+        speech = (pipeline.source, lines) if pipeline.source.vocab is None else None
+        _write_attention_maps(outputs, args.attention_dir, speech=speech)
     if pipeline.truncated:
         limit = pipeline.config.decoding.max_input_len
         print(
@@ -408,8 +449,29 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_attention_maps(outputs: list, directory: Path, first: int = 1) -> None:
-    from seq2seq.plots import attention_heatmap
+def _transcribe(args: argparse.Namespace) -> int:
+    import seq2seq
+
+    _check_positive("--beam", args.beam)
+    pipeline = seq2seq.load(args.model, device=args.device)
+    if pipeline.source.vocab is not None:
+        raise Seq2SeqError(f"{args.model}: not a speech model (its inputs are text: use seq2seq generate)")
+    if args.method:
+        pipeline.set_decoding(method=args.method)
+    outputs = pipeline.generate(args.audio, beam=args.beam)
+    for path, output in zip(args.audio, outputs, strict=True):
+        print(f"{path}\t{output.text}")
+    if args.attention_dir is not None:
+        _write_attention_maps(outputs, args.attention_dir, speech=(pipeline.source, args.audio))
+    return 0
+
+
+def _write_attention_maps(
+    outputs: list, directory: Path, first: int = 1, speech: tuple[Any, Sequence[str]] | None = None
+) -> None:
+    """One heatmap per output; for a speech model (``speech``: its audio featurizer and the
+    inputs) under the spectrogram the model read."""
+    from seq2seq.plots import attention_heatmap, speech_attention
 
     directory.mkdir(parents=True, exist_ok=True)
     for index, output in enumerate(outputs, start=first):
@@ -419,9 +481,19 @@ def _write_attention_maps(outputs: list, directory: Path, first: int = 1) -> Non
                 raise Seq2SeqError("--attention-dir: this model has no attention to show")
             continue  # an empty input has nothing to show
         path = directory / f"{index:05d}.png"
-        attention_heatmap(
-            best.attention, output.source_tokens, best.tokens, path, title=best.text, copy_gate=best.copy_gate
-        )
+        if speech is not None:
+            featurizer, inputs = speech
+            frames = featurizer.encode(inputs[index - first]).features
+            speech_attention(best.attention, frames, best.tokens, featurizer.shift_ms, path, best.text)
+        else:
+            attention_heatmap(
+                best.attention,
+                output.source_tokens,
+                best.tokens,
+                path,
+                title=best.text,
+                copy_gate=best.copy_gate,
+            )
         print(f"seq2seq: attention heatmap: {path}", file=sys.stderr)
 
 
@@ -463,18 +535,19 @@ def _analyze_length(args: argparse.Namespace) -> int:
         pairs = read_split(first.config, args.split)
     if not pairs:
         raise Seq2SeqError("nothing to analyze: the split is empty; use --src and --ref")
-    lengths = [length_of(s.source, args.unit) for s in segments_of(pairs, task.group_references)]
+    unit = args.unit or ("seconds" if first.source.vocab is None else "words")
+    lengths = [length_of(s.source, unit) for s in segments_of(pairs, task.group_references)]
     edges = length_edges(lengths, args.buckets)
     tables = {}
     for name, pipeline in pipelines.items():
-        tables[name] = score_by_length(task, evaluate(pipeline, pairs, task, args.beam), edges, args.unit)
+        tables[name] = score_by_length(task, evaluate(pipeline, pairs, task, args.beam), edges, unit)
     metric = task.primary.name
-    print(f"{metric} by source length ({args.unit}), beam {args.beam}")
+    print(f"{metric} by source length ({unit}), beam {args.beam}")
     print("\t".join(["length", "segments", *tables]))
     for row, bucket in enumerate(next(iter(tables.values()))):
         scores = [f"{table[row].score:.2f}" for table in tables.values()]
         print("\t".join([bucket.label, str(bucket.count), *scores]))
-    length_plot(tables, metric, args.unit, args.output)
+    length_plot(tables, metric, unit, args.output)
     print(args.output)
     return 0
 

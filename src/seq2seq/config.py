@@ -47,6 +47,19 @@ class SyntheticConfig:
 
 
 @dataclass(frozen=True)
+class AudioConfig:
+    """Log-mel filterbank features of audio sources (data.source: audio)."""
+
+    sample_rate: int = bounded(16000, 1000)  # audio at other rates is resampled to this
+    num_mel_bins: int = bounded(80, 1)
+    frame_length_ms: float = bounded(25.0, 1.0)
+    frame_shift_ms: float = bounded(10.0, 1.0)
+    # mean and variance per bin: of the training set (stored in the model directory), of each
+    # utterance, or none
+    normalization: Literal["global", "utterance", "none"] = "global"
+
+
+@dataclass(frozen=True)
 class DataConfig:
     # parallel: {train,valid,test}.{src_suffix,tgt_suffix}; tsv / jsonl: the files themselves;
     # or a format of the task's own (g2p: cmudict, the CMU Pronouncing Dictionary; copy / reverse /
@@ -79,6 +92,10 @@ class DataConfig:
     max_vocab_size: int | None = bounded(None, 5)
     min_freq: int = bounded(1, 1)
     synthetic: SyntheticConfig = SyntheticConfig()
+    # text: sources are text; audio: sources are audio files (paths in the data, or arrays through
+    # the Python API) read as log-mel frames, and max_src_len / max_input_len count frames
+    source: Literal["text", "audio"] = "text"
+    audio: AudioConfig = AudioConfig()
 
 
 @dataclass(frozen=True)
@@ -105,10 +122,30 @@ class DecoderConfig:
 
 
 @dataclass(frozen=True)
+class SpecAugmentConfig:
+    """SpecAugment (Park et al., 2019) on audio features in training: masks of up to
+    freq_width bins and up to time_width frames (at most max_time_ratio of an utterance each)."""
+
+    freq_masks: int = bounded(0, 0)
+    freq_width: int = bounded(27, 1)
+    time_masks: int = bounded(0, 0)
+    time_width: int = bounded(40, 1)
+    max_time_ratio: float = bounded(0.2, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     rnn_type: Literal["lstm", "gru"] = "lstm"
     embedding_size: int = bounded(256, 1)
     dropout: float = bounded(0.2, 0.0, 0.99)
+    # what the encoder reads through: token embeddings (text), or for audio frames two strided
+    # convolutions that cut the frame rate by 4 (ESPnet's Conv2dSubsampling) into embedding_size
+    frontend: Literal["embedding", "conv2d"] = "embedding"
+    frontend_channels: int = bounded(32, 1)  # conv2d
+    spec_augment: SpecAugmentConfig = SpecAugmentConfig()
+    # lambda of joint CTC-attention training (Kim et al., 2017): a CTC head on the encoder and the
+    # loss lambda * CTC + (1 - lambda) * attention; 0 = no CTC head, 1 = CTC alone
+    ctc_weight: float = bounded(0.0, 0.0, 1.0)
     encoder: EncoderConfig = EncoderConfig()
     decoder: DecoderConfig = DecoderConfig()
 
@@ -169,6 +206,10 @@ class DecodingConfig:
     # outputs are spans of the source's last field (an answer taken from its context): needs a
     # copying model or a shared vocabulary, so that output ids name source tokens
     span_constrained: bool = False
+    # a model with a CTC head: attention (beam) search, CTC greedy (best path), or attention beam
+    # search whose n-best are rescored by ctc_weight * CTC + (1 - ctc_weight) * attention
+    method: Literal["attention", "ctc_greedy", "joint"] = "attention"
+    ctc_weight: float = bounded(0.3, 0.0, 1.0)  # joint
 
 
 @dataclass(frozen=True)
@@ -403,11 +444,33 @@ def _check_consistency(config: Config, source: str) -> None:
             f"{source}: data.joint_sentencepiece needs src_tokenizer and tgt_tokenizer to be the same "
             "sentencepiece settings"
         )
+    _check_audio(config, source)
     if data.src_fields and data.format == "parallel":
         raise ConfigError(
             f"{source}: data.src_fields needs data.format tsv or jsonl (parallel text has one field)"
         )
     _check_settings(config, source)
+
+
+def _check_audio(config: Config, source: str) -> None:
+    """Audio sources go through the conv2d frontend; CTC needs a head to score with."""
+    model, data = config.model, config.data
+    if (data.source == "audio") != (model.frontend == "conv2d"):
+        raise ConfigError(
+            f"{source}: data.source {data.source!r} needs model.frontend "
+            f"{'conv2d' if data.source == 'audio' else 'embedding'}"
+        )
+    if data.source == "audio" and (model.decoder.copy or config.decoding.span_constrained):
+        raise ConfigError(f"{source}: copying and span-constrained decoding need text sources")
+    if config.decoding.method != "attention" and model.ctc_weight == 0:
+        raise ConfigError(
+            f"{source}: decoding.method {config.decoding.method!r} needs a CTC head (model.ctc_weight > 0)"
+        )
+    if model.ctc_weight == 1 and config.decoding.method != "ctc_greedy":
+        raise ConfigError(
+            f"{source}: model.ctc_weight 1 trains the CTC head alone; "
+            "decode it with decoding.method ctc_greedy"
+        )
 
 
 def _check_settings(config: Config, source: str) -> None:

@@ -53,20 +53,29 @@ def evaluate(pipeline: Pipeline, pairs: Sequence[Pair], task: Task, beam: int = 
 
 @dataclass
 class LengthBucket:
-    """Segments whose source length (in ``unit``s) lies in [low, high]."""
+    """Segments whose source length (in ``unit``s; tenths of a second for "seconds") lies in
+    [low, high]."""
 
     low: int
     high: int
     count: int
     score: float
+    unit: str = "words"
 
     @property
     def label(self) -> str:
+        if self.unit == "seconds":
+            return f"{self.low / 10:.1f}-{self.high / 10:.1f}"
         return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
 
 
-def length_of(text: str, unit: str) -> int:
-    return len(text.split()) if unit == "words" else len(text)
+def length_of(source: str, unit: str) -> int:
+    """Words or characters of a text; for "seconds", tenths of a second of an audio file."""
+    if unit == "seconds":
+        import soundfile
+
+        return round(soundfile.info(source).duration * 10)
+    return len(source.split()) if unit == "words" else len(source)
 
 
 def length_edges(lengths: Sequence[int], buckets: int) -> list[tuple[int, int]]:
@@ -99,5 +108,5 @@ def score_by_length(
             continue
         hyps = [result.hypotheses[i] for i in chosen]
         refs = [result.segments[i].references for i in chosen]
-        table.append(LengthBucket(low, high, len(chosen), task.primary.compute(hyps, refs)))
+        table.append(LengthBucket(low, high, len(chosen), task.primary.compute(hyps, refs), unit))
     return table

@@ -3,6 +3,9 @@
 model = seq2seq.load("runs/g2p")
 outputs = model.generate(["hello"], beam=5)
 outputs[0].text, outputs[0].score, outputs[0].hypotheses[0].attention
+
+A speech model takes audio file paths, or arrays of samples with their rate:
+seq2seq.load("runs/asr-an4").generate([waveform], sample_rate=16000)
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from seq2seq import checkpoint
 from seq2seq.build import build_model, load_featurizers
 from seq2seq.config import Config, config_from_dict
+from seq2seq.data.audio import AudioInput, Waveform
 from seq2seq.data.batching import collate
 from seq2seq.data.featurizers import Encoded, SourceFeaturizer, TextFeaturizer, shorten
 from seq2seq.data.vocab import FIELD_SEPARATOR, UNK_ID
@@ -70,10 +74,10 @@ class Pipeline:
         self.target = target
         self.truncated = 0  # inputs cut to decoding.max_input_len so far
 
-    def encode_source(self, text: str) -> Encoded:
+    def encode_source(self, text: str | AudioInput) -> Encoded:
         """Features of one input, cut to decoding.max_input_len positions; the first cut is logged,
         the rest counted in ``truncated`` (a test set's long lines should not flood the console)."""
-        encoded = self.source.encode(text)
+        encoded = self.source.encode(text)  # type: ignore[arg-type]  # audio for an audio featurizer
         limit = self.config.decoding.max_input_len
         if len(encoded.features) > limit:
             self.truncated += 1
@@ -97,18 +101,20 @@ class Pipeline:
 
     def generate(
         self,
-        texts: Sequence[str],
+        texts: Sequence[str | AudioInput | Any],
         beam: int | None = None,
         nbest: int = 1,
         length_penalty: float | None = None,
         batch_tokens: int | None = None,
         copy_gates: bool = False,
+        sample_rate: int | None = None,
     ) -> list[Output]:
         """Outputs for ``texts``, in order. Defaults come from the config's decoding section.
-        ``copy_gates``: also each hypothesis's p_gen per step (a copying model; for pictures)."""
+        ``copy_gates``: also each hypothesis's p_gen per step (a copying model; for pictures).
+        A speech model reads audio file paths, or 1-D arrays of samples at ``sample_rate`` Hz."""
         decoding = self.config.decoding
         device = next(self.model.parameters()).device
-        sources = [self.encode_source(text) for text in texts]
+        sources = [self.encode_source(_as_audio(text, sample_rate)) for text in texts]
         # a copying model: each source's ids over the target vocabulary extended by its unknown words
         copying = self.model.copy_gate is not None
         no_extension: tuple[list[int], list[str]] = ([], [])
@@ -131,6 +137,8 @@ class Pipeline:
             span_ids=[self._span_ids(s, ids) for s, (ids, _) in zip(sources, extended, strict=True)]
             if decoding.span_constrained
             else None,
+            method=decoding.method,
+            ctc_weight=decoding.ctc_weight,
         )
         outputs = []
         for source, (_, unknown), hyps in zip(sources, extended, found, strict=True):
@@ -184,6 +192,15 @@ class Pipeline:
         checkpoint.save_weights(directory / checkpoint.WEIGHTS, self.model)
 
 
+def _as_audio(source: Any, sample_rate: int | None) -> str | AudioInput:
+    """A text or path as it is; an array of samples as a ``Waveform`` at ``sample_rate``."""
+    if isinstance(source, (str, Path, Waveform)):
+        return source
+    if sample_rate is None:
+        raise ValueError("generate(): pass sample_rate= with arrays of audio samples")
+    return Waveform(source.numpy() if isinstance(source, torch.Tensor) else source, sample_rate)
+
+
 def load(directory: str | Path, weights: str | Path | None = None, device: str = "auto") -> Pipeline:
     """Load a model directory (never unpickles anything) onto ``device`` (auto: a GPU when CUDA is
     available, else the CPU; wherever it was trained); ``weights`` picks another weights file."""
@@ -200,7 +217,7 @@ def load(directory: str | Path, weights: str | Path | None = None, device: str =
         raise ModelFileError(f"{directory}: damaged tokenizer or vocabulary ({err})") from None
     pipeline = Pipeline(
         config,
-        build_model(config.model, len(source.vocab), len(target.vocab), device=target_device),
+        build_model(config.model, source.input_size, len(target.vocab), device=target_device),
         source,
         target,
     )

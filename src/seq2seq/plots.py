@@ -132,6 +132,49 @@ def _draw_heatmap(
     plt.close(fig)
 
 
+def speech_attention(
+    weights: torch.Tensor,
+    frames: torch.Tensor,
+    output: Sequence[str],
+    shift_ms: float,
+    path: Path,
+    title: str = "",
+) -> None:
+    """One PNG for a speech model: the log-mel spectrogram on top, and below it, on the same time
+    axis in seconds, the attention of each output character (+ <eos>) over the encoder's positions
+    (each covers ``frames / positions`` input frames: 4 through the conv2d subsampler).
+
+    weights: (len(output) + 1, positions); frames: (frames, bins) as the model read them."""
+    rows = [*map(_label, output), "</s>"]
+    seconds = len(frames) * shift_ms / 1000
+    height = min(2.6 + 0.2 * len(rows), 24.0)
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(min(4 + 3 * seconds, 24.0), height), dpi=110, sharex=True,
+        gridspec_kw={"height_ratios": [1.0, max(1.0, 0.12 * len(rows))]},
+    )  # fmt: skip
+    top.imshow(
+        frames.T.numpy(), origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, frames.size(1))
+    )
+    top.set_ylabel("mel bin")
+    if title:
+        top.set_title(title, fontsize=11)
+    image = bottom.imshow(
+        weights.numpy(),
+        cmap="Blues",
+        vmin=0.0,
+        vmax=1.0,
+        aspect="auto",
+        extent=(0, seconds, len(rows) - 0.5, -0.5),
+    )
+    bottom.set_yticks(range(len(rows)), rows, fontsize=8 if len(rows) > 40 else 10)
+    bottom.set_xlabel("time (s)")
+    bottom.set_ylabel("output characters")
+    fig.tight_layout()
+    fig.colorbar(image, ax=[top, bottom], fraction=0.03, pad=0.02, label="attention weight")
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _gate_column(ax: plt.Axes, copy_gate: torch.Tensor, rows: int) -> None:
     """p_gen per output step as one labelled column (the value printed in each cell)."""
     values = copy_gate.reshape(-1, 1).numpy()

@@ -73,7 +73,9 @@ def _train(config: Config, out: Path, resume: bool, device: torch.device, world:
     trainer = Trainer(
         config=cfg,
         model=pipeline.model,
-        loss=build_loss(pipeline.model, coverage_weight=cfg.coverage_loss_weight),
+        loss=build_loss(
+            pipeline.model, coverage_weight=cfg.coverage_loss_weight, ctc_weight=config.model.ctc_weight
+        ),
         data=_encode_training_data(pipeline, train_pairs),
         valid=_encode_validation_data(pipeline, valid_pairs),
         validate=lambda: evaluate(pipeline, valid_pairs, task, beam=1).scores,
@@ -137,10 +139,12 @@ def _check_free_space(out: Path, model: torch.nn.Module, averaged: int = 0) -> N
 
 def _new_pipeline(config: Config, train_pairs: list[Pair], device: torch.device) -> Pipeline:
     source, target = build_featurizers(config.data, train_pairs)
-    model = build_model(config.model, len(source.vocab), len(target.vocab), device=device)
+    model = build_model(config.model, source.input_size, len(target.vocab), device=device)
     log.info(
-        "vocabularies: source %d, target %d; model: %s parameters",
-        len(source.vocab),
+        "source: %s; target vocabulary %d; model: %s parameters",
+        f"{source.input_size} features per frame"
+        if source.vocab is None
+        else f"vocabulary {source.input_size}",
         len(target.vocab),
         f"{sum(p.numel() for p in model.parameters()):,}",
     )
@@ -155,7 +159,7 @@ def _load_pipeline(out: Path, config: Config, device: torch.device) -> Pipeline:
             "only training settings may change on resume"
         )
     source, target = load_featurizers(config.data, out)
-    model = build_model(config.model, len(source.vocab), len(target.vocab), device=device)
+    model = build_model(config.model, source.input_size, len(target.vocab), device=device)
     return Pipeline(config, model, source, target)
 
 

@@ -32,6 +32,8 @@ class SourceFeaturizer(Protocol):
 
     @property
     def vocab(self) -> Vocabulary | None: ...
+    @property
+    def input_size(self) -> int: ...  # the vocabulary's size, or features per frame
 
     def encode(self, source: str) -> Encoded: ...
     def files(self, prefix: str) -> dict[str, bytes]: ...
@@ -43,6 +45,10 @@ class TextFeaturizer:
     def __init__(self, tokenizer: Tokenizer, vocab: Vocabulary) -> None:
         self.tokenizer = tokenizer
         self.vocab = vocab
+
+    @property
+    def input_size(self) -> int:
+        return len(self.vocab)
 
     def encode(self, text: str) -> Encoded:
         tokens = self.tokenizer.encode(text)

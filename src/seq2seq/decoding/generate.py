@@ -10,6 +10,7 @@ from typing import NamedTuple
 import torch
 
 from seq2seq.data.batching import Batch, Features, collate, pad, token_batches
+from seq2seq.decoding.ctc import ctc_greedy_search, ctc_rescore
 from seq2seq.decoding.search import Hypothesis, beam_search, greedy_search
 from seq2seq.model.seq2seq import Seq2Seq
 
@@ -31,14 +32,15 @@ def generate_ids(
     extended_ids: Sequence[Sequence[int]] | None = None,
     block_ngram_repeat: int = 0,
     span_ids: Sequence[Sequence[int]] | None = None,
+    method: str = "attention",
+    ctc_weight: float = 0.3,
 ) -> list[list[Hypothesis]]:
     """The n-best hypotheses for each source (ids, or frames x features), in input order.
 
     With ``dtype`` (bfloat16, or float16 on a GPU) the matmuls run in that dtype (a copy of the
     weights in it, under autocast for the activations); scores and recurrent cell states stay
-    float32. ``extended_ids``: each
-    source's ids over the extended vocabulary of a copying model, whose hypotheses may then hold
-    ids past the vocabulary (copied source words).
+    float32. ``extended_ids``: each source's ids over the extended vocabulary of a copying model,
+    whose hypotheses may then hold ids past the vocabulary (copied source words).
 
     An empty source gets a single empty hypothesis with score 0 (the model is not run on it).
     Output length, <eos> included, is capped at ceil(max_length_ratio * source length) +
@@ -46,21 +48,20 @@ def generate_ids(
     ``min_length`` tokens (within the cap); with ``block_ngram_repeat`` n > 0 no output holds the
     same n-gram twice; with ``span_ids`` (each source position's id over the output vocabulary,
     -1 where not allowed) outputs are spans of the source. Beam search ranks by score / length
-    penalty + coverage penalty (Wu et al., 2016).
+    penalty + coverage penalty (Wu et al., 2016). ``method`` (a CTC head's: ``decoding/ctc.py``):
+    "attention", "ctc_greedy" (best path), or "joint" (the beam rescored, ``ctc_weight`` CTC).
     """
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
     original, was_training = model, model.training
     device = next(model.parameters()).device
-    model.eval()
-    if dtype is not None:  # cast once: under inference mode autocast casts every weight at every step
-        model = copy.deepcopy(model).to(dtype)
+    model = _for_inference(model, dtype)
     results: list[list[Hypothesis]] = [[Hypothesis([], 0.0, None)] for _ in sources]
+    search = (beam_size, (length_penalty, coverage_penalty), nbest, (method, ctc_weight))
     todo = [i for i, src in enumerate(sources) if len(src) > 0]
     lengths = [len(sources[i]) for i in todo]
-    # the budget counts source tokens whatever the beam: a source's hypotheses share its encoder
-    # memory, and wider batches keep beam search's matmuls large (beam 5 on the matched en-de
-    # model: 3.33 s with 1/5 of the budget per batch, 2.93 s with all of it)
+    # the budget counts source tokens whatever the beam: hypotheses share their source's memory, and
+    # wide batches keep beam search's matmuls large (matched en-de beam 5: 2.93 s, 3.33 s at 1/5)
     for batch_positions in token_batches(lengths, lengths, batch_tokens):
         indices = [todo[p] for p in batch_positions]
         extended = None if extended_ids is None else ([extended_ids[i] for i in indices], None)
@@ -69,11 +70,18 @@ def generate_ids(
         spans = None if span_ids is None else pad([span_ids[i] for i in indices], -1).to(device)
         bounds = Bounds(_max_lengths(limits, max_length, device), min_length, block_ngram_repeat, spans)
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            found = _search(model, batch, bounds, beam_size, (length_penalty, coverage_penalty), nbest)
+            found = _decode(model, batch, bounds, *search)
         for i, hyps in zip(indices, found, strict=True):
             results[i] = hyps
     original.train(was_training)
     return results
+
+
+def _for_inference(model: Seq2Seq, dtype: torch.dtype | None) -> Seq2Seq:
+    """The model in evaluation mode, as a copy cast to ``dtype`` if given: cast once, because
+    under inference mode autocast casts every weight at every step."""
+    model.eval()
+    return model if dtype is None else copy.deepcopy(model).to(dtype)
 
 
 def _max_lengths(limits: list[int], max_length: int, device: torch.device) -> torch.Tensor:
@@ -90,6 +98,27 @@ class Bounds(NamedTuple):
     min_length: int
     block_ngram_repeat: int
     span_ids: torch.Tensor | None  # (batch, S): outputs are spans of the source (SourceSpans)
+
+
+def _decode(
+    model: Seq2Seq,
+    batch: Batch,
+    bounds: Bounds,
+    beam_size: int,
+    penalties: tuple[float, float],
+    nbest: int,
+    ctc: tuple[str, float],
+) -> list[list[Hypothesis]]:
+    """One batch decoded by ``ctc``'s method (and joint decoding's CTC weight)."""
+    method, ctc_weight = ctc
+    device = bounds.max_lengths.device
+    if method == "ctc_greedy":
+        return [[h] for h in ctc_greedy_search(model, batch.src.to(device), batch.src_lengths.to(device))]
+    if method == "attention":
+        return _search(model, batch, bounds, beam_size, penalties, nbest)
+    found = _search(model, batch, bounds, beam_size, penalties, beam_size)  # the whole beam, rescored
+    rescored = ctc_rescore(model, batch.src.to(device), batch.src_lengths.to(device), found, ctc_weight)
+    return [hyps[:nbest] for hyps in rescored]
 
 
 def _search(

@@ -34,3 +34,65 @@ class TokenEmbedding(nn.Embedding):
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return lengths
+
+
+class Conv2dSubsampling(nn.Module):
+    """Audio frames (batch, frames, bins) -> (batch, ~frames / 4, output_size): two 3x3
+    convolutions of stride 2 with ReLU over (time, frequency), then a linear map of each time
+    step's channels x bins (ESPnet's Conv2dSubsampling). SpecAugment masks the input in training."""
+
+    def __init__(self, bins: int, channels: int, output_size: int, spec_augment: SpecAugment | None = None):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, channels, 3, 2), nn.ReLU(), nn.Conv2d(channels, channels, 3, 2), nn.ReLU()
+        )
+        self.linear = nn.Linear(channels * (((bins - 1) // 2 - 1) // 2), output_size)
+        self.spec_augment = spec_augment
+        self._output_size = output_size
+
+    @property
+    def output_size(self) -> int:
+        return self._output_size
+
+    def forward(self, src: torch.Tensor) -> torch.Tensor:
+        if self.training and self.spec_augment is not None:
+            src = self.spec_augment(src)
+        x = self.conv(src.unsqueeze(1))  # (batch, channels, time', bins')
+        return self.linear(x.transpose(1, 2).flatten(2))
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return (((lengths - 1) // 2 - 1) // 2).clamp(min=1)
+
+
+class SpecAugment(nn.Module):
+    """Frequency and time masks (Park et al., 2019) set to 0, the normalised features' mean.
+
+    Each utterance gets its own masks: widths up to ``freq_width`` bins and up to ``time_width``
+    frames (and ``max_time_ratio`` of the batch's length), at random places. Time masks are placed
+    within the batch's longest utterance; batches hold utterances of similar length (length
+    bucketing), so they fall on speech, not padding. Draws from torch's seeded generator."""
+
+    def __init__(
+        self, freq_masks: int, freq_width: int, time_masks: int, time_width: int, max_time_ratio: float
+    ) -> None:
+        super().__init__()
+        self.freq = (freq_masks, freq_width)
+        self.time = (time_masks, time_width, max_time_ratio)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        batch, time, bins = frames.shape
+        keep = torch.ones(batch, time, bins, dtype=torch.bool, device=frames.device)
+        for _ in range(self.freq[0]):
+            keep &= _band(batch, bins, min(self.freq[1], bins), frames.device)[:, None, :]
+        width = min(self.time[1], int(self.time[2] * time))
+        for _ in range(self.time[0] if width > 0 else 0):
+            keep &= _band(batch, time, width, frames.device)[:, :, None]
+        return frames * keep.to(frames.dtype)
+
+
+def _band(batch: int, size: int, max_width: int, device: torch.device) -> torch.Tensor:
+    """(batch, size) bool: False on one band of 0..max_width positions per row, True elsewhere."""
+    width = torch.randint(0, max_width + 1, (batch, 1))
+    start = (torch.rand(batch, 1) * (size - width + 1)).long()
+    positions = torch.arange(size)[None, :]
+    return ((positions < start) | (positions >= start + width)).to(device)

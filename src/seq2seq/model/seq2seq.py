@@ -20,7 +20,7 @@ from seq2seq.model.encoder import EncoderOutput, RecurrentEncoder
 # "softmax": p(y_t) = softmax(output_layer(features_t)) over the target vocabulary.
 # "pointer_generator": that distribution mixed with the attention over the source's words by a
 # copy gate, over the vocabulary extended by the source's unknown words (See et al., 2017).
-# Room for a CTC head on the encoder beside the decoder.
+# Either may come with a CTC head on the encoder (``ModelOutput.encoder_logits``), trained jointly.
 OutputKind = Literal["softmax", "pointer_generator"]
 
 
@@ -31,13 +31,16 @@ class ModelOutput:
     features: (batch, tgt_len, feature_size), the decoder's output before the output layer.
     attention: (batch, tgt_len, src_len) weights, or None without attention.
     copy_gate: (batch, tgt_len) p_gen of a pointer-generator, or None.
-    encoder_logits: (batch, src_len', vocab) of a CTC head on the encoder, or None.
+    encoder_logits: (batch, src_len', vocab) of a CTC head on the encoder, or None; the CTC blank
+    is <pad>'s id, which no target holds.
+    encoder_mask: (batch, src_len') bool, the encoder's real positions (True), with encoder_logits.
     """
 
     features: torch.Tensor
     attention: torch.Tensor | None
     copy_gate: torch.Tensor | None = None
     encoder_logits: torch.Tensor | None = None
+    encoder_mask: torch.Tensor | None = None
 
 
 def copy_distribution(
@@ -55,7 +58,9 @@ def copy_distribution(
 
 class Seq2Seq(nn.Module):
     """p(y | x) = prod_t p(y_t | y_<t, x) with a recurrent encoder and decoder, and optionally a
-    copy gate p_gen = sigmoid(w [h~_t; y_{t-1}] + b) of a pointer-generator (See et al., 2017)."""
+    copy gate p_gen = sigmoid(w [h~_t; y_{t-1}] + b) of a pointer-generator (See et al., 2017),
+    and a CTC head: a linear map of the encoder's memory to the target vocabulary, whose blank is
+    <pad> (Graves et al., 2006; trained beside the decoder as in Kim et al., 2017)."""
 
     def __init__(
         self,
@@ -63,11 +68,13 @@ class Seq2Seq(nn.Module):
         decoder: RecurrentDecoder,
         copy_gate: nn.Linear | None = None,
         unk_id: int = 1,
+        ctc_head: nn.Linear | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.copy_gate = copy_gate
+        self.ctc_head = ctc_head
         self.unk_id = unk_id
         self.output_kind: OutputKind = "softmax" if copy_gate is None else "pointer_generator"
 
@@ -103,7 +110,8 @@ class Seq2Seq(nn.Module):
         state = self.decoder.init_state(enc)
         features, attention = self.decoder(prev_tokens, enc, state, teacher_forcing_ratio)
         gate = None if self.copy_gate is None else self.gate(features, prev_tokens)
-        return ModelOutput(features=features, attention=attention, copy_gate=gate)
+        ctc_logits = None if self.ctc_head is None else self.ctc_head(enc.memory)
+        return ModelOutput(features, attention, gate, ctc_logits, None if ctc_logits is None else enc.mask)
 
     def gate(self, features: torch.Tensor, prev_tokens: torch.Tensor) -> torch.Tensor:
         """p_gen (...) from features (..., F) and the input tokens (...), of a copying model."""

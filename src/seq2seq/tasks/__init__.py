@@ -10,14 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from seq2seq.data.readers import Pair, ReadReport
-from seq2seq.tasks import g2p, qa, summarization, synthetic, translation
+from seq2seq.tasks import asr, g2p, qa, summarization, synthetic, translation
 from seq2seq.tasks.task import GENERAL_READERS, Task
 
 if TYPE_CHECKING:
     from seq2seq.config import Config
 
 TASKS: dict[str, Task] = {
-    task.name: task for task in (translation.TASK, summarization.TASK, qa.TASK, g2p.TASK, *synthetic.TASKS)
+    task.name: task
+    for task in (translation.TASK, summarization.TASK, qa.TASK, asr.TASK, g2p.TASK, *synthetic.TASKS)
 }
 
 

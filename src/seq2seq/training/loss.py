@@ -103,3 +103,40 @@ class WithCoverageLoss:
 
     def nll(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
         return self.base.nll(output, batch)
+
+
+class WithCTCLoss:
+    """Joint CTC-attention training (Kim et al., 2017): ``weight`` * CTC + (1 - ``weight``) * the
+    decoder's loss. The CTC loss of the encoder's logits (blank: <pad>) is summed over the batch
+    and divided by its target tokens, as the decoder's loss is averaged (<eos> is not a CTC
+    target); an utterance too short for its transcript adds 0, not infinity."""
+
+    def __init__(self, base: Loss, weight: float, blank: int) -> None:
+        self.base = base
+        self.weight = weight
+        self.blank = blank
+
+    def ctc(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
+        assert output.encoder_logits is not None and output.encoder_mask is not None
+        log_probs = torch.log_softmax(output.encoder_logits.float(), dim=-1).transpose(0, 1)
+        loss = F.ctc_loss(
+            log_probs,
+            batch.tgt_out,
+            output.encoder_mask.sum(1),
+            batch.tgt_mask.sum(1) - 1,  # without <eos>
+            blank=self.blank,
+            reduction="sum",
+            zero_infinity=True,
+        )
+        return loss / batch.num_tgt_tokens
+
+    def __call__(self, output: ModelOutput, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
+        ctc = self.ctc(output, batch)
+        if self.weight == 1:
+            return ctc
+        return self.weight * ctc + (1 - self.weight) * self.base(output, batch, label_smoothing)
+
+    def nll(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
+        if self.weight == 1:
+            return self.ctc(output, batch)
+        return self.weight * self.ctc(output, batch) + (1 - self.weight) * self.base.nll(output, batch)

@@ -1,0 +1,136 @@
+"""Speech recognition end to end on audio the test makes: tone "letters" (A, B, C at three pitches)
+spoken in sequences; a small listener-speller with a CTC head learns them in seconds, through the
+CLI as a user runs it, and the trained model transcribes files, lists and arrays alike."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+soundfile = pytest.importorskip("soundfile")
+pytest.importorskip("kaldi_native_fbank")
+
+import seq2seq  # noqa: E402
+from seq2seq.cli import main  # noqa: E402
+
+RATE = 8000  # the model reads 16 kHz: every file is resampled
+PITCH = {"A": 400.0, "B": 900.0, "C": 1800.0}
+
+
+def utterance(letters: list[str], rng: random.Random) -> np.ndarray:
+    """Each letter a 0.12 s tone, with 0.05 s of quiet noise around it."""
+    parts = []
+    for letter in letters:
+        t = np.arange(int(0.12 * RATE)) / RATE
+        parts.append(0.01 * np.random.default_rng(rng.randrange(10**6)).standard_normal(int(0.05 * RATE)))
+        parts.append(0.4 * np.sin(2 * np.pi * PITCH[letter] * t + rng.random()))
+    parts.append(np.zeros(int(0.05 * RATE)))
+    return np.concatenate(parts).astype(np.float32)
+
+
+def make_split(directory: Path, name: str, count: int, rng: random.Random) -> Path:
+    (directory / "wav").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(count):
+        letters = [rng.choice("ABC") for _ in range(rng.randint(1, 4))]
+        soundfile.write(str(directory / "wav" / f"{name}{i}.wav"), utterance(letters, rng), RATE)
+        lines.append(f"wav/{name}{i}.wav\t{' '.join(letters)}\n")
+    (directory / f"{name}.tsv").write_text("".join(lines))
+    return directory / f"{name}.tsv"
+
+
+CONFIG = """
+task: asr
+data: {{format: manifest, train: {train}, valid: {valid}}}
+model:
+  embedding_size: 32
+  frontend_channels: 8
+  dropout: 0.0
+  ctc_weight: 0.5
+  encoder: {{hidden_size: 48, num_layers: 1}}
+  decoder: {{hidden_size: 64, num_layers: 1, attention: general}}
+training: {{batch_tokens: 2000, lr: 0.005, max_steps: 240, validate_every: 80, log_every: 40, seed: 3}}
+decoding: {{beam_size: 3, method: joint}}
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tones")
+    rng = random.Random(0)
+    train, valid = make_split(root, "train", 160, rng), make_split(root, "valid", 20, rng)
+    config = root / "asr.yaml"
+    config.write_text(CONFIG.format(train=train, valid=valid))
+    assert main(["train", str(config), "--output", str(root / "model")]) == 0
+    return root
+
+
+@pytest.mark.slow
+def test_listener_speller_learns_to_transcribe_tones(trained):
+    scores = (trained / "model" / "validations.jsonl").read_text().splitlines()
+    assert '"WER"' in scores[-1]
+    pipeline = seq2seq.load(trained / "model")
+    paths = [str(trained / "wav" / f"valid{i}.wav") for i in range(20)]
+    references = [line.split("\t")[1].strip() for line in (trained / "valid.tsv").read_text().splitlines()]
+    for method in ("attention", "ctc_greedy", "joint"):
+        pipeline.set_decoding(method=method)
+        outputs = [o.text for o in pipeline.generate(paths)]
+        right = sum(o == r for o, r in zip(outputs, references, strict=True))
+        assert right >= 16, (method, list(zip(outputs, references, strict=True)))
+
+
+@pytest.mark.slow
+def test_the_model_directory_is_self_contained_and_holds_no_pickle(trained):
+    files = {p.name for p in (trained / "model").iterdir()}
+    assert {"config.yaml", "model.safetensors", "src_cmvn.json", "tgt_vocab.txt"} <= files
+    assert not [p for p in (trained / "model").rglob("*") if p.suffix in (".pt", ".pkl", ".pth", ".bin")]
+
+
+@pytest.mark.slow
+def test_transcribe_generate_and_arrays_agree(trained, tmp_path, capsys):
+    model, wav = trained / "model", trained / "wav"
+    paths = [str(wav / "valid0.wav"), str(wav / "valid1.wav")]
+    assert main(["transcribe", str(model), *paths, "--attention-dir", str(tmp_path / "att")]) == 0
+    transcribed = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [path for path, _ in transcribed] == paths
+    assert (tmp_path / "att" / "00001.png").stat().st_size > 5000
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    assert main(["generate", str(model), "--input", str(listing)]) == 0
+    assert capsys.readouterr().out.splitlines() == [text for _, text in transcribed]
+    samples, rate = soundfile.read(paths[0], dtype="float32")
+    from_array = seq2seq.load(model).generate([samples], sample_rate=rate)[0].text
+    assert from_array == transcribed[0][1]
+
+
+@pytest.mark.slow
+def test_bad_audio_in_a_manifest_is_one_line_naming_the_line(trained, tmp_path):
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
+    manifest = tmp_path / "train.tsv"
+    manifest.write_text(f"{trained / 'wav' / 'train0.wav'}\tA\nbroken.wav\tB\n")
+    config = tmp_path / "bad.yaml"
+    config.write_text(CONFIG.format(train=manifest, valid=manifest))
+    result = subprocess.run(
+        [sys.executable, "-m", "seq2seq", "train", str(config), "--output", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    (message,) = result.stderr.strip().splitlines()
+    assert message.startswith(
+        f"seq2seq: error: {manifest}:2: {tmp_path / 'broken.wav'}: not a readable audio file ("
+    )
+    assert message.count(str(tmp_path / "broken.wav")) == 1
+    assert message.endswith("(set data.skip_bad_lines: true to skip such lines)")
+    transcribe = subprocess.run(
+        [sys.executable, "-m", "seq2seq", "transcribe", str(trained / "model"), str(tmp_path / "nope.wav")],
+        capture_output=True,
+        text=True,
+    )
+    assert transcribe.returncode == 1
+    assert transcribe.stderr.strip() == f"seq2seq: error: {tmp_path / 'nope.wav'}: no such audio file"
