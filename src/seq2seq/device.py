@@ -38,12 +38,14 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+def autocast_dtype(device: torch.device, precision: str, training: bool = False) -> torch.dtype | None:
     """The dtype the matmuls run in under autocast for a configured precision (auto, float32,
     bfloat16, float16), or None for float32 throughout.
 
     auto: on a GPU bfloat16 where it computes it (Ampere and later), else float16 (which training
-    pairs with a gradient scaler); on the CPU bfloat16 where it is native, else float32."""
+    pairs with a gradient scaler); on the CPU bfloat16 where it is native, else float32.
+    ``training``: bfloat16 on a CPU whose LSTM cannot autocast to it is refused in one line
+    (decoding casts the weights instead, which works on any CPU)."""
     if precision == "float32":
         return None
     if device.type == "cuda":
@@ -52,7 +54,27 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
         return torch.bfloat16 if precision == "bfloat16" else torch.float16
     if precision == "float16":
         raise ConfigError("precision float16 is for GPUs; on the CPU use bfloat16 or auto")
-    return torch.bfloat16 if use_bfloat16(precision) else None
+    if not use_bfloat16(precision):
+        return None
+    if training and not lstm_autocasts_to_bfloat16():
+        raise ConfigError(
+            "precision bfloat16: this CPU cannot train an LSTM in bfloat16 (oneDNN refuses it without "
+            "AVX-512); use auto or float32"
+        )
+    return torch.bfloat16
+
+
+@functools.cache
+def lstm_autocasts_to_bfloat16() -> bool:
+    """Whether torch's fused LSTM runs under CPU bfloat16 autocast here: oneDNN refuses it on CPUs
+    without AVX-512 (seen on an AVX2-only EPYC: "could not create a primitive descriptor")."""
+    lstm = torch.nn.LSTM(2, 2, batch_first=True)
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.zeros(1, 1, 2))
+    except RuntimeError:
+        return False
+    return True
 
 
 @functools.cache

@@ -134,3 +134,19 @@ def test_bad_audio_in_a_manifest_is_one_line_naming_the_line(trained, tmp_path):
     )
     assert transcribe.returncode == 1
     assert transcribe.stderr.strip() == f"seq2seq: error: {tmp_path / 'nope.wav'}: no such audio file"
+
+
+@pytest.mark.slow
+def test_serve_refuses_a_speech_model_in_one_line(trained):
+    """Its inputs would be paths read on the server's machine for anyone who asks."""
+    result = subprocess.run(
+        [sys.executable, "-m", "seq2seq", "serve", str(trained / "model"), "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "seq2seq: error: model 'model' reads audio, which the server does not take; use seq2seq "
+        "transcribe or the Python API"
+    ]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 
 import seq2seq
 from seq2seq.cli import main
@@ -21,11 +23,26 @@ TINY_MODEL = {
 }
 
 
+def tone_manifest(directory: Path) -> Path:
+    """A TSV manifest of a few short tones (a letter per pitch), for the speech task."""
+    (directory / "wav").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i, (letter, pitch) in enumerate([("A", 400.0), ("B", 900.0), ("C", 1800.0)] * 4):
+        t = np.arange(1600 + 160 * i) / 16000
+        soundfile.write(str(directory / "wav" / f"{i}.wav"), 0.4 * np.sin(2 * np.pi * pitch * t), 16000)
+        lines.append(f"wav/{i}.wav\t{letter}\n")
+    (directory / "manifest.tsv").write_text("".join(lines))
+    return directory / "manifest.tsv"
+
+
 def tiny_data(task: str, directory: Path) -> dict[str, object]:
     """The data section of a tiny run of ``task``: its own generated or packaged data, a few
-    SQuAD-layout questions, or a few JSONL pairs in a general format."""
+    SQuAD-layout questions, a manifest of tones, or a few JSONL pairs in a general format."""
     if task == "g2p":
         return {"max_src_len": 6}  # the shortest words of CMUdict: a small, fast training set
+    if task == "asr":
+        manifest = str(tone_manifest(directory))
+        return {"train": manifest, "valid": manifest, "test": manifest}
     if TASKS[task].readers and task != "qa":
         return {}
     splits = {
@@ -62,7 +79,8 @@ def test_every_task_trains_and_scores(name: str, tmp_path: Path) -> None:
     ]
     validations = [json.loads(line) for line in (model_dir / "validations.jsonl").read_text().splitlines()]
     assert validations and task.primary.name in validations[-1]
-    assert seq2seq.load(model_dir).generate(["abc"])[0].text is not None
+    some_input = str(tmp_path / "wav" / "0.wav") if name == "asr" else "abc"
+    assert seq2seq.load(model_dir).generate([some_input])[0].text is not None
 
 
 def test_generate_reads_json_lines_for_a_model_with_several_source_fields(

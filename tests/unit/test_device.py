@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from seq2seq.config import config_from_dict
-from seq2seq.device import autocast_dtype, configure_memory, release_free_memory, resolve_device, use_bfloat16
+from seq2seq.device import (
+    autocast_dtype,
+    configure_memory,
+    lstm_autocasts_to_bfloat16,
+    release_free_memory,
+    resolve_device,
+    use_bfloat16,
+)
 from seq2seq.errors import ConfigError
 
 
@@ -60,6 +67,17 @@ def test_autocast_dtype_per_device_and_precision() -> None:
     assert autocast_dtype(cpu, "auto") == (torch.bfloat16 if use_bfloat16("auto") else None)
     with pytest.raises(ConfigError, match="float16 is for GPUs"):
         autocast_dtype(cpu, "float16")
+
+
+def test_training_in_bfloat16_where_the_lstm_cannot_is_a_clear_error() -> None:
+    """AVX2-only CPUs: oneDNN's LSTM has no bfloat16 primitive there, so training would crash."""
+    cpu = torch.device("cpu")
+    if lstm_autocasts_to_bfloat16():
+        assert autocast_dtype(cpu, "bfloat16", training=True) == torch.bfloat16
+    else:
+        with pytest.raises(ConfigError, match="cannot train an LSTM in bfloat16"):
+            autocast_dtype(cpu, "bfloat16", training=True)
+    assert autocast_dtype(cpu, "auto", training=True) == (torch.bfloat16 if use_bfloat16("auto") else None)
 
 
 def test_config_refuses_an_unknown_device() -> None:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from seq2seq.build import build_loss, build_model
 from seq2seq.config import DecoderConfig, EncoderConfig, ModelConfig
 from seq2seq.data.batching import collate
+from seq2seq.device import lstm_autocasts_to_bfloat16
 from seq2seq.kernels import FAST, PLAIN, activations
 from seq2seq.kernels import output_loss as loss_module
 from seq2seq.kernels.dropout import dropout_mask
@@ -146,6 +147,7 @@ def test_hand_written_input_feeding_drops_where_the_step_loop_drops(monkeypatch:
         torch.testing.assert_close(fast_grads[name], grad, atol=1e-6, rtol=1e-4, msg=name)
 
 
+@pytest.mark.skipif(not lstm_autocasts_to_bfloat16(), reason="this CPU's LSTM has no bfloat16 autocast")
 def test_hand_written_input_feeding_under_bfloat16_autocast_stays_close_to_the_step_loop() -> None:
     """Both paths round their matmuls to bfloat16 (~3 significant digits), in different places."""
     (fast, fast_attention, fast_grads), (slow, slow_attention, slow_grads) = _input_feeding_runs(

@@ -150,7 +150,7 @@ class Trainer:
                 "training.scheduler warmup_cosine needs a budget: max_steps, max_epochs or max_minutes"
             )
         self.progress = Progress()
-        self.autocast_dtype = autocast_dtype(self.device, config.precision)
+        self.autocast_dtype = autocast_dtype(self.device, config.precision, training=True)
         # float16 (GPUs without bfloat16) needs its gradients scaled to stay representable
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         self.stop_signal: int | None = None  # received by this process
