@@ -25,7 +25,7 @@ from seq2seq.kernels import Ops, ops_for
 from seq2seq.model.attention import Attention
 from seq2seq.model.decoder import RecurrentDecoder
 from seq2seq.model.encoder import RecurrentEncoder
-from seq2seq.model.frontends import Conv2dSubsampling, Frontend, SpecAugment, TokenEmbedding
+from seq2seq.model.frontends import Conv2dSubsampling, FrameStacking, Frontend, SpecAugment, TokenEmbedding
 from seq2seq.model.seq2seq import Seq2Seq
 from seq2seq.training.loss import (
     Loss,
@@ -114,7 +114,8 @@ def build_vocabularies(
 
 def build_frontend(config: ModelConfig, src_size: int) -> Frontend:
     """What the encoder reads its input through: token embeddings, or for audio frames of
-    ``src_size`` bins the convolutional subsampler (with SpecAugment where configured)."""
+    ``src_size`` bins frame stacking or the convolutional subsampler (with SpecAugment where
+    configured)."""
     if config.frontend == "embedding":
         return TokenEmbedding(src_size, config.embedding_size, PAD_ID)
     masks = config.spec_augment
@@ -123,6 +124,8 @@ def build_frontend(config: ModelConfig, src_size: int) -> Frontend:
         augment = SpecAugment(
             masks.freq_masks, masks.freq_width, masks.time_masks, masks.time_width, masks.max_time_ratio
         )
+    if config.frontend == "stack":
+        return FrameStacking(src_size, config.frame_stack, augment)
     return Conv2dSubsampling(src_size, config.frontend_channels, config.embedding_size, augment)
 
 

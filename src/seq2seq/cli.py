@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from seq2seq.config import DECODING_METHODS
 from seq2seq.device import configure_memory
 from seq2seq.errors import DataError, Seq2SeqError
 from seq2seq.metrics import METRICS
@@ -156,9 +157,10 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
 def _add_method(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method",
-        choices=["attention", "ctc_greedy", "joint"],
-        help="a model with a CTC head: attention beam search, CTC best path, or the beam rescored "
-        "with CTC (default: the model's decoding.method)",
+        choices=list(DECODING_METHODS),
+        help="a model with a CTC head: attention beam search, CTC best path, beam search with CTC "
+        "prefix scores (joint), or the beam's n-best rescored with CTC (default: the model's "
+        "decoding.method)",
     )
 
 
@@ -207,6 +209,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--src", type=Path, help="with --model: source file to generate from instead of --split")
     ev.add_argument("--beam", type=int, help="with --model: beam size")
+    _add_method(ev)
     _add_device(ev)
     ev.set_defaults(run=_evaluate)
 
@@ -577,6 +580,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     _check_positive("--beam", args.beam)
     pipeline = seq2seq.load(args.model, device=args.device)
+    if args.method:
+        pipeline.set_decoding(method=args.method)
     task = task_of(pipeline.config)
     if args.metric:
         task = dataclasses.replace(task, metrics=tuple(metrics.METRICS[m] for m in args.metric))

@@ -16,7 +16,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 
@@ -138,9 +138,11 @@ class ModelConfig:
     rnn_type: Literal["lstm", "gru"] = "lstm"
     embedding_size: int = bounded(256, 1)
     dropout: float = bounded(0.2, 0.0, 0.99)
-    # what the encoder reads through: token embeddings (text), or for audio frames two strided
-    # convolutions that cut the frame rate by 4 (ESPnet's Conv2dSubsampling) into embedding_size
-    frontend: Literal["embedding", "conv2d"] = "embedding"
+    # what the encoder reads through: token embeddings (text), or for audio frames either each
+    # frame_stack consecutive frames side by side (stack: a frame_stack times lower frame rate) or
+    # two strided convolutions that cut the frame rate by 4 into embedding_size (ESPnet's conv2d)
+    frontend: Literal["embedding", "stack", "conv2d"] = "embedding"
+    frame_stack: int = bounded(4, 1)  # stack
     frontend_channels: int = bounded(32, 1)  # conv2d
     spec_augment: SpecAugmentConfig = SpecAugmentConfig()
     # lambda of joint CTC-attention training (Kim et al., 2017): a CTC head on the encoder and the
@@ -187,6 +189,10 @@ class TrainingConfig:
     evaluate_test: bool = True  # score the best model on the test split when training ends
 
 
+DecodingMethod = Literal["attention", "ctc_greedy", "joint", "rescore"]
+DECODING_METHODS: tuple[str, ...] = get_args(DecodingMethod)
+
+
 @dataclass(frozen=True)
 class DecodingConfig:
     beam_size: int = bounded(5, 1)
@@ -206,10 +212,11 @@ class DecodingConfig:
     # outputs are spans of the source's last field (an answer taken from its context): needs a
     # copying model or a shared vocabulary, so that output ids name source tokens
     span_constrained: bool = False
-    # a model with a CTC head: attention (beam) search, CTC greedy (best path), or attention beam
-    # search whose n-best are rescored by ctc_weight * CTC + (1 - ctc_weight) * attention
-    method: Literal["attention", "ctc_greedy", "joint"] = "attention"
-    ctc_weight: float = bounded(0.3, 0.0, 1.0)  # joint
+    # a model with a CTC head: attention (beam) search, CTC greedy (best path), joint: beam
+    # search ranking each partial hypothesis by ctc_weight * CTC prefix score + (1 - ctc_weight) *
+    # attention, or rescore: the attention beam's n-best re-ranked by the same weights
+    method: DecodingMethod = "attention"
+    ctc_weight: float = bounded(0.3, 0.0, 1.0)  # joint and rescore
 
 
 @dataclass(frozen=True)
@@ -453,12 +460,12 @@ def _check_consistency(config: Config, source: str) -> None:
 
 
 def _check_audio(config: Config, source: str) -> None:
-    """Audio sources go through the conv2d frontend; CTC needs a head to score with."""
+    """Audio sources go through an audio frontend, text through embeddings; CTC needs a head."""
     model, data = config.model, config.data
-    if (data.source == "audio") != (model.frontend == "conv2d"):
+    if (data.source == "audio") != (model.frontend != "embedding"):
         raise ConfigError(
             f"{source}: data.source {data.source!r} needs model.frontend "
-            f"{'conv2d' if data.source == 'audio' else 'embedding'}"
+            f"{'stack or conv2d' if data.source == 'audio' else 'embedding'}"
         )
     if data.source == "audio" and (model.decoder.copy or config.decoding.span_constrained):
         raise ConfigError(f"{source}: copying and span-constrained decoding need text sources")

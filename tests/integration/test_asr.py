@@ -77,7 +77,7 @@ def test_listener_speller_learns_to_transcribe_tones(trained):
     pipeline = seq2seq.load(trained / "model")
     paths = [str(trained / "wav" / f"valid{i}.wav") for i in range(20)]
     references = [line.split("\t")[1].strip() for line in (trained / "valid.tsv").read_text().splitlines()]
-    for method in ("attention", "ctc_greedy", "joint"):
+    for method in ("attention", "ctc_greedy", "joint", "rescore"):
         pipeline.set_decoding(method=method)
         outputs = [o.text for o in pipeline.generate(paths)]
         right = sum(o == r for o, r in zip(outputs, references, strict=True))

@@ -4,6 +4,7 @@ and CTC decoding."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,10 @@ pytest.importorskip("kaldi_native_fbank")
 from seq2seq.data.audio import AudioFeaturizer, Waveform, read_audio  # noqa: E402
 from seq2seq.data.batching import collate  # noqa: E402
 from seq2seq.data.readers import ReadReport  # noqa: E402
-from seq2seq.decoding.ctc import collapse, ctc_rescore  # noqa: E402
+from seq2seq.decoding.ctc import CTCPrefixScorer, collapse, ctc_rescore  # noqa: E402
 from seq2seq.decoding.search import Hypothesis  # noqa: E402
 from seq2seq.errors import DataError, ModelFileError  # noqa: E402
-from seq2seq.model.frontends import Conv2dSubsampling, SpecAugment  # noqa: E402
+from seq2seq.model.frontends import Conv2dSubsampling, FrameStacking, SpecAugment  # noqa: E402
 from seq2seq.model.seq2seq import ModelOutput  # noqa: E402
 from seq2seq.tasks.asr import manifest_pairs  # noqa: E402
 from seq2seq.training.loss import WithCTCLoss  # noqa: E402
@@ -126,6 +127,16 @@ def test_subsampler_output_lengths_match_its_convolutions():
         assert out.shape[1] == int(subsampler.output_lengths(torch.tensor([frames]))[0])
 
 
+def test_frame_stacking_puts_k_frames_side_by_side_and_pads_the_last_group():
+    stacking = FrameStacking(2, 3)
+    frames = torch.arange(14.0).view(1, 7, 2)  # frame t holds (2t, 2t + 1)
+    out = stacking(frames)
+    assert out.shape == (1, 3, 6) and stacking.output_size == 6
+    assert out[0, 1].tolist() == [6.0, 7.0, 8.0, 9.0, 10.0, 11.0]  # frames 3, 4, 5
+    assert out[0, 2].tolist() == [12.0, 13.0, 0.0, 0.0, 0.0, 0.0]
+    assert stacking.output_lengths(torch.tensor([7, 6, 1])).tolist() == [3, 2, 1]
+
+
 def test_ctc_loss_is_the_weighted_sum_over_target_tokens():
     torch.manual_seed(0)
     batch = collate([torch.zeros(8, 2), torch.zeros(6, 2)], [[5, 6, 5], [7]], [0, 1])
@@ -165,14 +176,58 @@ def test_rescoring_prefers_what_ctc_finds_likely():
 
             return Enc()
 
-        def ctc_head(self, memory):
+        def ctc_log_probs(self, enc):
             logits = torch.full((1, 4, 8), -10.0)
             logits[..., 5] = 10.0
             logits[..., 0] = 5.0
-            return logits
+            return logits.log_softmax(-1)
 
     nbest = [[Hypothesis([6], -0.1, None), Hypothesis([5], -0.5, None)]]
     src, lengths = torch.zeros(1, 4, 1), torch.tensor([4])
     assert ctc_rescore(Head(), src, lengths, nbest, 0.0)[0][0].token_ids == [6]  # type: ignore[arg-type]
     best = ctc_rescore(Head(), src, lengths, nbest, 0.5)[0]  # type: ignore[arg-type]
     assert best[0].token_ids == [5] and best[0].score > best[1].score
+
+
+def _brute_force_ctc(log_probs: torch.Tensor, labels: list[int]) -> tuple[dict, dict]:
+    """Every path over ``labels`` of one source's (T, V) log-probabilities: the probability of each
+    output (collapsed path) and of each prefix (all outputs that begin with it)."""
+    import itertools
+
+    exact: dict[tuple[int, ...], float] = {}
+    prefix: dict[tuple[int, ...], float] = {}
+    for path in itertools.product(labels, repeat=log_probs.size(0)):
+        p = float(log_probs[range(len(path)), list(path)].sum().exp())
+        output = tuple(collapse(list(path)))
+        exact[output] = exact.get(output, 0.0) + p
+        for end in range(len(output) + 1):
+            prefix[output[:end]] = prefix.get(output[:end], 0.0) + p
+    return exact, prefix
+
+
+def test_ctc_prefix_scores_equal_sums_over_all_paths():
+    """Two sources of 5 and 3 positions (the second padded), two hypotheses each: every step's
+    joint score with weight 1 is log p(prefix h) - log p(prefix g), and <eos> gives log p(g)."""
+    torch.manual_seed(0)
+    labels = [0, 4, 5, 6]  # blank and three real tokens; <unk>, <sos>, <eos> have no probability
+    logits = torch.full((2, 5, 7), float("-inf"))
+    logits[:, :, labels] = torch.randn(2, 5, len(labels))
+    log_probs = logits.log_softmax(-1)
+    lengths = torch.tensor([5, 3])
+    truth = [_brute_force_ctc(log_probs[b, : lengths[b]], labels) for b in range(2)]
+    scorer = CTCPrefixScorer(log_probs, lengths, rows_per_source=2, weight=1.0, candidates=7)
+    outputs = [(5, 5, 4), (6, 4, 4), (4, 6, 5), (5, 5, 6)]  # one per row; rows 0-1 source 0
+    for step in range(3):
+        scores = scorer.joint(torch.zeros(4, 7).log_softmax(-1))
+        for row, output in enumerate(outputs):
+            exact, prefix = truth[row // 2]
+            g, h = output[:step], output[: step + 1]
+            expected = math.log(prefix.get(h, 0.0) or 1e-300) - math.log(prefix[g])
+            if prefix.get(h, 0.0) > 0:
+                assert scores[row, h[-1]] == pytest.approx(expected, abs=1e-4), (row, h)
+            else:  # three tokens do not fit in three positions: 5 5 needs a blank between
+                assert scores[row, h[-1]] == float("-inf"), (row, h)
+            if exact.get(g, 0.0) > 0:
+                assert scores[row, 3] == pytest.approx(math.log(exact[g]) - math.log(prefix[g]), abs=1e-4)
+        if step < 2:
+            scorer.advance(torch.arange(4), torch.tensor([o[step] for o in outputs]))

@@ -59,8 +59,14 @@ def test_unshuffled_batches_come_sorted_by_length(lengths: list[tuple[int, int]]
     tgt_lengths = [t for _, t in lengths]
     batches = token_batches(src_lengths, tgt_lengths, max_tokens)
     _check_batches(batches, src_lengths, tgt_lengths, max_tokens)
-    keys = [(tgt_lengths[i], src_lengths[i]) for batch in batches for i in batch]
-    assert keys == sorted(keys)
+    keys = [(max(src_lengths[i], tgt_lengths[i]), tgt_lengths[i], src_lengths[i]) for b in batches for i in b]
+    assert keys == sorted(keys)  # by the longer side first, as batches are sized
+
+
+def test_speech_batches_group_utterances_of_similar_length() -> None:
+    """Frames, not transcript characters, set a speech batch's padding."""
+    frames, characters = [300, 100, 310, 90], [10, 10, 12, 12]
+    assert token_batches(frames, characters, max_tokens=700) == [[3, 1], [0, 2]]
 
 
 def test_long_example_gets_a_batch_of_its_own() -> None:

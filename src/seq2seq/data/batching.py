@@ -123,7 +123,9 @@ def token_batches(
     order = list(range(len(src_lengths)))
     if rng is not None:
         rng.shuffle(order)
-    order.sort(key=lambda i: (tgt_lengths[i], src_lengths[i]))  # stable: keeps the shuffle in ties
+    # by the longer side first, as batches are sized (speech: frames, not characters); stable:
+    # keeps the shuffle in ties
+    order.sort(key=lambda i: (max(src_lengths[i], tgt_lengths[i]), tgt_lengths[i], src_lengths[i]))
     batches: list[list[int]] = []
     current: list[int] = []
     longest = 0

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
 
 from seq2seq.data.batching import Batch, Features, collate, pad, token_batches
-from seq2seq.decoding.ctc import ctc_greedy_search, ctc_rescore
-from seq2seq.decoding.search import Hypothesis, beam_search, greedy_search
+from seq2seq.decoding.ctc import CTCPrefixScorer, ctc_greedy_search, ctc_rescore
+from seq2seq.decoding.search import Hypothesis, PrefixScorer, beam_search, greedy_search
+from seq2seq.model.encoder import EncoderOutput
 from seq2seq.model.seq2seq import Seq2Seq
+
+CTC_CANDIDATES = 32  # next tokens per hypothesis that joint decoding scores with CTC, at least
 
 
 def generate_ids(
@@ -48,8 +51,8 @@ def generate_ids(
     ``min_length`` tokens (within the cap); with ``block_ngram_repeat`` n > 0 no output holds the
     same n-gram twice; with ``span_ids`` (each source position's id over the output vocabulary,
     -1 where not allowed) outputs are spans of the source. Beam search ranks by score / length
-    penalty + coverage penalty (Wu et al., 2016). ``method`` (a CTC head's: ``decoding/ctc.py``):
-    "attention", "ctc_greedy" (best path), or "joint" (the beam rescored, ``ctc_weight`` CTC).
+    penalty + coverage penalty (Wu et al., 2016). ``method`` (``decoding/ctc.py``): "attention",
+    "ctc_greedy", "joint" (CTC prefix scores, ``ctc_weight``) or "rescore" (the n-best re-ranked).
     """
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
@@ -116,6 +119,14 @@ def _decode(
         return [[h] for h in ctc_greedy_search(model, batch.src.to(device), batch.src_lengths.to(device))]
     if method == "attention":
         return _search(model, batch, bounds, beam_size, penalties, nbest)
+    if method == "joint":
+        # CTC scores for the decoder's best candidates only (ESPnet's pre-beam): every character
+        # of a character vocabulary, the best 2 x beam of a large one
+        def scorer_for(enc: EncoderOutput, rows_per_source: int) -> CTCPrefixScorer:
+            log_probs, candidates = model.ctc_log_probs(enc), max(CTC_CANDIDATES, 2 * beam_size)
+            return CTCPrefixScorer(log_probs, enc.mask.sum(1), rows_per_source, ctc_weight, candidates)
+
+        return _search(model, batch, bounds, beam_size, penalties, nbest, scorer_for)
     found = _search(model, batch, bounds, beam_size, penalties, beam_size)  # the whole beam, rescored
     rescored = ctc_rescore(model, batch.src.to(device), batch.src_lengths.to(device), found, ctc_weight)
     return [hyps[:nbest] for hyps in rescored]
@@ -128,14 +139,16 @@ def _search(
     beam_size: int,
     penalties: tuple[float, float],
     nbest: int,
+    scorer_for: Callable[[EncoderOutput, int], PrefixScorer] | None = None,
 ) -> list[list[Hypothesis]]:
     """Greedy (beam 1) or beam search over one batch, on the device of the maximum lengths;
-    penalties: the length and coverage penalties' alpha and beta."""
+    penalties: the length and coverage penalties' alpha and beta; ``scorer_for``: a prefix
+    scorer's joint scores rank the hypotheses (beam search, whose beam 1 is greedy search)."""
     max_lengths, min_length, block, spans = bounds
     device = max_lengths.device
     src, src_lengths = batch.src.to(device), batch.src_lengths.to(device)
     extended = None if batch.src_extended is None else batch.src_extended.to(device)
-    if beam_size == 1:
+    if beam_size == 1 and scorer_for is None:
         found = greedy_search(model, src, src_lengths, max_lengths, min_length, extended, block, spans)
         return [[h] for h in found]
     return beam_search(
@@ -151,4 +164,5 @@ def _search(
         block,
         penalties[1],
         spans,
+        scorer_for,
     )

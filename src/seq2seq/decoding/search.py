@@ -7,11 +7,14 @@ exactly what greedy search returns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
 from seq2seq.data.vocab import EOS_ID, PAD_ID, SOS_ID
+from seq2seq.model.encoder import EncoderOutput
 from seq2seq.model.seq2seq import Seq2Seq
 
 
@@ -162,6 +165,15 @@ class SourceSpans:
         ids = self.ids[rows]
         self.ends = self._next()[rows] & (ids == tokens.unsqueeze(1))
         self.ids = ids
+
+
+class PrefixScorer(Protocol):
+    """A second opinion on every hypothesis as it grows (``decoding/ctc.py``'s CTC prefix scores):
+    ``joint`` turns the decoder's log-probabilities of the next tokens (rows, V) into the scores
+    the search ranks by, and ``advance`` follows the search's choice of continuations."""
+
+    def joint(self, att_log_probs: torch.Tensor) -> torch.Tensor: ...
+    def advance(self, rows: torch.Tensor, tokens: torch.Tensor) -> None: ...
 
 
 def _hypothesis(
@@ -370,10 +382,12 @@ def beam_search(
     block_ngram_repeat: int = 0,
     beta: float = 0.0,
     span_ids: torch.Tensor | None = None,
+    scorer_for: Callable[[EncoderOutput, int], PrefixScorer] | None = None,
 ) -> list[list[Hypothesis]]:
     """The ``nbest`` best hypotheses of each source (batch, src_len[, features]), best first, none
     shorter than ``min_length`` tokens; ranked with a length penalty (alpha) and a coverage
-    penalty (beta, a model with attention); with ``span_ids`` only spans of the source."""
+    penalty (beta, a model with attention); with ``span_ids`` only spans of the source; with
+    ``scorer_for`` (encoder output, rows per source -> PrefixScorer) by the scorer's joint scores."""
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
     if alpha < 0:  # the early stop's bound needs penalties that grow with length
@@ -385,13 +399,18 @@ def beam_search(
     beams = Beams(batch, beam_size, max_lengths, alpha, nbest, min_length, block_ngram_repeat, beta)
     prev = torch.full((batch * beam_size,), SOS_ID, dtype=torch.long, device=device)
     spans = None if span_ids is None else SourceSpans(span_ids.repeat_interleave(beam_size, dim=0))
+    scorer = None if scorer_for is None else scorer_for(enc, beam_size)
     for step in range(int(max_lengths.max())):
         log_probs, state, attn = model.step(prev, enc, state)
         if spans is not None:
             log_probs = spans.allowed(log_probs.float())
+        if scorer is not None:
+            log_probs = scorer.joint(log_probs)
         rows, prev = beams.advance(step, log_probs, attn)
         if spans is not None:
             spans.advance(rows, prev)
+        if scorer is not None:
+            scorer.advance(rows, prev)
         if beams.done:
             break
         if rows.numel() < log_probs.size(0):  # sources left the batch

@@ -36,6 +36,33 @@ class TokenEmbedding(nn.Embedding):
         return lengths
 
 
+class FrameStacking(nn.Module):
+    """Audio frames (batch, frames, bins) -> (batch, ceil(frames / k), k * bins): each k consecutive
+    frames side by side, a k times lower frame rate for the encoder (Sak et al., 2015; Pundak and
+    Sainath, 2016); the last group is padded with zeros. No weights: the encoder's first layer
+    reads the stacked frames. SpecAugment masks the input in training."""
+
+    def __init__(self, bins: int, k: int, spec_augment: SpecAugment | None = None) -> None:
+        super().__init__()
+        self.k = k
+        self.spec_augment = spec_augment
+        self._output_size = bins * k
+
+    @property
+    def output_size(self) -> int:
+        return self._output_size
+
+    def forward(self, src: torch.Tensor) -> torch.Tensor:
+        if self.training and self.spec_augment is not None:
+            src = self.spec_augment(src)
+        batch, frames, bins = src.shape
+        src = nn.functional.pad(src, (0, 0, 0, -frames % self.k))
+        return src.reshape(batch, -1, self.k * bins)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return (lengths + self.k - 1) // self.k
+
+
 class Conv2dSubsampling(nn.Module):
     """Audio frames (batch, frames, bins) -> (batch, ~frames / 4, output_size): two 3x3
     convolutions of stride 2 with ReLU over (time, frequency), then a linear map of each time

@@ -113,6 +113,11 @@ class Seq2Seq(nn.Module):
         ctc_logits = None if self.ctc_head is None else self.ctc_head(enc.memory)
         return ModelOutput(features, attention, gate, ctc_logits, None if ctc_logits is None else enc.mask)
 
+    def ctc_log_probs(self, enc: EncoderOutput) -> torch.Tensor:
+        """(batch, src_len', V) float32 log-probabilities of the CTC head over the encoder's memory."""
+        assert self.ctc_head is not None, "CTC decoding needs a model with a CTC head (model.ctc_weight > 0)"
+        return torch.log_softmax(self.ctc_head(enc.memory).float(), dim=-1)
+
     def gate(self, features: torch.Tensor, prev_tokens: torch.Tensor) -> torch.Tensor:
         """p_gen (...) from features (..., F) and the input tokens (...), of a copying model."""
         assert self.copy_gate is not None

@@ -7,7 +7,8 @@ write them (``audio_filepath``, ``text``, an optional ``duration``). Paths are r
 manifest. Every audio file is checked (exists, readable, audio, not empty) when the manifest is
 read, before training starts: a bad one is an error naming the manifest line, or with
 ``data.skip_bad_lines`` a counted skip. Sources are audio (``data.source: audio``), read as
-log-mel frames through the convolutional subsampler; targets are characters by default.
+log-mel frames stacked four to a step (or through a convolutional subsampler); targets are
+characters by default.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ TASK = Task(
             "tgt_tokenizer": {"type": "char"},
             "max_src_len": 3000,  # frames: 30 seconds
         },
-        "model": {"frontend": "conv2d"},
+        "model": {"frontend": "stack"},
         "decoding": {"max_input_len": 6000, "max_length_ratio": 0.5},
     },
 )

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# What attention and CTC add for speech: three models of configs/asr-an4.yaml trained MINUTES each
+# (default 15) on AN4, differing only in how the speller reads the listener:
+#   no-attention   the fixed context vector c (the encoder's last states) fed at every step, no CTC
+#   attention      Luong attention, no CTC head (attention-only training)
+#   ctc-attention  attention + a CTC head trained jointly (lambda 0.5), decoded by joint rescoring
+# then WER / CER of each on the valid split (beam 5), and WER by utterance length in seconds as a
+# table and a picture (seq2seq analyze length). Models go under OUT (default runs/asr-ablation).
+#
+#   flock /tmp/cpu.lock bash bench/asr_ablation.sh
+#
+# The budget is wall-clock time: run nothing else CPU-heavy meanwhile.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
+cd "$ROOT"
+MINUTES=${MINUTES:-15}
+OUT=${OUT:-runs/asr-ablation}
+S2S=".venv/bin/python -m seq2seq"
+common=(--set "training.max_minutes=$MINUTES")
+declare -A variants=(
+  [no-attention]="model.decoder.context=every_step model.ctc_weight=0 decoding.method=attention"
+  [attention]="model.ctc_weight=0 decoding.method=attention"
+  [ctc-attention]="model.ctc_weight=0.5 decoding.method=joint"
+)
+for name in no-attention attention ctc-attention; do
+  if [ ! -f "$OUT/$name/model.safetensors" ]; then
+    sets=()
+    for kv in ${variants[$name]}; do sets+=(--set "$kv"); done
+    rm -rf "${OUT:?}/$name"
+    $S2S train configs/asr-an4.yaml --output "$OUT/$name" "${common[@]}" "${sets[@]}" | tail -2
+  fi
+done
+for name in no-attention attention ctc-attention; do
+  echo "== $name (valid, beam 5)"
+  $S2S evaluate --model "$OUT/$name" --split valid --beam 5
+done
+$S2S analyze length "$OUT"/no-attention "$OUT"/attention "$OUT"/ctc-attention --split valid --beam 5 \
+  --buckets 4 --output "$OUT/wer_by_length.png"
