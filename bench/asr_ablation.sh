@@ -2,8 +2,9 @@
 # What attention and CTC add for speech: three models of configs/asr-an4.yaml trained MINUTES each
 # (default 15) on AN4, differing only in how the speller reads the listener:
 #   no-attention   the fixed context vector c (the encoder's last states) fed at every step, no CTC
-#   attention      Luong attention, no CTC head (attention-only training)
-#   ctc-attention  attention + a CTC head trained jointly (lambda 0.5), decoded by joint rescoring
+#   attention      the recipe's location-aware attention, no CTC head (attention-only training)
+#   ctc-attention  the recipe: attention + a CTC head trained jointly (lambda 0.5), joint decoding
+#                  (attention beam search with CTC prefix scores)
 # then WER / CER of each on the valid split (beam 5), and WER by utterance length in seconds as a
 # table and a picture (seq2seq analyze length). Models go under OUT (default runs/asr-ablation).
 #
@@ -18,7 +19,7 @@ OUT=${OUT:-runs/asr-ablation}
 S2S=".venv/bin/python -m seq2seq"
 common=(--set "training.max_minutes=$MINUTES")
 declare -A variants=(
-  [no-attention]="model.decoder.context=every_step model.ctc_weight=0 decoding.method=attention"
+  [no-attention]="model.decoder.context=every_step model.decoder.location=false model.ctc_weight=0 decoding.method=attention"
   [attention]="model.ctc_weight=0 decoding.method=attention"
   [ctc-attention]="model.ctc_weight=0.5 decoding.method=joint"
 )

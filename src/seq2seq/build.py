@@ -162,6 +162,7 @@ def build_model(
             memory_size=encoder.output_size,
             attention_size=dec.hidden_size,
             coverage=dec.coverage,
+            location=(dec.location_filters, dec.location_width) if dec.location else None,
         )
     decoder = RecurrentDecoder(
         vocab_size=tgt_vocab_size,

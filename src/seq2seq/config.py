@@ -117,6 +117,12 @@ class DecoderConfig:
     # the attention also reads how much each source position was attended so far (See et al., 2017;
     # additive attention: bahdanau or concat)
     coverage: bool = False
+    # location-aware attention (Chorowski et al., 2015; additive attention): the scores also read
+    # location_filters convolutions (location_width positions wide) of the previous step's weights,
+    # so the attention knows where it was: the alignment of speech moves forward, never jumps
+    location: bool = False
+    location_filters: int = bounded(10, 1)
+    location_width: int = bounded(31, 1)
     # pointer-generator copy attention (See et al., 2017): copy source words, unknown ones included
     copy: bool = False
 
@@ -424,6 +430,11 @@ def _check_consistency(config: Config, source: str) -> None:
         raise ConfigError(
             f"{source}: dot attention needs model.decoder.hidden_size ({dec.hidden_size}) equal to "
             f"the encoder output size ({memory}); use attention 'general' or change the sizes"
+        )
+    if dec.location and not (dec.context == "attention" and dec.attention in ("bahdanau", "concat")):
+        raise ConfigError(
+            f"{source}: model.decoder.location needs context 'attention' with additive attention "
+            "(bahdanau or concat)"
         )
     if dec.coverage and not (dec.context == "attention" and dec.attention in ("bahdanau", "concat")):
         raise ConfigError(

@@ -495,6 +495,12 @@ def test_minimum_output_length_must_not_exceed_the_maximum() -> None:
     assert config_from_dict({**MINIMAL, "decoding": {"min_output_len": 5}}).decoding.max_output_len == 0
 
 
+def test_location_needs_additive_attention() -> None:
+    message = _error({**MINIMAL, "model": {"decoder": {"attention": "dot", "location": True}}})
+    assert "model.decoder.location needs context 'attention' with additive attention" in message
+    assert config_from_dict({**MINIMAL, "model": {"decoder": {"attention": "concat", "location": True}}})
+
+
 def test_coverage_needs_additive_attention() -> None:
     message = _error({**MINIMAL, "model": {"decoder": {"attention": "general", "coverage": True}}})
     assert "model.decoder.coverage needs context 'attention' with additive attention" in message

@@ -332,6 +332,43 @@ def test_coverage_enters_the_attention_and_sums_the_weights(
     torch.testing.assert_close(changed[:, 0], forced.attention[:, 0])  # no coverage yet at step 1
 
 
+@pytest.mark.parametrize(
+    ("rnn", "attention", "input_feeding"), [("lstm", "bahdanau", False), ("gru", "concat", True)]
+)
+def test_location_aware_attention_reads_the_previous_weights(
+    rnn: str, attention: str, input_feeding: bool
+) -> None:
+    """Location-aware attention (Chorowski et al., 2015): the state carries the last step's weights
+    (uniform over the source at the start), the scores read them through the convolution, and
+    teacher forcing equals the step loop."""
+    config = ModelConfig(
+        rnn_type=rnn,
+        embedding_size=EMBEDDING,
+        dropout=0.0,
+        encoder=EncoderConfig(hidden_size=ENCODER_HIDDEN, num_layers=1),
+        decoder=DecoderConfig(hidden_size=DECODER_HIDDEN, num_layers=1, attention=attention,
+                              input_feeding=input_feeding, location=True, location_width=4),
+    )  # fmt: skip
+    model = build_model(config, VOCAB, VOCAB).eval()
+    batch = padded_batch()
+    with torch.no_grad():
+        forced = model(batch.src, batch.src_lengths, batch.tgt_in)
+        enc = model.encode(batch.src, batch.src_lengths)
+        state = model.init_state(enc)
+        assert state.previous is not None
+        torch.testing.assert_close(state.previous.sum(1), torch.ones(len(batch.src_lengths)))
+        assert (state.previous[~enc.mask] == 0).all()
+        weights = []
+        for t in range(batch.tgt_in.size(1)):
+            _, state, attn = model.step(batch.tgt_in[:, t], enc, state)
+            weights.append(attn)
+            torch.testing.assert_close(state.previous, attn)
+        torch.testing.assert_close(forced.attention, torch.stack(weights, dim=1))
+        model.decoder.attention.location_layer.weight.mul_(10)  # the scores depend on the location
+        changed = model(batch.src, batch.src_lengths, batch.tgt_in).attention
+    assert not torch.allclose(changed[:, 1:], forced.attention[:, 1:], atol=1e-4)
+
+
 def test_copying_model_step_equals_the_teacher_forced_mixture() -> None:
     """A pointer-generator's step gives log of the same mixture that training computes, over the
     vocabulary extended by the source's unknown words; an extended id read back is <unk>."""

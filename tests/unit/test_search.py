@@ -38,6 +38,7 @@ VARIANTS = {
     "gru-every_step": ("gru", "every_step", "general", False),
     "lstm-init": ("lstm", "init", "general", False),
     "gru-bahdanau-coverage": ("gru", "attention", "bahdanau", False),
+    "lstm-concat-feeding-location": ("lstm", "attention", "concat", True),
 }
 
 
@@ -55,6 +56,8 @@ def make_model(variant: str) -> Seq2Seq:
             attention=attention,
             input_feeding=feeding,
             coverage=variant.endswith("coverage"),
+            location=variant.endswith("location"),
+            location_width=5,
         ),
     )
     return build_model(config, VOCAB, VOCAB).eval()

@@ -61,6 +61,7 @@ def check_exportable(config: Config) -> None:
     unsupported = [
         (dec.copy, "model.decoder.copy (pointer-generator copy)"),
         (dec.coverage, "model.decoder.coverage"),
+        (dec.location, "model.decoder.location"),
         (decoding.coverage_penalty > 0, "decoding.coverage_penalty"),
         (decoding.block_ngram_repeat > 0, "decoding.block_ngram_repeat"),
         (decoding.span_constrained, "decoding.span_constrained"),

@@ -1,6 +1,7 @@
 """Attention: scores decoder queries against the encoder memory and returns context vectors.
 
-Implements additive attention (Bahdanau et al., 2015; Luong's "concat" has the same form) and
+Implements additive attention (Bahdanau et al., 2015; Luong's "concat" has the same form), with
+coverage (See et al., 2017) and location features (Chorowski et al., 2015) if asked, and
 multiplicative attention (Luong et al., 2015: "dot" and "general"). Keys are computed once per
 source (``precompute_keys``) so that step-by-step decoding does not redo them.
 Masks follow the package convention: boolean, True = real token. Scores and weighted sums run
@@ -29,13 +30,21 @@ class Attention(nn.Module):
         memory_size: int,
         attention_size: int,
         coverage: bool = False,
+        location: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         self.kind = kind
-        if coverage and kind in ("dot", "general"):
-            raise ValueError("coverage enters additive attention scores only (bahdanau, concat)")
+        if (coverage or location) and kind in ("dot", "general"):
+            raise ValueError("coverage and location enter additive attention scores only (bahdanau, concat)")
         # v^T tanh(W_q q + W_k k_s + w_c cov_s): the attention so far at s (See et al., 2017)
         self.coverage_layer = nn.Linear(1, attention_size, bias=False) if coverage else None
+        # ... + U f_s, f = F * a_{t-1}: (filters, width) convolutions of the previous weights
+        # around s (Chorowski et al., 2015)
+        self.location_conv: nn.Conv1d | None = None
+        if location is not None:
+            filters, width = location
+            self.location_conv = nn.Conv1d(1, filters, width, padding=width // 2, bias=False)
+            self.location_layer = nn.Linear(filters, attention_size, bias=False)
         if kind == "dot":
             if query_size != memory_size:
                 raise ValueError(
@@ -60,9 +69,11 @@ class Attention(nn.Module):
         memory: torch.Tensor,
         mask: torch.Tensor,
         coverage: torch.Tensor | None = None,
+        previous: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attend with ``query`` (rows, tgt_len, query_size) over ``memory`` (batch, src_len, M);
-        ``coverage`` (rows, src_len), the sum of earlier weights, for one step (tgt_len 1).
+        ``coverage`` (rows, src_len), the sum of earlier weights, and ``previous`` (rows, src_len),
+        the last step's weights, for one step (tgt_len 1).
 
         Returns the context (rows, tgt_len, M) and the weights (rows, tgt_len, src_len). Rows are
         batch entries, or, in beam search, groups of consecutive rows share one memory entry
@@ -79,6 +90,11 @@ class Attention(nn.Module):
                 assert self.coverage_layer is not None and steps == 1
                 cov = coverage.view(keys.size(0), -1, keys.size(1), 1)  # B, rows / B, S, 1
                 energies = energies + self.coverage_layer(cov.to(energies.dtype))
+            if previous is not None:
+                assert self.location_conv is not None and steps == 1
+                conv = self.location_conv(previous.unsqueeze(1).to(energies.dtype))  # rows, F, S
+                located = self.location_layer(conv[..., : keys.size(1)].transpose(1, 2))  # rows, S, A
+                energies = energies + located.view(keys.size(0), -1, keys.size(1), located.size(-1))
             scores = self.energy(torch.tanh(energies)).squeeze(-1)  # B, T, S
         with torch.autocast(query.device.type, enabled=False):
             if self.kind in ("dot", "general"):

@@ -38,11 +38,14 @@ class DecoderState:
     hidden: (layers, batch, hidden) for a GRU, or the (h, c) pair of those for an LSTM.
     feed: (batch, feature_size), the previous attentional vector h~_{t-1} (input feeding), or None.
     coverage: (batch, src_len), the attention weights summed over the steps so far, or None.
+    previous: (batch, src_len), the last step's attention weights (location-aware attention;
+    uniform over the source at the start), or None.
     """
 
     hidden: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
     feed: torch.Tensor | None = None
     coverage: torch.Tensor | None = None
+    previous: torch.Tensor | None = None
 
     def select(self, indices: torch.Tensor) -> DecoderState:
         """Rows ``indices`` of the batch, e.g. the surviving beam hypotheses."""
@@ -55,7 +58,8 @@ class DecoderState:
             hidden = self.hidden.index_select(1, indices)
         feed = None if self.feed is None else self.feed.index_select(0, indices)
         coverage = None if self.coverage is None else self.coverage.index_select(0, indices)
-        return DecoderState(hidden=hidden, feed=feed, coverage=coverage)
+        previous = None if self.previous is None else self.previous.index_select(0, indices)
+        return DecoderState(hidden=hidden, feed=feed, coverage=coverage, previous=previous)
 
 
 class RecurrentDecoder(nn.Module):
@@ -86,6 +90,7 @@ class RecurrentDecoder(nn.Module):
         self.attention = attention
         self.bahdanau = attention is not None and attention.kind == "bahdanau"
         self.coverage = attention is not None and attention.coverage_layer is not None
+        self.location = attention is not None and attention.location_conv is not None
         self.input_feeding = input_feeding and attention is not None and not self.bahdanau
         self.rnn_type = rnn_type
         self.num_layers = num_layers
@@ -114,7 +119,7 @@ class RecurrentDecoder(nn.Module):
     @property
     def fused(self) -> bool:
         """True when teacher forcing can run all steps in one RNN call."""
-        return not (self.bahdanau or self.input_feeding or self.coverage)
+        return not (self.bahdanau or self.input_feeding or self.coverage or self.location)
 
     @property
     def feeds_by_hand(self) -> bool:
@@ -130,7 +135,10 @@ class RecurrentDecoder(nn.Module):
         hidden = (h0, torch.zeros_like(h0)) if self.rnn_type == "lstm" else h0
         feed = enc.context.new_zeros(batch, self.feature_size) if self.input_feeding else None
         coverage = enc.mask.new_zeros(enc.mask.shape, dtype=torch.float32) if self.coverage else None
-        return DecoderState(hidden=hidden, feed=feed, coverage=coverage)
+        previous = None
+        if self.location:
+            previous = enc.mask.float() / enc.mask.sum(1, keepdim=True).clamp(min=1)
+        return DecoderState(hidden=hidden, feed=feed, coverage=coverage, previous=previous)
 
     def forward(
         self,
@@ -202,7 +210,7 @@ class RecurrentDecoder(nn.Module):
         return self._combine(output, enc)
 
     def _combine(
-        self, output: torch.Tensor, enc: EncoderOutput, coverage: torch.Tensor | None = None
+        self, output: torch.Tensor, enc: EncoderOutput, state: DecoderState | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Features h~ = tanh(W [h; c]) from RNN outputs (batch, steps, hidden), Luong-style."""
         weights = None
@@ -213,7 +221,8 @@ class RecurrentDecoder(nn.Module):
             combined = torch.cat([output, c], dim=-1)
         else:
             assert self.attention is not None and enc.keys is not None
-            ctx, weights = self.attention(output, enc.keys, enc.memory, enc.mask, coverage)
+            coverage, previous = (None, None) if state is None else (state.coverage, state.previous)
+            ctx, weights = self.attention(output, enc.keys, enc.memory, enc.mask, coverage, previous)
             combined = torch.cat([output, ctx], dim=-1)
         return self.dropout(self.ops.tanh(self.combine(combined))), weights
 
@@ -228,28 +237,36 @@ class RecurrentDecoder(nn.Module):
         if self.bahdanau:
             assert self.attention is not None and enc.keys is not None
             top = state.hidden[0][-1] if isinstance(state.hidden, tuple) else state.hidden[-1]
-            ctx, weights = self.attention(top.unsqueeze(1), enc.keys, enc.memory, enc.mask, state.coverage)
+            ctx, weights = self.attention(
+                top.unsqueeze(1), enc.keys, enc.memory, enc.mask, state.coverage, state.previous
+            )
             x = torch.cat([embedded, ctx], dim=-1).squeeze(1)
             output, hidden = rnn_step(self.rnn, x, state.hidden, self.ops)
             features = self.dropout(
                 self.ops.tanh(self.combine(torch.cat([output.unsqueeze(1), ctx], dim=-1)))
             )
-            coverage = _accumulate(state.coverage, weights.squeeze(1))
-            return features.squeeze(1), DecoderState(hidden=hidden, coverage=coverage), weights.squeeze(1)
+            weights = weights.squeeze(1)
+            return features.squeeze(1), self._after(state, hidden, None, weights), weights
         if self.context == "every_step":
             embedded = torch.cat([embedded, enc.context_for(embedded.size(0)).unsqueeze(1)], dim=-1)
         elif self.input_feeding:
             assert state.feed is not None
             embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)
         output, hidden = rnn_step(self.rnn, embedded.squeeze(1), state.hidden, self.ops)
-        features, weights = self._combine(output.unsqueeze(1), enc, state.coverage)
+        features, weights = self._combine(output.unsqueeze(1), enc, state)
         features = features.squeeze(1)
-        feed = features if self.input_feeding else None
         weights = None if weights is None else weights.squeeze(1)
-        coverage = _accumulate(state.coverage, weights)
-        return features, DecoderState(hidden=hidden, feed=feed, coverage=coverage), weights
+        return features, self._after(state, hidden, features if self.input_feeding else None, weights), weights
 
-
-def _accumulate(coverage: torch.Tensor | None, weights: torch.Tensor | None) -> torch.Tensor | None:
-    """Coverage after a step: the earlier weights plus this step's (None without coverage)."""
-    return None if coverage is None or weights is None else coverage + weights
+    def _after(
+        self,
+        state: DecoderState,
+        hidden: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+        feed: torch.Tensor | None,
+        weights: torch.Tensor | None,
+    ) -> DecoderState:
+        """The state after a step: its RNN state and feed, coverage plus this step's weights, and
+        these weights as the previous ones (each only where the decoder keeps it)."""
+        coverage = None if state.coverage is None or weights is None else state.coverage + weights
+        previous = weights if state.previous is not None else None
+        return DecoderState(hidden=hidden, feed=feed, coverage=coverage, previous=previous)
