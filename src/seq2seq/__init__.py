@@ -11,9 +11,9 @@ from typing import Any
 
 from seq2seq.config import Config, load_config
 from seq2seq.errors import Seq2SeqError
-from seq2seq.pipeline import Output, Pipeline, load
+from seq2seq.pipeline import Output, Pipeline, ensemble, load
 
-__all__ = ["Config", "Output", "Pipeline", "Seq2SeqError", "load", "load_config", "train"]
+__all__ = ["Config", "Output", "Pipeline", "Seq2SeqError", "ensemble", "load", "load_config", "train"]
 __version__ = "0.1.0"
 
 

@@ -13,12 +13,15 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seq2seq.config import DECODING_METHODS
 from seq2seq.device import configure_memory
 from seq2seq.errors import DataError, Seq2SeqError
 from seq2seq.metrics import METRICS
+
+if TYPE_CHECKING:
+    from seq2seq.pipeline import Pipeline
 
 EXAMPLES = """examples:
   seq2seq train configs/g2p.yaml --output runs/g2p
@@ -117,9 +120,10 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         "one detokenized output per line to stdout. Empty inputs give empty outputs; inputs over "
         "the model's decoding.max_input_len tokens are truncated with a warning. A model with "
         "several source fields (data.src_fields, e.g. question and context) reads one JSON object "
-        "per line holding those fields.",
+        "per line holding those fields. Several models decode as an ensemble (the mean of their "
+        "probabilities; they must share tokenizers and vocabularies).",
     )
-    gen.add_argument("model", type=Path, help="model directory written by `seq2seq train`")
+    gen.add_argument("model", type=Path, nargs="+", help="model directory written by `seq2seq train`")
     gen.add_argument("--input", type=Path, help="input file (default: stdin)")
     gen.add_argument(
         "--beam", type=int, help="beam size (default: the model's decoding.beam_size; 1 = greedy)"
@@ -203,7 +207,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         choices=list(METRICS),
         help="metric (repeatable); default: the model's task metrics, or bleu",
     )
-    ev.add_argument("--model", type=Path, help="model directory: generate, then score")
+    ev.add_argument(
+        "--model",
+        type=Path,
+        action="append",
+        help="model directory: generate, then score (repeat it to score an ensemble)",
+    )
     ev.add_argument(
         "--split", choices=["valid", "test"], default="test", help="data split of the model's config"
     )
@@ -395,13 +404,11 @@ def _input_lines(path: Path | None, fields: Sequence[str] = ()) -> Iterator[str]
 
 
 def _generate(args: argparse.Namespace) -> int:
-    import seq2seq
-
     _check_positive("--beam", args.beam)
     _check_positive("--nbest", args.nbest)
     if args.length_penalty is not None and args.length_penalty < 0:
         raise Seq2SeqError(f"--length-penalty must be at least 0, got {args.length_penalty}")
-    pipeline = seq2seq.load(args.model, device=args.device)
+    pipeline = _load(args.model, args.device)
     if args.precision:
         pipeline.set_decoding(precision=args.precision)
     if args.span_constrained:
@@ -450,6 +457,14 @@ def _generate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _load(directories: list[Path], device: str) -> Pipeline:
+    """One model, or several as an ensemble."""
+    import seq2seq
+
+    pipelines = [seq2seq.load(directory, device=device) for directory in directories]
+    return pipelines[0] if len(pipelines) == 1 else seq2seq.ensemble(pipelines)
 
 
 def _transcribe(args: argparse.Namespace) -> int:
@@ -573,13 +588,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         _print_scores(score(task, hypotheses, segments), len(references))
         return 0
 
-    import seq2seq
     from seq2seq.data.readers import read_parallel
     from seq2seq.evaluation import evaluate
     from seq2seq.tasks import read_split, task_of
 
     _check_positive("--beam", args.beam)
-    pipeline = seq2seq.load(args.model, device=args.device)
+    pipeline = _load(args.model, args.device)
     if args.method:
         pipeline.set_decoding(method=args.method)
     task = task_of(pipeline.config)

@@ -27,7 +27,8 @@ from seq2seq.data.featurizers import Encoded, SourceFeaturizer, TextFeaturizer, 
 from seq2seq.data.vocab import FIELD_SEPARATOR, UNK_ID
 from seq2seq.decoding.generate import generate_ids
 from seq2seq.device import autocast_dtype, resolve_device
-from seq2seq.errors import ModelFileError
+from seq2seq.errors import ConfigError, ModelFileError
+from seq2seq.model.ensemble import Ensemble
 from seq2seq.model.seq2seq import Seq2Seq
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class Pipeline:
         self.source = source
         self.target = target
         self.truncated = 0  # inputs cut to decoding.max_input_len so far
+        self.ensemble: Ensemble | None = None  # generate with these networks together (``ensemble``)
 
     def encode_source(self, text: str | AudioInput) -> Encoded:
         """Features of one input, cut to decoding.max_input_len positions; the first cut is logged,
@@ -120,7 +122,7 @@ class Pipeline:
         no_extension: tuple[list[int], list[str]] = ([], [])
         extended = [self.target.vocab.encode_extended(s.labels) if copying else no_extension for s in sources]
         found = generate_ids(
-            self.model,
+            self.ensemble or self.model,
             [source.features for source in sources],
             beam_size=beam or decoding.beam_size,
             nbest=nbest,
@@ -223,4 +225,22 @@ def load(directory: str | Path, weights: str | Path | None = None, device: str =
     )
     checkpoint.load_weights(Path(weights) if weights else directory / checkpoint.WEIGHTS, pipeline.model)
     pipeline.model.eval()
+    return pipeline
+
+
+def ensemble(pipelines: Sequence[Pipeline]) -> Pipeline:
+    """Several trained models of one task as one (``model/ensemble.py``): the first one's config
+    and featurizers, the mean of all their next-token probabilities. They must read and write
+    through the same tokenizers and vocabularies (e.g. runs of one recipe with different seeds)."""
+    first = pipelines[0]
+    files = {**first.source.files("src"), **first.target.files("tgt")}
+    if any({**p.source.files("src"), **p.target.files("tgt")} != files for p in pipelines[1:]):
+        raise ConfigError("an ensemble's models need identical tokenizers and vocabularies")
+    models = [p.model for p in pipelines if p.model.copy_gate is None and p.ensemble is None]
+    if len(models) < len(pipelines):
+        raise ConfigError("an ensemble takes plain networks: no copy attention, no nested ensembles")
+    if first.config.decoding.method != "attention":
+        raise ConfigError("an ensemble decodes with decoding.method attention (no CTC methods)")
+    pipeline = Pipeline(first.config, first.model, first.source, first.target)
+    pipeline.ensemble = Ensemble(models)
     return pipeline

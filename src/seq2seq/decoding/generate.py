@@ -13,13 +13,14 @@ from seq2seq.data.batching import Batch, Features, collate, pad, token_batches
 from seq2seq.decoding.ctc import CTCPrefixScorer, ctc_greedy_search, ctc_rescore
 from seq2seq.decoding.search import Hypothesis, PrefixScorer, beam_search, greedy_search
 from seq2seq.model.encoder import EncoderOutput
+from seq2seq.model.ensemble import Ensemble
 from seq2seq.model.seq2seq import Seq2Seq
 
 CTC_CANDIDATES = 32  # next tokens per hypothesis that joint decoding scores with CTC, at least
 
 
 def generate_ids(
-    model: Seq2Seq,
+    model: Seq2Seq | Ensemble,
     sources: Sequence[Features],
     *,
     beam_size: int = 1,
@@ -80,7 +81,7 @@ def generate_ids(
     return results
 
 
-def _for_inference(model: Seq2Seq, dtype: torch.dtype | None) -> Seq2Seq:
+def _for_inference(model: Seq2Seq | Ensemble, dtype: torch.dtype | None) -> Seq2Seq | Ensemble:
     """The model in evaluation mode, as a copy cast to ``dtype`` if given: cast once, because
     under inference mode autocast casts every weight at every step."""
     model.eval()
@@ -104,7 +105,7 @@ class Bounds(NamedTuple):
 
 
 def _decode(
-    model: Seq2Seq,
+    model: Seq2Seq | Ensemble,
     batch: Batch,
     bounds: Bounds,
     beam_size: int,
@@ -115,10 +116,11 @@ def _decode(
     """One batch decoded by ``ctc``'s method (and joint decoding's CTC weight)."""
     method, ctc_weight = ctc
     device = bounds.max_lengths.device
-    if method == "ctc_greedy":
-        return [[h] for h in ctc_greedy_search(model, batch.src.to(device), batch.src_lengths.to(device))]
     if method == "attention":
         return _search(model, batch, bounds, beam_size, penalties, nbest)
+    assert isinstance(model, Seq2Seq), "the CTC methods decode one network"
+    if method == "ctc_greedy":
+        return [[h] for h in ctc_greedy_search(model, batch.src.to(device), batch.src_lengths.to(device))]
     if method == "joint":
         # CTC scores for the decoder's best candidates only (ESPnet's pre-beam): every character
         # of a character vocabulary, the best 2 x beam of a large one
@@ -133,7 +135,7 @@ def _decode(
 
 
 def _search(
-    model: Seq2Seq,
+    model: Seq2Seq | Ensemble,
     batch: Batch,
     bounds: Bounds,
     beam_size: int,

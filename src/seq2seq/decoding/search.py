@@ -9,13 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
 from seq2seq.data.vocab import EOS_ID, PAD_ID, SOS_ID
-from seq2seq.model.encoder import EncoderOutput
-from seq2seq.model.seq2seq import Seq2Seq
+
+
+class Decodable(Protocol):
+    """What search reads a model through: one network (``Seq2Seq``) or an ensemble of them. The
+    encoding and the state are the model's own (each with ``select(rows)``)."""
+
+    def encode(
+        self, src: torch.Tensor, src_lengths: torch.Tensor, extended_ids: torch.Tensor | None = None
+    ) -> Any: ...
+
+    def init_state(self, enc: Any) -> Any: ...
+
+    def step(
+        self, prev_token: torch.Tensor, enc: Any, state: Any
+    ) -> tuple[torch.Tensor, Any, torch.Tensor | None]: ...
 
 
 @dataclass
@@ -45,7 +58,7 @@ def coverage_penalty(coverage: torch.Tensor, src_lengths: torch.Tensor, beta: fl
 
 @torch.inference_mode()
 def greedy_search(
-    model: Seq2Seq,
+    model: Decodable,
     src: torch.Tensor,
     src_lengths: torch.Tensor,
     max_lengths: torch.Tensor,
@@ -370,7 +383,7 @@ class Beams:
 
 @torch.inference_mode()
 def beam_search(
-    model: Seq2Seq,
+    model: Decodable,
     src: torch.Tensor,
     src_lengths: torch.Tensor,
     max_lengths: torch.Tensor,
@@ -382,7 +395,7 @@ def beam_search(
     block_ngram_repeat: int = 0,
     beta: float = 0.0,
     span_ids: torch.Tensor | None = None,
-    scorer_for: Callable[[EncoderOutput, int], PrefixScorer] | None = None,
+    scorer_for: Callable[[Any, int], PrefixScorer] | None = None,
 ) -> list[list[Hypothesis]]:
     """The ``nbest`` best hypotheses of each source (batch, src_len[, features]), best first, none
     shorter than ``min_length`` tokens; ranked with a length penalty (alpha) and a coverage

@@ -256,7 +256,11 @@ class RecurrentDecoder(nn.Module):
         features, weights = self._combine(output.unsqueeze(1), enc, state)
         features = features.squeeze(1)
         weights = None if weights is None else weights.squeeze(1)
-        return features, self._after(state, hidden, features if self.input_feeding else None, weights), weights
+        return (
+            features,
+            self._after(state, hidden, features if self.input_feeding else None, weights),
+            weights,
+        )
 
     def _after(
         self,

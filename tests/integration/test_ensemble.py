@@ -1,0 +1,88 @@
+"""Ensembles: several trained models decoding as one, from Python and from the command line."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+import seq2seq
+from conftest import FAST, SEQ2SEQ, TINY  # this folder's
+from seq2seq.config import config_from_dict
+from seq2seq.errors import ConfigError
+from seq2seq.model.ensemble import Ensemble
+
+WORDS = ["abcd", "hello", "xyzzy", "reverse"]
+
+
+@pytest.fixture(scope="module")
+def second_reverse_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another tiny reverse model: the same data and vocabulary as ``reverse_model``, another seed."""
+    config = config_from_dict(
+        {
+            "task": "reverse",
+            "data": {"synthetic": {"train_size": 2000, "eval_size": 20, "min_length": 3, "max_length": 8}},
+            "model": TINY,
+            "training": {**FAST, "max_steps": 80, "validate_every": 80, "lr": 0.01, "seed": 7},
+            "decoding": {"beam_size": 3},
+        }
+    )
+    return seq2seq.train(config, tmp_path_factory.mktemp("ensemble") / "reverse-seed7")
+
+
+def test_a_model_ensembled_with_itself_decodes_as_it_does(reverse_model: Path) -> None:
+    single = seq2seq.load(reverse_model)
+    twice = seq2seq.ensemble([seq2seq.load(reverse_model), seq2seq.load(reverse_model)])
+    for beam in (1, 3):
+        alone, together = single.generate(WORDS, beam=beam), twice.generate(WORDS, beam=beam)
+        assert [o.text for o in together] == [o.text for o in alone]
+        for a, b in zip(alone, together, strict=True):
+            assert b.score == pytest.approx(a.score, abs=1e-4)
+
+
+def test_ensemble_step_is_the_log_of_the_mean(reverse_model: Path, second_reverse_model: Path) -> None:
+    members = [seq2seq.load(reverse_model).model, seq2seq.load(second_reverse_model).model]
+    ensemble = Ensemble(members)
+    src = torch.tensor([[4, 5, 6, 7], [5, 6, 0, 0]])
+    lengths = torch.tensor([4, 2])
+    prev = torch.tensor([1, 1])
+    with torch.inference_mode():
+        enc = ensemble.encode(src, lengths)
+        log_probs, _, _ = ensemble.step(prev, enc, ensemble.init_state(enc))
+        probs = [m.step(prev, e, m.init_state(e))[0].exp() for m, e in zip(members, enc.parts, strict=True)]
+    assert not torch.allclose(probs[0], probs[1])  # two different models
+    torch.testing.assert_close(log_probs, ((probs[0] + probs[1]) / 2).log())
+    assert log_probs.exp().sum(-1).sub(1).abs().max() < 1e-5
+
+
+def test_an_ensemble_needs_one_vocabulary(reverse_model: Path, fields_model: Path) -> None:
+    with pytest.raises(ConfigError, match="identical tokenizers and vocabularies"):
+        seq2seq.ensemble([seq2seq.load(reverse_model), seq2seq.load(fields_model)])
+
+
+def test_generate_and_evaluate_an_ensemble(
+    reverse_model: Path, second_reverse_model: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "words.txt"
+    inputs.write_text("\n".join(WORDS) + "\n")
+    models = [str(reverse_model), str(second_reverse_model)]
+    generated = subprocess.run(
+        [*SEQ2SEQ, "generate", *models, "--input", str(inputs), "--beam", "3"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    both = seq2seq.ensemble([seq2seq.load(m) for m in models])
+    assert generated.stdout.splitlines() == [o.text for o in both.generate(WORDS, beam=3)]
+    evaluated = subprocess.run(
+        [*SEQ2SEQ, "evaluate", "--model", models[0], "--model", models[1], "--split", "test", "--beam", "3"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "exact match:" in evaluated.stdout
+    score = float(evaluated.stdout.split("exact match:")[1].split()[0])
+    assert 0 <= score <= 100 and not math.isnan(score)
