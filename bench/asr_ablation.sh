@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# What attention and CTC add for speech: three models of configs/asr-an4.yaml trained MINUTES each
-# (default 15) on AN4, differing only in how the speller reads the listener:
+# What attention and CTC add for speech: three models of configs/asr-an4.yaml trained at the same
+# time for MINUTES (default 25) on AN4, one thread each (equal shares of the machine), differing
+# only in how the speller reads the listener:
 #   no-attention   the fixed context vector c (the encoder's last states) fed at every step, no CTC
 #   attention      the recipe's location-aware attention, no CTC head (attention-only training)
 #   ctc-attention  the recipe: attention + a CTC head trained jointly (lambda 0.5), joint decoding
@@ -10,14 +11,15 @@
 #
 #   flock /tmp/cpu.lock bash bench/asr_ablation.sh
 #
-# The budget is wall-clock time: run nothing else CPU-heavy meanwhile.
+# The budget is wall-clock time: run nothing else CPU-heavy meanwhile. A model already trained under
+# OUT is kept (delete its directory to train it again).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
 cd "$ROOT"
-MINUTES=${MINUTES:-15}
+MINUTES=${MINUTES:-25}
 OUT=${OUT:-runs/asr-ablation}
 S2S=".venv/bin/python -m seq2seq"
-common=(--set "training.max_minutes=$MINUTES")
+common=(--set "training.max_minutes=$MINUTES" --set training.threads=1)
 declare -A variants=(
   [no-attention]="model.decoder.context=every_step model.decoder.location=false model.ctc_weight=0 decoding.method=attention"
   [attention]="model.ctc_weight=0 decoding.method=attention"
@@ -28,9 +30,11 @@ for name in no-attention attention ctc-attention; do
     sets=()
     for kv in ${variants[$name]}; do sets+=(--set "$kv"); done
     rm -rf "${OUT:?}/$name"
-    $S2S train configs/asr-an4.yaml --output "$OUT/$name" "${common[@]}" "${sets[@]}" | tail -2
+    $S2S train configs/asr-an4.yaml --output "$OUT/$name" "${common[@]}" "${sets[@]}" >/dev/null &
   fi
 done
+wait
+for name in no-attention attention ctc-attention; do tail -1 "$OUT/$name/train.log"; done
 for name in no-attention attention ctc-attention; do
   echo "== $name (valid, beam 5)"
   $S2S evaluate --model "$OUT/$name" --split valid --beam 5

@@ -29,7 +29,7 @@ from seq2seq.device import autocast_dtype
 from seq2seq.evaluation import score, segments_of
 from seq2seq.tasks import read_split, task_of
 
-METHODS = [("ctc_greedy", 1), ("attention", 1), ("attention", 5), ("joint", 5)]
+METHODS = [("ctc_greedy", 1), ("attention", 1), ("attention", 5), ("joint", 1), ("joint", 5)]
 
 
 def training_frames_per_second(pipeline: seq2seq.Pipeline, steps: int, repeats: int) -> float:
@@ -74,10 +74,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="training steps per timing")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ctc-weight", type=float, help="joint decoding's CTC weight (default: the model's)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
     pipeline = seq2seq.load(args.model)
+    if args.ctc_weight is not None:
+        pipeline.set_decoding(ctc_weight=args.ctc_weight)
     task = task_of(pipeline.config)
     frames_per_s = training_frames_per_second(pipeline, args.steps, args.repeats)
     print(f"training: {frames_per_s:,.0f} audio frames/s = {frames_per_s / 100:.1f} s of audio per second")

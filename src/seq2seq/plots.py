@@ -128,7 +128,7 @@ def _draw_heatmap(
         ax.set_title(title, fontsize=11)
     fig.tight_layout()
     fig.colorbar(image, ax=beside, fraction=0.046, pad=0.02, label="attention weight")
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")  # the colorbar came after the layout
     plt.close(fig)
 
 
@@ -171,7 +171,7 @@ def speech_attention(
     bottom.set_ylabel("output characters")
     fig.tight_layout()
     fig.colorbar(image, ax=[top, bottom], fraction=0.03, pad=0.02, label="attention weight")
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")  # the colorbar came after the layout
     plt.close(fig)
 
 
