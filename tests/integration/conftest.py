@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import seq2seq
-from seq2seq.config import config_from_dict
+from seq2seq.config import Config, config_from_dict
 
 SCRIPT = Path(sys.executable).parent / "seq2seq"
 SEQ2SEQ = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "seq2seq.cli"]
@@ -28,19 +28,23 @@ TINY = {
 FAST = {"precision": "float32", "threads": 1, "batch_tokens": 800}
 
 
-@pytest.fixture(scope="session")
-def reverse_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny model that has started to learn to reverse letters (a few seconds)."""
-    config = config_from_dict(
+def reverse_config(seed: int = 1) -> Config:
+    """A tiny model that starts to learn to reverse letters in a few seconds (``seed``: its draws)."""
+    return config_from_dict(
         {
             "task": "reverse",
             "data": {"synthetic": {"train_size": 2000, "eval_size": 20, "min_length": 3, "max_length": 8}},
             "model": TINY,
-            "training": {**FAST, "max_steps": 80, "validate_every": 80, "lr": 0.01},
+            "training": {**FAST, "max_steps": 80, "validate_every": 80, "lr": 0.01, "seed": seed},
             "decoding": {"beam_size": 3},
         }
     )
-    return seq2seq.train(config, tmp_path_factory.mktemp("serve") / "reverse")
+
+
+@pytest.fixture(scope="session")
+def reverse_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model that has started to learn to reverse letters."""
+    return seq2seq.train(reverse_config(), tmp_path_factory.mktemp("serve") / "reverse")
 
 
 @pytest.fixture(scope="session")

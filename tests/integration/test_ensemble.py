@@ -10,8 +10,7 @@ import pytest
 import torch
 
 import seq2seq
-from conftest import FAST, SEQ2SEQ, TINY  # this folder's
-from seq2seq.config import config_from_dict
+from conftest import SEQ2SEQ, reverse_config  # this folder's
 from seq2seq.errors import ConfigError
 from seq2seq.model.ensemble import Ensemble
 
@@ -21,16 +20,7 @@ WORDS = ["abcd", "hello", "xyzzy", "reverse"]
 @pytest.fixture(scope="module")
 def second_reverse_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another tiny reverse model: the same data and vocabulary as ``reverse_model``, another seed."""
-    config = config_from_dict(
-        {
-            "task": "reverse",
-            "data": {"synthetic": {"train_size": 2000, "eval_size": 20, "min_length": 3, "max_length": 8}},
-            "model": TINY,
-            "training": {**FAST, "max_steps": 80, "validate_every": 80, "lr": 0.01, "seed": 7},
-            "decoding": {"beam_size": 3},
-        }
-    )
-    return seq2seq.train(config, tmp_path_factory.mktemp("ensemble") / "reverse-seed7")
+    return seq2seq.train(reverse_config(seed=7), tmp_path_factory.mktemp("ensemble") / "reverse-seed7")
 
 
 def test_a_model_ensembled_with_itself_decodes_as_it_does(reverse_model: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -61,6 +63,24 @@ def make_model(
             attention=attention,
             input_feeding=input_feeding,
             tie_embeddings=tie_embeddings,
+        ),
+    )
+    return build_model(config, VOCAB, VOCAB).eval()
+
+
+def one_layer_model(rnn: str, attention: str, input_feeding: bool, **decoder: Any) -> Seq2Seq:
+    """A 1-layer encoder and decoder, with more decoder options (coverage, location...)."""
+    config = ModelConfig(
+        rnn_type=rnn,
+        embedding_size=EMBEDDING,
+        dropout=0.0,
+        encoder=EncoderConfig(hidden_size=ENCODER_HIDDEN, num_layers=1),
+        decoder=DecoderConfig(
+            hidden_size=DECODER_HIDDEN,
+            num_layers=1,
+            attention=attention,
+            input_feeding=input_feeding,
+            **decoder,
         ),
     )
     return build_model(config, VOCAB, VOCAB).eval()
@@ -304,15 +324,7 @@ def test_coverage_enters_the_attention_and_sums_the_weights(
 ) -> None:
     """With coverage (See et al., 2017) the state carries the attention summed over the steps so
     far, the scores read it, and teacher forcing equals the step loop."""
-    config = ModelConfig(
-        rnn_type=rnn,
-        embedding_size=EMBEDDING,
-        dropout=0.0,
-        encoder=EncoderConfig(hidden_size=ENCODER_HIDDEN, num_layers=1),
-        decoder=DecoderConfig(hidden_size=DECODER_HIDDEN, num_layers=1, attention=attention,
-                              input_feeding=input_feeding, coverage=True),
-    )  # fmt: skip
-    model = build_model(config, VOCAB, VOCAB).eval()
+    model = one_layer_model(rnn, attention, input_feeding, coverage=True)
     batch = padded_batch()
     with torch.no_grad():
         forced = model(batch.src, batch.src_lengths, batch.tgt_in)
@@ -341,15 +353,7 @@ def test_location_aware_attention_reads_the_previous_weights(
     """Location-aware attention (Chorowski et al., 2015): the state carries the last step's weights
     (uniform over the source at the start), the scores read them through the convolution, and
     teacher forcing equals the step loop."""
-    config = ModelConfig(
-        rnn_type=rnn,
-        embedding_size=EMBEDDING,
-        dropout=0.0,
-        encoder=EncoderConfig(hidden_size=ENCODER_HIDDEN, num_layers=1),
-        decoder=DecoderConfig(hidden_size=DECODER_HIDDEN, num_layers=1, attention=attention,
-                              input_feeding=input_feeding, location=True, location_width=4),
-    )  # fmt: skip
-    model = build_model(config, VOCAB, VOCAB).eval()
+    model = one_layer_model(rnn, attention, input_feeding, location=True, location_width=4)
     batch = padded_batch()
     with torch.no_grad():
         forced = model(batch.src, batch.src_lengths, batch.tgt_in)
