@@ -19,13 +19,20 @@ from seq2seq.data.tokenizers import (
     Tokenizer,
     WordTokenizer,
 )
-from seq2seq.data.vocab import PAD_ID, UNK_ID, Vocabulary
+from seq2seq.data.vocab import FIELD_SEPARATOR, PAD_ID, SPECIALS, UNK_ID, Vocabulary
 from seq2seq.errors import ConfigError
 from seq2seq.kernels import Ops, ops_for
 from seq2seq.model.attention import Attention
 from seq2seq.model.decoder import RecurrentDecoder
 from seq2seq.model.encoder import RecurrentEncoder
-from seq2seq.model.frontends import Conv2dSubsampling, FrameStacking, Frontend, SpecAugment, TokenEmbedding
+from seq2seq.model.frontends import (
+    Conv2dSubsampling,
+    FieldMatchEmbedding,
+    FrameStacking,
+    Frontend,
+    SpecAugment,
+    TokenEmbedding,
+)
 from seq2seq.model.seq2seq import Seq2Seq
 from seq2seq.training.loss import (
     Loss,
@@ -112,10 +119,27 @@ def build_vocabularies(
     )
 
 
-def build_frontend(config: ModelConfig, src_size: int) -> Frontend:
-    """What the encoder reads its input through: token embeddings, or for audio frames of
-    ``src_size`` bins frame stacking or the convolutional subsampler (with SpecAugment where
-    configured)."""
+# field_match ignores the source vocabulary's most frequent tokens (after the specials): the
+# articles, prepositions and punctuation that match everywhere
+COMMON_TOKENS = 100
+
+
+def separator_id(source: SourceFeaturizer) -> int | None:
+    """The id of ``<sep>`` in a text source's vocabulary, or None (one field, or audio)."""
+    return None if source.vocab is None else source.vocab.index.get(FIELD_SEPARATOR)
+
+
+def build_frontend(config: ModelConfig, src_size: int, separator_id: int | None = None) -> Frontend:
+    """What the encoder reads its input through: token embeddings (with the field-match feature
+    where configured: ``separator_id`` is then the source vocabulary's ``<sep>``), or for audio
+    frames of ``src_size`` bins frame stacking or the convolutional subsampler (with SpecAugment
+    where configured)."""
+    if config.frontend == "embedding" and config.encoder.field_match:
+        if separator_id is None:
+            raise ConfigError(f"model.encoder.field_match: the source vocabulary has no {FIELD_SEPARATOR}")
+        return FieldMatchEmbedding(
+            src_size, config.embedding_size, PAD_ID, separator_id, common=len(SPECIALS) + COMMON_TOKENS
+        )
     if config.frontend == "embedding":
         return TokenEmbedding(src_size, config.embedding_size, PAD_ID)
     masks = config.spec_augment
@@ -135,17 +159,19 @@ def build_model(
     tgt_vocab_size: int,
     ops: Ops | None = None,
     device: torch.device | str | None = None,
+    separator_id: int | None = None,
 ) -> Seq2Seq:
     """The configured network on ``device`` (default: torch's default device); ``ops`` switches
     the speed kernels (default: those of that device). ``src_size``: the source vocabulary's
-    size, or the feature bins of audio frames (``SourceFeaturizer.input_size``)."""
+    size, or the feature bins of audio frames (``SourceFeaturizer.input_size``); ``separator_id``:
+    the source vocabulary's ``<sep>`` (``separator_id(source)``), which field_match needs."""
     device = torch.device(device) if device is not None else torch.get_default_device()
     ops = ops if ops is not None else ops_for(device)
     enc, dec = config.encoder, config.decoder
     if dec.copy:  # the copy loss reads the attention, whose gradient the input-feeding kernel drops
         ops = dataclasses.replace(ops, input_feeding_lstm=None)
     encoder = RecurrentEncoder(
-        frontend=build_frontend(config, src_size),
+        frontend=build_frontend(config, src_size, separator_id),
         hidden_size=enc.hidden_size,
         num_layers=enc.num_layers,
         rnn_type=config.rnn_type,

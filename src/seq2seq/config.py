@@ -104,6 +104,10 @@ class EncoderConfig:
     num_layers: int = bounded(2, 1)
     bidirectional: bool = True
     pooling: Literal["last", "mean", "max"] = "last"  # the context vector c = q(h_1..h_T)
+    # a source of several fields (a question <sep> its paragraph): each token of the last field
+    # also embeds whether it occurs in the first fields, DrQA's exact-match feature (Chen et al.,
+    # 2017), so the encoder sees where the paragraph repeats the question
+    field_match: bool = False
 
 
 @dataclass(frozen=True)
@@ -480,6 +484,8 @@ def _check_audio(config: Config, source: str) -> None:
         )
     if data.source == "audio" and (model.decoder.copy or config.decoding.span_constrained):
         raise ConfigError(f"{source}: copying and span-constrained decoding need text sources")
+    if model.encoder.field_match and len(data.src_fields) < 2:
+        raise ConfigError(f"{source}: model.encoder.field_match needs a source of several data.src_fields")
     if config.decoding.method != "attention" and model.ctc_weight == 0:
         raise ConfigError(
             f"{source}: decoding.method {config.decoding.method!r} needs a CTC head (model.ctc_weight > 0)"

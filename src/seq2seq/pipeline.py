@@ -19,13 +19,14 @@ from typing import Any
 import torch
 
 from seq2seq import checkpoint
-from seq2seq.build import build_model, load_featurizers
+from seq2seq.build import build_model, load_featurizers, separator_id
 from seq2seq.config import Config, config_from_dict
 from seq2seq.data.audio import AudioInput, Waveform
 from seq2seq.data.batching import collate
 from seq2seq.data.featurizers import Encoded, SourceFeaturizer, TextFeaturizer, shorten
 from seq2seq.data.vocab import FIELD_SEPARATOR, UNK_ID
 from seq2seq.decoding.generate import generate_ids
+from seq2seq.decoding.search import Span
 from seq2seq.device import autocast_dtype, resolve_device
 from seq2seq.errors import ConfigError, ModelFileError
 from seq2seq.model.ensemble import Ensemble
@@ -136,7 +137,7 @@ class Pipeline:
             dtype=autocast_dtype(device, decoding.precision),
             extended_ids=[ids for ids, _ in extended] if copying else None,
             block_ngram_repeat=decoding.block_ngram_repeat,
-            span_ids=[self._span_ids(s, ids) for s, (ids, _) in zip(sources, extended, strict=True)]
+            spans=[self._span(s, ids) for s, (ids, _) in zip(sources, extended, strict=True)]
             if decoding.span_constrained
             else None,
             method=decoding.method,
@@ -155,14 +156,20 @@ class Pipeline:
             outputs.append(Output(source.labels, converted))
         return outputs
 
-    def _span_ids(self, source: Encoded, extended_ids: list[int]) -> list[int]:
-        """Each source position's id over the output vocabulary where an output may take it (the
-        last field: a question's context), else -1; a copying model's extended ids name every
-        word, a shared vocabulary all but the unknown ones."""
+    def _span(self, source: Encoded, extended_ids: list[int]) -> Span:
+        """Where an output may come from: the last field (a question's context), whole words; each
+        position's id over the output vocabulary there, else -1 (a copying model's extended ids
+        name every word, a shared vocabulary all but the unknown ones)."""
         labels = source.labels
         first = len(labels) - labels[::-1].index(FIELD_SEPARATOR) if FIELD_SEPARATOR in labels else 0
         ids = extended_ids if self.model.copy_gate is not None else self.target.vocab.encode(labels)
-        return [-1 if index < first or ids[index] == UNK_ID else ids[index] for index in range(len(labels))]
+        assert isinstance(self.source, TextFeaturizer), "span-constrained decoding needs text sources"
+        starts, ends = self.source.tokenizer.word_edges(labels)
+        return Span(
+            [-1 if index < first or ids[index] == UNK_ID else ids[index] for index in range(len(labels))],
+            starts,
+            ends,
+        )
 
     @torch.no_grad()
     def _copy_gates(self, source: Encoded, outputs: list[list[int]]) -> torch.Tensor | None:
@@ -219,7 +226,13 @@ def load(directory: str | Path, weights: str | Path | None = None, device: str =
         raise ModelFileError(f"{directory}: damaged tokenizer or vocabulary ({err})") from None
     pipeline = Pipeline(
         config,
-        build_model(config.model, source.input_size, len(target.vocab), device=target_device),
+        build_model(
+            config.model,
+            source.input_size,
+            len(target.vocab),
+            device=target_device,
+            separator_id=separator_id(source),
+        ),
         source,
         target,
     )

@@ -90,12 +90,13 @@ def test_generate_reads_json_lines_for_a_model_with_several_source_fields(
         {
             "task": "qa",
             "data": {**tiny_data("qa", tmp_path), "shared_vocab": True},
-            "model": TINY_MODEL,
+            "model": {**TINY_MODEL, "encoder": {"hidden_size": 8, "num_layers": 1, "field_match": True}},
             "training": {"max_steps": 2, "batch_tokens": 400, "precision": "float32", "threads": 1},
             "decoding": {"beam_size": 1, "max_length_offset": 2},
         }
     )
     model_dir = seq2seq.train(config, tmp_path / "qa")
+    assert "field" in dict(seq2seq.load(model_dir).model.encoder.embedding.named_children())
     capsys.readouterr()
     inputs = tmp_path / "questions.jsonl"
     inputs.write_text(json.dumps({"question": "what is 1?", "context": "it is 1."}) + "\n\n")

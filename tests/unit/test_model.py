@@ -401,3 +401,30 @@ def test_copying_model_step_equals_the_teacher_forced_mixture() -> None:
         again, _, _ = model.step(torch.full((3,), VOCAB), enc, state)  # the copied word as input
         unk, _, _ = model.step(torch.full((3,), 1), enc, state)
         torch.testing.assert_close(again, unk)
+
+
+def test_field_match_marks_the_last_fields_repeats_of_the_first_fields() -> None:
+    """DrQA's exact-match feature: 0 in the first fields and at padding, 1 in the last field, 2
+    where a last-field token also occurs in the first fields (never for the common ids)."""
+    from seq2seq.model.frontends import FieldMatchEmbedding
+
+    sep, pad = 9, 0
+    frontend = FieldMatchEmbedding(20, 4, pad, separator_id=sep, common=6)
+    src = torch.tensor(
+        [
+            [7, 5, 12, sep, 12, 13, 5, 7, pad],  # 5 is common: in both fields, still no match
+            [14, sep, 15, sep, 14, 15, 16, pad, pad],  # three fields: the first two are the query
+            [12, 13, 12, pad, pad, pad, pad, pad, pad],  # one field: nothing to match
+        ]
+    )
+    expected = torch.tensor(
+        [
+            [0, 0, 0, 0, 2, 1, 1, 2, 0],
+            [0, 0, 0, 0, 2, 2, 1, 0, 0],
+            [0, 0, 0, 0, 0, 0, 0, 0, 0],
+        ]
+    )
+    torch.testing.assert_close(frontend.field_features(src), expected)
+    embedded = frontend(src)
+    torch.testing.assert_close(embedded[0, 4], frontend.weight[12] + frontend.field.weight[2])
+    torch.testing.assert_close(embedded[0, 2], frontend.weight[12] + frontend.field.weight[0])

@@ -14,8 +14,10 @@ from seq2seq.data.batching import Batch, collate
 from seq2seq.data.vocab import EOS_ID, PAD_ID, SOS_ID
 from seq2seq.decoding.generate import generate_ids
 from seq2seq.decoding.search import (
+    INSIDE_A_WORD,
     Hypothesis,
     SourceSpans,
+    Span,
     beam_search,
     coverage_penalty,
     greedy_search,
@@ -442,7 +444,8 @@ def test_span_constrained_outputs_are_spans_of_the_allowed_positions(
     sources = random_sources(12, seed=23, min_length=3, max_length=8)
     # the first two positions play the question: never output
     spans = [[-1, -1, *source[2:]] for source in sources]
-    found = generate_ids(model, sources, beam_size=beam_size, nbest=beam_size, span_ids=spans)
+    words = [Span(ids, [True] * len(ids), [True] * len(ids)) for ids in spans]  # each token a word
+    found = generate_ids(model, sources, beam_size=beam_size, nbest=beam_size, spans=words)
     for hyps, allowed in zip(found, spans, strict=True):
         for hyp in hyps:
             assert hyp.token_ids, "a span holds at least one token"
@@ -452,7 +455,7 @@ def test_span_constrained_outputs_are_spans_of_the_allowed_positions(
 
 
 def test_source_spans_by_hand() -> None:
-    spans = SourceSpans(torch.tensor([[-1, 5, 6, 5, 7]]))
+    spans = SourceSpans.of([Span([-1, 5, 6, 5, 7], [True] * 5, [True] * 5)], torch.device("cpu"))
     allowed = spans.allowed(torch.zeros(1, 9))
     assert torch.isfinite(allowed[0]).nonzero().squeeze(1).tolist() == [5, 6, 7]  # any start, no <eos>
     spans.advance(torch.tensor([0]), torch.tensor([5]))
@@ -462,3 +465,19 @@ def test_source_spans_by_hand() -> None:
     allowed = spans.allowed(torch.zeros(2, 9))
     assert torch.isfinite(allowed[0]).nonzero().squeeze(1).tolist() == [EOS_ID]  # 5 7 ends the source
     assert torch.isfinite(allowed[1]).nonzero().squeeze(1).tolist() == [EOS_ID, 5]  # 5 6 then 5
+
+
+def test_source_spans_are_whole_words() -> None:
+    """A span starts where a word starts, and ends inside a word only at a prohibitive cost."""
+    # words: [5 6] [7] [6 8]: 6 starts no word, 5 ends none
+    span = Span(
+        [-1, 5, 6, 7, 6, 8], [False, True, False, True, False, True], [False, False, True, True, False, True]
+    )
+    spans = SourceSpans.of([span], torch.device("cpu"))
+    allowed = spans.allowed(torch.zeros(1, 9))
+    assert torch.isfinite(allowed[0]).nonzero().squeeze(1).tolist() == [5, 7, 8]  # not 6: inside a word
+    spans.advance(torch.tensor([0, 0]), torch.tensor([5, 7]))
+    allowed = spans.allowed(torch.zeros(2, 9))
+    assert allowed[0, EOS_ID] == INSIDE_A_WORD  # "5" is half a word
+    assert allowed[1, EOS_ID] == 0.0  # "7" is one
+    assert torch.isfinite(allowed[0]).nonzero().squeeze(1).tolist() == [EOS_ID, 6]

@@ -137,3 +137,16 @@ def test_joint_sentencepiece_keeps_a_vocabulary_per_side() -> None:
     assert not any(c.islower() for piece in tgt_pieces for c in piece)  # the target text is upper case
     assert not any(c.isupper() for piece in src_pieces for c in piece)
     assert all(piece in tgt_pieces for t in tgt_text for piece in tgt_tok.encode(t))
+
+
+def test_word_edges_mark_whole_words_of_every_tokenizer() -> None:
+    char = CharTokenizer().encode("Gratz v. Bo")
+    starts, ends = CharTokenizer().word_edges(char)
+    assert [c for c, start in zip(char, starts, strict=True) if start] == ["G", "v", ".", "B"]
+    assert [c for c, end in zip(char, ends, strict=True) if end] == ["z", "v", ".", "o"]
+    pieces = ["\u2581Gr", "atz", "\u2581v", ".", "\u2581", "1843", ","]  # as SentencePiece cuts them
+    sentencepiece = SentencePieceTokenizer.train(_corpus(), vocab_size=120, model_type="bpe")
+    starts, ends = sentencepiece.word_edges(pieces)
+    assert starts == [True, False, True, True, False, True, True]
+    assert ends == [False, True, True, True, False, True, True]
+    assert WordTokenizer().word_edges(["a", "b"]) == ([True, True], [True, True])

@@ -21,6 +21,24 @@ class Tokenizer(Protocol):
     def encode(self, text: str) -> list[str]: ...
     def decode(self, tokens: list[str]) -> str: ...
     def files(self, prefix: str) -> dict[str, bytes]: ...
+    # where each token starts or ends a word: answers decoded as spans of a context are whole words
+    def word_edges(self, tokens: list[str]) -> tuple[list[bool], list[bool]]: ...
+
+
+def _word_edges(pieces: list[str]) -> tuple[list[bool], list[bool]]:
+    """Whether a word starts and whether one ends at each of ``pieces`` (characters, or pieces with
+    a leading space): words are runs of letters and digits, and each other character, a
+    punctuation mark, is a word of its own; a space is neither."""
+
+    def boundary(left: str, right: str) -> bool:
+        return not (left[-1:].isalnum() and right[:1].isalnum())  # a space is not alphanumeric
+
+    starts, ends = [], []
+    for i, piece in enumerate(pieces):
+        word = not piece.isspace()
+        starts.append(word and boundary(pieces[i - 1] if i else " ", piece))
+        ends.append(word and boundary(piece, pieces[i + 1] if i + 1 < len(pieces) else " "))
+    return starts, ends
 
 
 class CharTokenizer:
@@ -39,6 +57,9 @@ class CharTokenizer:
     def files(self, prefix: str) -> dict[str, bytes]:
         return {}
 
+    def word_edges(self, tokens: list[str]) -> tuple[list[bool], list[bool]]:
+        return _word_edges(tokens)
+
 
 class WordTokenizer:
     """Whitespace-separated tokens (for pre-tokenized text such as phoneme strings)."""
@@ -51,6 +72,12 @@ class WordTokenizer:
 
     def files(self, prefix: str) -> dict[str, bytes]:
         return {}
+
+    def word_edges(self, tokens: list[str]) -> tuple[list[bool], list[bool]]:
+        return [True] * len(tokens), [True] * len(tokens)  # each token is a word
+
+
+SPACE = "\u2581"  # SentencePiece's mark of a space before a piece: "▁word"
 
 
 class SentencePieceTokenizer:
@@ -97,6 +124,9 @@ class SentencePieceTokenizer:
 
     def files(self, prefix: str) -> dict[str, bytes]:
         return {f"{prefix}.spm.model": self.model_proto}
+
+    def word_edges(self, tokens: list[str]) -> tuple[list[bool], list[bool]]:
+        return _word_edges([token.replace(SPACE, " ") for token in tokens])  # ▁ marks a space
 
 
 def load_tokenizer(kind: TokenizerType, directory: Path, prefix: str) -> Tokenizer:

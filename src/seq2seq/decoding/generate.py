@@ -9,9 +9,9 @@ from typing import NamedTuple
 
 import torch
 
-from seq2seq.data.batching import Batch, Features, collate, pad, token_batches
+from seq2seq.data.batching import Batch, Features, collate, token_batches
 from seq2seq.decoding.ctc import CTCPrefixScorer, ctc_greedy_search, ctc_rescore
-from seq2seq.decoding.search import Hypothesis, PrefixScorer, beam_search, greedy_search
+from seq2seq.decoding.search import Hypothesis, PrefixScorer, SourceSpans, Span, beam_search, greedy_search
 from seq2seq.model.encoder import EncoderOutput
 from seq2seq.model.ensemble import Ensemble
 from seq2seq.model.seq2seq import Seq2Seq
@@ -35,7 +35,7 @@ def generate_ids(
     dtype: torch.dtype | None = None,
     extended_ids: Sequence[Sequence[int]] | None = None,
     block_ngram_repeat: int = 0,
-    span_ids: Sequence[Sequence[int]] | None = None,
+    spans: Sequence[Span] | None = None,
     method: str = "attention",
     ctc_weight: float = 0.3,
 ) -> list[list[Hypothesis]]:
@@ -50,8 +50,8 @@ def generate_ids(
     Output length, <eos> included, is capped at ceil(max_length_ratio * source length) +
     max_length_offset, and at ``max_length`` + 1 when that is set; <eos> comes after at least
     ``min_length`` tokens (within the cap); with ``block_ngram_repeat`` n > 0 no output holds the
-    same n-gram twice; with ``span_ids`` (each source position's id over the output vocabulary,
-    -1 where not allowed) outputs are spans of the source. Beam search ranks by score / length
+    same n-gram twice; with ``spans`` (one per source) outputs are spans of whole words of the
+    source. Beam search ranks by score / length
     penalty + coverage penalty (Wu et al., 2016). ``method`` (``decoding/ctc.py``): "attention",
     "ctc_greedy", "joint" (CTC prefix scores, ``ctc_weight``) or "rescore" (the n-best re-ranked).
     """
@@ -71,8 +71,8 @@ def generate_ids(
         extended = None if extended_ids is None else ([extended_ids[i] for i in indices], None)
         batch = collate([sources[i] for i in indices], None, indices, extended)
         limits = [math.ceil(max_length_ratio * len(sources[i])) + max_length_offset for i in indices]
-        spans = None if span_ids is None else pad([span_ids[i] for i in indices], -1).to(device)
-        bounds = Bounds(_max_lengths(limits, max_length, device), min_length, block_ngram_repeat, spans)
+        allowed = None if spans is None else SourceSpans.of([spans[i] for i in indices], device)
+        bounds = Bounds(_max_lengths(limits, max_length, device), min_length, block_ngram_repeat, allowed)
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             found = _decode(model, batch, bounds, *search)
         for i, hyps in zip(indices, found, strict=True):
@@ -101,7 +101,7 @@ class Bounds(NamedTuple):
     max_lengths: torch.Tensor  # (batch,) <eos> included
     min_length: int
     block_ngram_repeat: int
-    span_ids: torch.Tensor | None  # (batch, S): outputs are spans of the source (SourceSpans)
+    spans: SourceSpans | None  # outputs are spans of the source
 
 
 def _decode(

@@ -7,9 +7,9 @@ exactly what greedy search returns.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import torch
 
@@ -65,11 +65,11 @@ def greedy_search(
     min_length: int = 0,
     extended_ids: torch.Tensor | None = None,
     block_ngram_repeat: int = 0,
-    span_ids: torch.Tensor | None = None,
+    spans: SourceSpans | None = None,
 ) -> list[Hypothesis]:
     """The most probable next token at every step, for a batch; stops at <eos> or max length,
     and not before ``min_length`` tokens; no n-gram of ``block_ngram_repeat`` tokens twice; with
-    ``span_ids`` only spans of the source (``SourceSpans``). ``extended_ids``: the sources' ids
+    ``spans`` only spans of the source. ``extended_ids``: the sources' ids
     for a copying model.
 
     A finished row leaves the batch, so the remaining steps cost only what is still running."""
@@ -82,7 +82,6 @@ def greedy_search(
     scores = torch.zeros(batch, device=device)
     lengths = torch.zeros(batch, dtype=torch.long, device=device)  # <eos> included
     attention: torch.Tensor | None = None  # (batch, steps, src_len)
-    spans = None if span_ids is None else SourceSpans(span_ids)
     for step in range(steps):
         log_probs, state, attn = model.step(prev, enc, state)
         if spans is not None:
@@ -141,43 +140,80 @@ def block_repeats(log_probs: torch.Tensor, history: torch.Tensor, n: int) -> tor
     return log_probs + torch.zeros_like(log_probs).scatter_reduce_(-1, windows[..., -1], penalty, "amin")
 
 
+class Span(NamedTuple):
+    """Where one source's outputs may come from: each position's id over the output vocabulary,
+    -1 where a position may not be output (the question, the separator), and whether a word
+    starts or ends there (``Tokenizer.word_edges``)."""
+
+    ids: Sequence[int]
+    starts: Sequence[bool]
+    ends: Sequence[bool]
+
+
+# <eos> inside a word: so costly that an output ends there only when it must (at its length limit)
+INSIDE_A_WORD = -1e4
+
+
 class SourceSpans:
     """Outputs that are spans of the source (extractive QA: an answer copied from its context):
-    each output token continues one contiguous stretch of the allowed source positions.
+    whole words, each output token continuing one contiguous stretch of the allowed positions.
 
-    span_ids: (rows, S) the id over the output vocabulary of each source position's token, -1
-    where a position may not be output (the question, the separator, padding). A row with no
-    allowed position is not constrained."""
+    ids: (rows, S) as ``Span.ids``, padded with -1; starts, ends: (rows, S) bool, as ``Span``'s.
+    A row with no allowed position is not constrained."""
 
-    def __init__(self, span_ids: torch.Tensor) -> None:
-        self.ids = span_ids
+    def __init__(self, ids: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor) -> None:
+        self.ids, self.starts, self.word_ends = ids, starts, ends
         self.ends: torch.Tensor | None = None  # (rows, S) where the output so far may end
+
+    @classmethod
+    def of(cls, spans: Sequence[Span], device: torch.device) -> SourceSpans:
+        """The spans of a batch of sources, on ``device``."""
+        width = max(len(span.ids) for span in spans)
+
+        def padded(values: Sequence[Sequence[Any]], fill: Any, dtype: torch.dtype) -> torch.Tensor:
+            rows = [[*row, *[fill] * (width - len(row))] for row in values]
+            return torch.tensor(rows, dtype=dtype, device=device)
+
+        return cls(
+            padded([s.ids for s in spans], -1, torch.long),
+            padded([s.starts for s in spans], False, torch.bool),
+            padded([s.ends for s in spans], False, torch.bool),
+        )
+
+    def repeat(self, k: int) -> SourceSpans:
+        """Each row k times (a beam of k hypotheses per source)."""
+        return SourceSpans(*(t.repeat_interleave(k, dim=0) for t in (self.ids, self.starts, self.word_ends)))
 
     def _next(self) -> torch.Tensor:
         """(rows, S) the positions an output's next token may come from."""
         inside = self.ids >= 0
         if self.ends is None:
-            return inside
+            return inside & self.starts
         after = torch.cat([torch.zeros_like(self.ends[:, :1]), self.ends[:, :-1]], dim=1)
         return after & inside
 
     def allowed(self, log_probs: torch.Tensor) -> torch.Tensor:
-        """log_probs (rows, V) with -inf for every token that would leave a span (<eos> stays
-        allowed once an output holds a token)."""
+        """log_probs (rows, V) with -inf for every token that would leave a span, and <eos> only
+        where the output holds a token and ends a word (else at the INSIDE_A_WORD cost)."""
         rows, vocab = log_probs.shape
         positions = torch.where(self._next(), self.ids, vocab)
         allowed = torch.zeros(rows, vocab + 1, dtype=torch.bool, device=log_probs.device)
         allowed = allowed.scatter_(1, positions, True)[:, :vocab]
         if self.ends is not None:
             allowed[:, EOS_ID] = True
-        allowed |= ~(self.ids >= 0).any(dim=1, keepdim=True)
-        return log_probs.masked_fill(~allowed, float("-inf"))
+        unconstrained = ~(self.ids >= 0).any(dim=1, keepdim=True)
+        allowed |= unconstrained
+        log_probs = log_probs.masked_fill(~allowed, float("-inf"))
+        if self.ends is not None:
+            whole = (self.ends & self.word_ends).any(dim=1) | unconstrained.squeeze(1)
+            log_probs[:, EOS_ID] += torch.where(whole, 0.0, INSIDE_A_WORD).to(log_probs.dtype)
+        return log_probs
 
     def advance(self, rows: torch.Tensor, tokens: torch.Tensor) -> None:
         """The new hypotheses: each continues current row ``rows[i]`` with ``tokens[i]``."""
         ids = self.ids[rows]
         self.ends = self._next()[rows] & (ids == tokens.unsqueeze(1))
-        self.ids = ids
+        self.ids, self.starts, self.word_ends = ids, self.starts[rows], self.word_ends[rows]
 
 
 class PrefixScorer(Protocol):
@@ -394,12 +430,12 @@ def beam_search(
     extended_ids: torch.Tensor | None = None,
     block_ngram_repeat: int = 0,
     beta: float = 0.0,
-    span_ids: torch.Tensor | None = None,
+    spans: SourceSpans | None = None,
     scorer_for: Callable[[Any, int], PrefixScorer] | None = None,
 ) -> list[list[Hypothesis]]:
     """The ``nbest`` best hypotheses of each source (batch, src_len[, features]), best first, none
     shorter than ``min_length`` tokens; ranked with a length penalty (alpha) and a coverage
-    penalty (beta, a model with attention); with ``span_ids`` only spans of the source; with
+    penalty (beta, a model with attention); with ``spans`` only spans of the source; with
     ``scorer_for`` (encoder output, rows per source -> PrefixScorer) by the scorer's joint scores."""
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
@@ -411,7 +447,7 @@ def beam_search(
     state = model.init_state(enc).select(rows)  # B*K rows
     beams = Beams(batch, beam_size, max_lengths, alpha, nbest, min_length, block_ngram_repeat, beta)
     prev = torch.full((batch * beam_size,), SOS_ID, dtype=torch.long, device=device)
-    spans = None if span_ids is None else SourceSpans(span_ids.repeat_interleave(beam_size, dim=0))
+    spans = None if spans is None else spans.repeat(beam_size)
     scorer = None if scorer_for is None else scorer_for(enc, beam_size)
     for step in range(int(max_lengths.max())):
         log_probs, state, attn = model.step(prev, enc, state)

@@ -62,6 +62,7 @@ def check_exportable(config: Config) -> None:
         (dec.copy, "model.decoder.copy (pointer-generator copy)"),
         (dec.coverage, "model.decoder.coverage"),
         (dec.location, "model.decoder.location"),
+        (config.model.encoder.field_match, "model.encoder.field_match"),
         (decoding.coverage_penalty > 0, "decoding.coverage_penalty"),
         (decoding.block_ngram_repeat > 0, "decoding.block_ngram_repeat"),
         (decoding.span_constrained, "decoding.span_constrained"),

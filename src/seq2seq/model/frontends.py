@@ -36,6 +36,39 @@ class TokenEmbedding(nn.Embedding):
         return lengths
 
 
+class FieldMatchEmbedding(TokenEmbedding):
+    """Token embeddings plus, for a source of several fields joined by a separator token (a
+    question <sep> its paragraph), a learned vector per position saying what the token is: part of
+    the first fields, a token of the last field that the first fields also hold, or one they do
+    not. This is DrQA's exact-match feature (Chen et al., 2017): the answer to a question lies
+    near the paragraph's repeats of the question's words, and an RNN reading the paragraph would
+    otherwise have to carry the question across the whole of it to find them.
+
+    Matches are on token ids; the ``common`` most frequent tokens (the vocabulary's first ids:
+    "the", "of", commas) never count, as they match everywhere and locate nothing."""
+
+    def __init__(self, vocab_size: int, embedding_size: int, pad_id: int, separator_id: int, common: int):
+        super().__init__(vocab_size, embedding_size, pad_id)
+        self.separator_id = separator_id
+        self.common = common
+        self.field = nn.Embedding(3, embedding_size)  # 0: first fields, 1: last field, 2: it matches
+
+    def forward(self, src: torch.Tensor) -> torch.Tensor:
+        return super().forward(src) + self.field(self.field_features(src))
+
+    def field_features(self, src: torch.Tensor) -> torch.Tensor:
+        """(batch, src_len) ids -> (batch, src_len) feature ids: 0 up to a source's last separator
+        (and at padding), 1 for a token after it, 2 for one whose id also occurs before it."""
+        separators = (src == self.separator_id).long().cumsum(1)
+        in_last = (separators == separators[:, -1:]) & (separators > 0)
+        in_last &= (src != self.separator_id) & (src != self.padding_idx)
+        before = ~in_last & (separators < separators[:, -1:])
+        # (batch, src_len, src_len): does token t occur at a position s of the first fields
+        matches = ((src[:, :, None] == src[:, None, :]) & before[:, None, :]).any(-1)
+        matches &= in_last & (src >= self.common)
+        return in_last.long() + matches.long()
+
+
 class FrameStacking(nn.Module):
     """Audio frames (batch, frames, bins) -> (batch, ceil(frames / k), k * bins): each k consecutive
     frames side by side, a k times lower frame rate for the encoder (Sak et al., 2015; Pundak and
