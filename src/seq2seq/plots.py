@@ -91,7 +91,63 @@ def attention_heatmap(
     columns = [_label(t) for t in source]
     with plt.rc_context({"font.family": _font_families([*rows, *columns, title])}), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)  # said once above
-        _draw_heatmap(weights, rows, columns, path, title, copy_gate)
+        if len(columns) > LONG_SOURCE:
+            _draw_paragraph(weights, list(source), rows, path, title, copy_gate)
+        else:
+            _draw_heatmap(weights, rows, columns, path, title, copy_gate)
+
+
+# a source longer than this (a question's paragraph) is drawn as wrapped text, not as heatmap columns
+LONG_SOURCE = 60
+LINE_CHARACTERS = 100
+
+
+def _draw_paragraph(
+    weights: torch.Tensor,
+    source: list[str],
+    rows: list[str],
+    path: Path,
+    title: str,
+    copy_gate: torch.Tensor | None,
+) -> None:
+    """The source as wrapped text, each token on a shade of blue: the attention the output's
+    tokens (not its </s>) paid it, summed and capped at 1; the output tokens with their p_gen
+    below the title."""
+    paid = weights[: max(len(rows) - 1, 1)].sum(0).clamp(max=1.0).numpy()
+    lines: list[list[tuple[int, int, str]]] = [[]]  # per line: (column, token index, text)
+    column = 0
+    for index, token in enumerate(source):
+        text = token.replace("\u2581", " ")  # SentencePiece's space mark
+        if column + len(text) > LINE_CHARACTERS and lines[-1]:
+            lines.append([])
+            column, text = 0, text.lstrip()
+        lines[-1].append((column, index, text))
+        column += len(text)
+    fig, ax = plt.subplots(figsize=(12.5, 1.4 + 0.3 * len(lines)), dpi=110)
+    colours = plt.get_cmap("Blues")
+    for line_number, line in enumerate(lines):
+        for column, index, text in line:
+            shade = float(paid[index])
+            ax.text(
+                column,
+                -line_number,
+                text,
+                family="monospace",
+                fontsize=9,
+                va="center",
+                color="white" if shade > 0.6 else "black",
+                bbox={"facecolor": colours(shade), "edgecolor": "none", "pad": 1.0},
+            )
+    ax.set_xlim(-1, LINE_CHARACTERS + 2)
+    ax.set_ylim(-len(lines), 1)
+    ax.axis("off")
+    gates = None if copy_gate is None else copy_gate.reshape(-1).tolist()
+    outputs = "  ".join(
+        row if gates is None else f"{row} (p_gen {gates[step]:.2f})" for step, row in enumerate(rows[:-1])
+    )
+    ax.set_title(f"{title}\noutput tokens: {outputs}" if title else f"output tokens: {outputs}", fontsize=10)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
 
 
 def _draw_heatmap(
