@@ -211,6 +211,18 @@ def build_model(
     return Seq2Seq(encoder, decoder, copy_gate, UNK_ID, ctc_head).to(device)
 
 
+def model_for(
+    config: ModelConfig,
+    source: SourceFeaturizer,
+    target: TextFeaturizer,
+    device: torch.device | str | None = None,
+) -> Seq2Seq:
+    """The configured network sized for these featurizers (``build_featurizers``)."""
+    return build_model(
+        config, source.input_size, len(target.vocab), device=device, separator_id=separator_id(source)
+    )
+
+
 def build_loss(
     model: Seq2Seq, ops: Ops | None = None, coverage_weight: float = 0.0, ctc_weight: float = 0.0
 ) -> Loss:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from seq2seq import checkpoint
-from seq2seq.build import build_model, load_featurizers, separator_id
+from seq2seq.build import load_featurizers, model_for
 from seq2seq.config import Config, config_from_dict
 from seq2seq.data.audio import AudioInput, Waveform
 from seq2seq.data.batching import collate
@@ -226,13 +226,7 @@ def load(directory: str | Path, weights: str | Path | None = None, device: str =
         raise ModelFileError(f"{directory}: damaged tokenizer or vocabulary ({err})") from None
     pipeline = Pipeline(
         config,
-        build_model(
-            config.model,
-            source.input_size,
-            len(target.vocab),
-            device=target_device,
-            separator_id=separator_id(source),
-        ),
+        model_for(config.model, source, target, target_device),
         source,
         target,
     )

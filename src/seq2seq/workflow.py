@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from seq2seq import checkpoint
-from seq2seq.build import build_featurizers, build_loss, build_model, load_featurizers, separator_id
+from seq2seq.build import build_featurizers, build_loss, load_featurizers, model_for
 from seq2seq.config import Config
 from seq2seq.data.featurizers import Encoded, shorten
 from seq2seq.data.readers import Pair, ReadReport
@@ -139,9 +139,7 @@ def _check_free_space(out: Path, model: torch.nn.Module, averaged: int = 0) -> N
 
 def _new_pipeline(config: Config, train_pairs: list[Pair], device: torch.device) -> Pipeline:
     source, target = build_featurizers(config.data, train_pairs)
-    model = build_model(
-        config.model, source.input_size, len(target.vocab), device=device, separator_id=separator_id(source)
-    )
+    model = model_for(config.model, source, target, device)
     log.info(
         "source: %s; target vocabulary %d; model: %s parameters",
         f"{source.input_size} features per frame"
@@ -161,9 +159,7 @@ def _load_pipeline(out: Path, config: Config, device: torch.device) -> Pipeline:
             "only training settings may change on resume"
         )
     source, target = load_featurizers(config.data, out)
-    model = build_model(
-        config.model, source.input_size, len(target.vocab), device=device, separator_id=separator_id(source)
-    )
+    model = model_for(config.model, source, target, device)
     return Pipeline(config, model, source, target)
 
 
