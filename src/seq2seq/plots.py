@@ -102,6 +102,24 @@ LONG_SOURCE = 60
 LINE_CHARACTERS = 100
 
 
+def _wrap(source: list[str]) -> list[list[tuple[int, int, str]]]:
+    """Source tokens as lines of at most LINE_CHARACTERS characters (a longer token alone on its
+    line), each token as (column, index in source, text): SentencePiece's space mark becomes a
+    space, and a line does not start with one."""
+    lines: list[list[tuple[int, int, str]]] = [[]]
+    column = 0
+    for index, token in enumerate(source):
+        text = token.replace("\u2581", " ")
+        if column + len(text) > LINE_CHARACTERS and lines[-1]:
+            lines.append([])
+            column = 0
+        if not lines[-1]:
+            text = text.lstrip()
+        lines[-1].append((column, index, text))
+        column += len(text)
+    return lines
+
+
 def _draw_paragraph(
     weights: torch.Tensor,
     source: list[str],
@@ -114,17 +132,11 @@ def _draw_paragraph(
     tokens (not its </s>) paid it, summed and capped at 1; the output tokens with their p_gen
     below the title."""
     paid = weights[: max(len(rows) - 1, 1)].sum(0).clamp(max=1.0).numpy()
-    lines: list[list[tuple[int, int, str]]] = [[]]  # per line: (column, token index, text)
-    column = 0
-    for index, token in enumerate(source):
-        text = token.replace("\u2581", " ")  # SentencePiece's space mark
-        if column + len(text) > LINE_CHARACTERS and lines[-1]:
-            lines.append([])
-            column, text = 0, text.lstrip()
-        lines[-1].append((column, index, text))
-        column += len(text)
+    lines = _wrap(source)
     fig, ax = plt.subplots(figsize=(12.5, 1.4 + 0.3 * len(lines)), dpi=110)
     colours = plt.get_cmap("Blues")
+    # one character per x unit: a monospace character is 0.6 em wide
+    points_per_unit = ax.get_position().width * fig.get_figwidth() * 72 / (LINE_CHARACTERS + 3)
     for line_number, line in enumerate(lines):
         for column, index, text in line:
             shade = float(paid[index])
@@ -133,7 +145,7 @@ def _draw_paragraph(
                 -line_number,
                 text,
                 family="monospace",
-                fontsize=9,
+                fontsize=points_per_unit / 0.6,
                 va="center",
                 color="white" if shade > 0.6 else "black",
                 bbox={"facecolor": colours(shade), "edgecolor": "none", "pad": 1.0},
