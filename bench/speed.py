@@ -15,7 +15,8 @@ Then the machine's float32 and bfloat16 matmul peak and the fraction of it our t
 (FLOPs per target token counted from the model's shapes), the peers' figures (../shared/peers
 quick.sh, or --peers-json), a table, and as the very last line the matched model's ratios to the
 faster peer: ``ratios: train=... greedy=... beam5=... memory=...`` (memory: our peak RSS over the
-lower of the peers').
+lower of the peers'). Before it, per config, how the training's memory grew: ``memory: 10%=.. MB
+50%=.. MB 100%=.. MB growth=..x`` (bench/memory_over_run.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from memory_over_run import memory_line
 
 from seq2seq.config import load_config
 from seq2seq.device import configure_memory, native_bfloat16
@@ -59,6 +61,7 @@ class Measured:
     bleu_beam5: float
     chrf_beam5: float
     flops_per_token: float
+    memory: str  # peak RSS at 10%, 50% and 100% of the training run (memory_over_run.py)
 
     @property
     def greedy_sents_s(self) -> float:
@@ -141,6 +144,7 @@ def measure(config_path: Path, minutes: float, retrain: bool, repeats: int) -> M
         bleu_beam5=scores[5][0],
         chrf_beam5=scores[5][1],
         flops_per_token=training_flops_per_target_token(pipeline),
+        memory=memory_line(log_text),
     )
 
 
@@ -265,6 +269,7 @@ def report(ours: list[Measured], peak: dict[str, float], peers: dict, args: argp
         print(f"{m.name}: {m.flops_per_token / 1e6:.1f} MFLOP per target token (forward + backward), "
               f"{achieved / 1e9:.0f} GFLOP/s achieved = {achieved / peak['float32']:.0%} of the float32 "
               f"peak, {achieved / peak['bfloat16']:.0%} of the bfloat16 peak")  # fmt: skip
+        print(f"{m.name} {m.memory}")
     if not peers:
         return
     peer_list = {n: peers[n] for n in ("opennmt", "joeynmt") if n in peers}
