@@ -15,6 +15,7 @@ matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import font_manager, ft2font  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 from seq2seq.errors import DataError  # noqa: E402
 
@@ -103,20 +104,27 @@ LINE_CHARACTERS = 100
 
 
 def _wrap(source: list[str]) -> list[list[tuple[int, int, str]]]:
-    """Source tokens as lines of at most LINE_CHARACTERS characters (a longer token alone on its
+    """Source tokens as lines of at most LINE_CHARACTERS characters, broken between words only
+    (a word: a token after a space and the pieces that continue it; a longer word alone on its
     line), each token as (column, index in source, text): SentencePiece's space mark becomes a
     space, and a line does not start with one."""
-    lines: list[list[tuple[int, int, str]]] = [[]]
-    column = 0
+    words: list[list[tuple[int, str]]] = []
     for index, token in enumerate(source):
         text = token.replace("\u2581", " ")
-        if column + len(text) > LINE_CHARACTERS and lines[-1]:
+        if not words or text[:1].isspace():
+            words.append([])
+        words[-1].append((index, text))
+    lines: list[list[tuple[int, int, str]]] = [[]]
+    column = 0
+    for word in words:
+        if column + sum(len(text) for _, text in word) > LINE_CHARACTERS and lines[-1]:
             lines.append([])
             column = 0
-        if not lines[-1]:
-            text = text.lstrip()
-        lines[-1].append((column, index, text))
-        column += len(text)
+        for index, text in word:
+            if not lines[-1]:
+                text = text.lstrip()
+            lines[-1].append((column, index, text))
+            column += len(text)
     return lines
 
 
@@ -135,22 +143,25 @@ def _draw_paragraph(
     lines = _wrap(source)
     fig, ax = plt.subplots(figsize=(12.5, 1.4 + 0.3 * len(lines)), dpi=110)
     colours = plt.get_cmap("Blues")
-    # one character per x unit: a monospace character is 0.6 em wide
-    points_per_unit = ax.get_position().width * fig.get_figwidth() * 72 / (LINE_CHARACTERS + 3)
+    # each line is one string (drawn token by token, glyph extents would open gaps); the shades
+    # are boxes behind the tokens' columns, light enough for black text, with the x axis scaled
+    # to the width the renderer gives a character (hinting rounds it to whole pixels)
+    size = ax.get_position().width * fig.get_figwidth() * 72 / LINE_CHARACTERS / 0.602  # em: 0.602 wide
+    texts = []
     for line_number, line in enumerate(lines):
         for column, index, text in line:
-            shade = float(paid[index])
-            ax.text(
-                column,
-                -line_number,
-                text,
-                family="monospace",
-                fontsize=points_per_unit / 0.6,
-                va="center",
-                color="white" if shade > 0.6 else "black",
-                bbox={"facecolor": colours(shade), "edgecolor": "none", "pad": 1.0},
-            )
-    ax.set_xlim(-1, LINE_CHARACTERS + 2)
+            if paid[index] < 0.01:
+                continue  # unshaded: white, not the palest blue
+            start = len(text) - len(text.lstrip())  # a token's leading space is not shaded
+            shade = colours(0.75 * float(paid[index]))
+            ax.add_patch(Rectangle((column + start, -line_number - 0.4), len(text) - start, 0.8, color=shade))
+        string = "".join(text for _, _, text in line)
+        family = ["DejaVu Sans Mono", *plt.rcParams["font.family"]]  # then fonts for other scripts
+        texts.append(ax.text(0, -line_number, string, family=family, fontsize=size, va="center"))
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    longest = max(texts, key=lambda text: len(text.get_text()))
+    character = longest.get_window_extent(renderer).width / len(longest.get_text())
+    ax.set_xlim(0, ax.get_window_extent(renderer).width / character)
     ax.set_ylim(-len(lines), 1)
     ax.axis("off")
     gates = None if copy_gate is None else copy_gate.reshape(-1).tolist()

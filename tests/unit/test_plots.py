@@ -55,7 +55,10 @@ def test_a_long_source_is_wrapped_into_lines_that_keep_every_token_in_order() ->
             column + len(text) == next_column
             for (column, _, text), (next_column, _, _) in zip(line, line[1:], strict=False)
         )
-    assert plots._wrap(["x" * (plots.LINE_CHARACTERS + 5), "y"]) == [[(0, 0, "x" * 105)], [(0, 1, "y")]]
+    assert plots._wrap(["x" * (plots.LINE_CHARACTERS + 5), "\u2581y"]) == [[(0, 0, "x" * 105)], [(0, 1, "y")]]
+    # never inside a word: "natal" continues "\u2581pre", so both go to the next line
+    words = ["\u2581" + "x" * (plots.LINE_CHARACTERS - 5), "\u2581pre", "natal"]
+    assert plots._wrap(words)[1] == [(0, 1, "pre"), (3, 2, "natal")]
 
 
 def test_a_long_source_is_drawn_as_a_paragraph_as_wide_as_a_page(tmp_path: Path) -> None:
