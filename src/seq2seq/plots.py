@@ -160,7 +160,7 @@ def _draw_paragraph(
         texts.append(ax.text(0, -line_number, string, family=family, fontsize=size, va="center"))
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     longest = max(texts, key=lambda text: len(text.get_text()))
-    character = longest.get_window_extent(renderer).width / len(longest.get_text())
+    character = max(longest.get_window_extent(renderer).width, 1.0) / max(len(longest.get_text()), 1)
     ax.set_xlim(0, ax.get_window_extent(renderer).width / character)
     ax.set_ylim(-len(lines), 1)
     ax.axis("off")
