@@ -54,7 +54,10 @@ model:
   ctc_weight: 0.5
   encoder: {{hidden_size: 48, num_layers: 1}}
   decoder: {{hidden_size: 64, num_layers: 1, attention: general}}
-training: {{batch_tokens: 2000, lr: 0.005, max_steps: 240, validate_every: 80, log_every: 40, seed: 3}}
+# float32 and one validation at the end (the final weights kept): a bfloat16 machine's model at
+# step 80 already scored WER 0 with joint decoding but attention alone got 11 of 20 right
+training: {{batch_tokens: 2000, lr: 0.005, max_steps: 240, validate_every: 240, log_every: 40, seed: 3,
+           precision: float32}}
 decoding: {{beam_size: 3, method: joint}}
 """
 
