@@ -147,6 +147,7 @@ def _draw_paragraph(
     # are boxes behind the tokens' columns, light enough for black text, with the x axis scaled
     # to the width the renderer gives a character (hinting rounds it to whole pixels)
     size = ax.get_position().width * fig.get_figwidth() * 72 / LINE_CHARACTERS / 0.602  # em: 0.602 wide
+    family = ["DejaVu Sans Mono", *plt.rcParams["font.family"]]  # then fonts for other scripts
     texts = []
     for line_number, line in enumerate(lines):
         for column, index, text in line:
@@ -156,7 +157,6 @@ def _draw_paragraph(
             shade = colours(0.75 * float(paid[index]))
             ax.add_patch(Rectangle((column + start, -line_number - 0.4), len(text) - start, 0.8, color=shade))
         string = "".join(text for _, _, text in line)
-        family = ["DejaVu Sans Mono", *plt.rcParams["font.family"]]  # then fonts for other scripts
         texts.append(ax.text(0, -line_number, string, family=family, fontsize=size, va="center"))
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     longest = max(texts, key=lambda text: len(text.get_text()))
