@@ -15,7 +15,8 @@ cd "$ROOT"
 OUT=${OUT:-runs/g2p-variants}
 S2S=".venv/bin/python -m seq2seq"
 if [ $# -eq 0 ]; then
-  set -- "half-batch=training.batch_tokens=2000" \
+  set -- "batch-4000=training.batch_tokens=4000 training.max_steps=2400" \
+         "batch-1000=training.batch_tokens=1000 training.max_steps=9600" \
          "average-3=training.validate_every=200 training.average_last=3"
 fi
 for variant in "demo=" "$@"; do
