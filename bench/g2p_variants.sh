@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The G2P demo's recipe against variants of it at the same wall-clock budget: configs/g2p.yaml
-# trained once as it is and once per variant (a name and its --set overrides), one after the
+# trained once as it is and once per variant (NAME=KEY=VALUE KEY=VALUE ...: its --set overrides,
+# split at spaces, so a value has none: model.encoder.num_layers=2), one after the
 # other; training ends by scoring the test split (beam 5 and greedy: test_scores.json, printed
 # here). Models go under OUT (default runs/g2p-variants); a model trained to its end there is
 # kept (delete its directory to retrain).
