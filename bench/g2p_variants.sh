@@ -16,7 +16,7 @@ cd "$ROOT"
 OUT=${OUT:-runs/g2p-variants}
 S2S=".venv/bin/python -m seq2seq"
 if [ $# -eq 0 ]; then
-  set -- "batch-4000=training.batch_tokens=4000 training.max_steps=2400" \
+  set -- "batch-2000=training.batch_tokens=2000 training.max_steps=4800" \
          "batch-1000=training.batch_tokens=1000 training.max_steps=9600" \
          "average-3=training.validate_every=200 training.average_last=3"
 fi
