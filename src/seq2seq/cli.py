@@ -214,7 +214,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="model directory: generate, then score (repeat it to score an ensemble)",
     )
     ev.add_argument(
-        "--split", choices=["valid", "test"], default="test", help="data split of the model's config"
+        "--split",
+        choices=["train", "valid", "test"],
+        default="test",
+        help="data split of the model's config (train: how closely it fits what it learned from)",
     )
     ev.add_argument("--src", type=Path, help="with --model: source file to generate from instead of --split")
     ev.add_argument("--beam", type=int, help="with --model: beam size")

@@ -14,6 +14,8 @@ import torch
 import seq2seq
 from seq2seq import checkpoint, metrics
 from seq2seq.errors import ConfigError
+from seq2seq.evaluation import evaluate
+from seq2seq.tasks import read_split, task_of
 
 REPO = Path(__file__).resolve().parents[2]
 TOY_CONFIG = REPO / "configs" / "toy_reverse.yaml"
@@ -183,6 +185,14 @@ def test_evaluate_a_model(model_dir: Path) -> None:
     result = run("evaluate", "--model", model_dir)
     assert result.returncode == 0, result.stderr
     expected = json.loads((model_dir / "test_scores.json").read_text())["exact match"]
+    assert result.stdout.splitlines() == [f"exact match: {expected:.2f}"]
+
+
+def test_evaluate_a_model_on_its_training_split(model_dir: Path, pipeline: seq2seq.Pipeline) -> None:
+    result = run("evaluate", "--model", model_dir, "--split", "train", "--beam", "1")
+    assert result.returncode == 0, result.stderr
+    task = task_of(pipeline.config)
+    expected = evaluate(pipeline, read_split(pipeline.config, "train"), task, beam=1).scores["exact match"]
     assert result.stdout.splitlines() == [f"exact match: {expected:.2f}"]
 
 
