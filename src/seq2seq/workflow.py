@@ -45,7 +45,8 @@ def train(config: Config, output_dir: str | Path | None = None, resume: bool = F
         out = _train(config, Path(output_dir or config.output_dir), resume, world.device(device), world)
         # Ranks leave together: a rank that tore its process group down and exited while rank 0
         # was still testing and writing aborted now and then in gloo ("terminate called without an
-        # active exception", 2 of 60 two-process runs), failing a run that had succeeded.
+        # active exception": 4 of 160 two-process runs, 0 of 100 with this barrier), failing a
+        # run that had succeeded.
         world.barrier()
         return out
     finally:
