@@ -403,6 +403,31 @@ def test_copying_model_step_equals_the_teacher_forced_mixture() -> None:
         torch.testing.assert_close(again, unk)
 
 
+@pytest.mark.parametrize("copy", [False, True])
+def test_step_for_some_rows_gives_those_rows_of_the_full_step(copy: bool) -> None:
+    """``step(..., needed)`` (beam search skips finished hypotheses' output layer) returns the
+    needed rows of what the full step returns, and the same state for every row."""
+    config = ModelConfig(
+        embedding_size=EMBEDDING,
+        dropout=0.0,
+        encoder=EncoderConfig(hidden_size=ENCODER_HIDDEN, num_layers=1),
+        decoder=DecoderConfig(hidden_size=DECODER_HIDDEN, num_layers=1, copy=copy),
+    )
+    model = build_model(config, VOCAB, VOCAB).eval()
+    batch = padded_batch()
+    extended = torch.where(batch.src == 5, VOCAB, batch.src) if copy else None
+    needed = torch.tensor([0, 2])
+    with torch.no_grad():
+        enc = model.encode(batch.src, batch.src_lengths, extended)
+        state = model.init_state(enc)
+        for t in range(batch.tgt_in.size(1)):
+            full, full_state, _ = model.step(batch.tgt_in[:, t], enc, state)
+            some, state, _ = model.step(batch.tgt_in[:, t], enc, state, needed)
+            assert some.shape == (2, full.size(1))
+            torch.testing.assert_close(some, full[needed], atol=1e-6, rtol=1e-6)
+            torch.testing.assert_close(state.hidden, full_state.hidden, atol=0, rtol=0)
+
+
 def test_field_match_marks_the_last_fields_repeats_of_the_first_fields() -> None:
     """DrQA's exact-match feature: 0 in the first fields and at padding, 1 in the last field, 2
     where a last-field token also occurs in the first fields (never for the common ids)."""

@@ -200,6 +200,50 @@ def test_beam_search_stops_early_without_changing_the_result(
         assert [h.score for h in hyps] == pytest.approx([h.score for h in reference], abs=1e-4)
 
 
+class EveryRow:
+    """A model that computes every row's log-probabilities and then hands search the rows it
+    asked for: beam search as it was before finished hypotheses skipped the output layer."""
+
+    def __init__(self, model: Seq2Seq) -> None:
+        self.model = model
+
+    def encode(self, src, src_lengths, extended_ids=None):
+        return self.model.encode(src, src_lengths, extended_ids)
+
+    def init_state(self, enc):
+        return self.model.init_state(enc)
+
+    def step(self, prev_token, enc, state, needed=None):
+        log_probs, state, attn = self.model.step(prev_token, enc, state)
+        return log_probs if needed is None else log_probs[needed], state, attn
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_finished_hypotheses_skip_the_output_layer_without_changing_the_result(
+    alpha: float, trained: dict[str, Seq2Seq]
+) -> None:
+    model = trained["lstm-concat-feeding"]
+    sources = random_sources(16, seed=23, min_length=2)
+    src, lengths = padded(sources)
+    rows = {"decoder": 0, "output layer": 0}
+    hooks = [
+        model.decoder.combine.register_forward_hook(
+            lambda _m, _i, out: rows.__setitem__("decoder", rows["decoder"] + out.size(0))
+        ),
+        model.output_layer.register_forward_hook(
+            lambda _m, inputs, _o: rows.__setitem__("output layer", rows["output layer"] + inputs[0].size(0))
+        ),
+    ]
+    found = beam_search(model, src, lengths, limits(sources), beam_size=4, alpha=alpha, nbest=2)
+    for hook in hooks:
+        hook.remove()
+    assert rows["output layer"] < rows["decoder"]  # some rows were finished hypotheses
+    reference = beam_search(EveryRow(model), src, lengths, limits(sources), beam_size=4, alpha=alpha, nbest=2)
+    for hyps, expected in zip(found, reference, strict=True):
+        assert [h.token_ids for h in hyps] == [h.token_ids for h in expected]
+        assert [h.score for h in hyps] == pytest.approx([h.score for h in expected], abs=1e-5)
+
+
 def test_beam_search_rejects_what_it_cannot_do() -> None:
     model = make_model("lstm-general")
     src, lengths = padded([[4, 5]])

@@ -27,7 +27,7 @@ class Decodable(Protocol):
     def init_state(self, enc: Any) -> Any: ...
 
     def step(
-        self, prev_token: torch.Tensor, enc: Any, state: Any
+        self, prev_token: torch.Tensor, enc: Any, state: Any, needed: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, Any, torch.Tensor | None]: ...
 
 
@@ -277,25 +277,43 @@ class Beams:
     def done(self) -> bool:
         return self.active.numel() == 0
 
+    def needed(self) -> torch.Tensor | None:
+        """The rows (active * K) whose next-token log-probabilities the next ``advance`` reads:
+        the unfinished hypotheses' (a finished one continues with <pad> whatever the model says),
+        or None when that is every row."""
+        unfinished = ~self.finished[self.active].view(-1)
+        return None if bool(unfinished.all()) else unfinished.nonzero().squeeze(1)
+
     def advance(
-        self, step: int, log_probs: torch.Tensor, attn: torch.Tensor | None
+        self,
+        step: int,
+        log_probs: torch.Tensor,
+        attn: torch.Tensor | None,
+        needed: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Extend the active sources' beams by their best k continuations.
 
-        log_probs: (active * K, V), rows grouped by source. Returns, for the sources still active
-        afterwards, the rows of the current state that each new hypothesis continues
-        (active' * K,) and the new last tokens (active' * K,).
+        log_probs: (active * K, V), rows grouped by source, or only the rows ``needed()`` named.
+        Returns, for the sources still active afterwards, the rows of the current state that each
+        new hypothesis continues (active' * K,) and the new last tokens (active' * K,).
         """
         active, k = self.active, self.k
         n, vocab = active.numel(), log_probs.size(-1)
         finished = self.finished[active]
-        at_limit = (step + 1 >= self.max_lengths[active]).unsqueeze(1) & ~finished
-        log_probs = _allowed(log_probs.float().view(n, k, vocab), at_limit, step >= self.min_length)
+        at_limit = ((step + 1 >= self.max_lengths[active]).unsqueeze(1) & ~finished).view(-1)
+        if needed is not None:
+            at_limit = at_limit[needed]
+        log_probs = _allowed(log_probs.float(), at_limit, step >= self.min_length)
         if self.block:
-            log_probs = block_repeats(log_probs, self.history[active], self.block)
+            history = self.history[active].view(n * k, self.history.size(-1))
+            log_probs = block_repeats(log_probs, history if needed is None else history[needed], self.block)
         # a source's k best continuations are among its hypotheses' own k best: rank those only
         # (n x K x K candidates instead of n x K x V)
-        best, tokens = log_probs.topk(min(k, vocab), dim=-1)  # (n, K, K)
+        best, tokens = log_probs.topk(min(k, vocab), dim=-1)  # (rows, K)
+        if needed is not None:  # the finished rows' entries are set below
+            best = best.new_empty(n * k, best.size(1)).index_copy_(0, needed, best)
+            tokens = tokens.new_empty(n * k, tokens.size(1)).index_copy_(0, needed, tokens)
+        best, tokens = best.view(n, k, -1), tokens.view(n, k, -1)  # (n, K, K)
         best[finished] = float("-inf")  # a finished hypothesis continues only with <pad>, at no cost
         best[finished, 0] = 0.0
         tokens[finished] = PAD_ID
@@ -450,19 +468,22 @@ def beam_search(
     spans = None if spans is None else spans.repeat(beam_size)
     scorer = None if scorer_for is None else scorer_for(enc, beam_size)
     for step in range(int(max_lengths.max())):
-        log_probs, state, attn = model.step(prev, enc, state)
+        # the output layer only for unfinished hypotheses (spans and scorers read every row)
+        needed = beams.needed() if spans is None and scorer is None else None
+        hypotheses = prev.numel()
+        log_probs, state, attn = model.step(prev, enc, state, needed)
         if spans is not None:
             log_probs = spans.allowed(log_probs.float())
         if scorer is not None:
             log_probs = scorer.joint(log_probs)
-        rows, prev = beams.advance(step, log_probs, attn)
+        rows, prev = beams.advance(step, log_probs, attn, needed)
         if spans is not None:
             spans.advance(rows, prev)
         if scorer is not None:
             scorer.advance(rows, prev)
         if beams.done:
             break
-        if rows.numel() < log_probs.size(0):  # sources left the batch
+        if rows.numel() < hypotheses:  # sources left the batch
             enc = enc.select(rows[::beam_size] // beam_size)
         state = state.select(rows)
     return beams.best(src_lengths)

@@ -51,12 +51,12 @@ class Ensemble(nn.Module):
         return Members([m.init_state(e) for m, e in zip(self.networks, enc.parts, strict=True)])
 
     def step(
-        self, prev_token: torch.Tensor, enc: Members, state: Members
+        self, prev_token: torch.Tensor, enc: Members, state: Members, needed: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, Members, torch.Tensor | None]:
-        """log of the members' mean next-token probabilities (batch, vocab), their new states, and
-        the first member's attention."""
+        """log of the members' mean next-token probabilities (batch, vocab; ``needed`` rows only,
+        as ``Seq2Seq.step``), their new states, and the first member's attention."""
         steps = [
-            member.step(prev_token, e, s)
+            member.step(prev_token, e, s, needed)
             for member, e, s in zip(self.networks, enc.parts, state.parts, strict=True)
         ]
         log_probs = torch.stack([lp.float() for lp, _, _ in steps]).logsumexp(0) - math.log(len(steps))

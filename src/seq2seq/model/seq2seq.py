@@ -131,18 +131,28 @@ class Seq2Seq(nn.Module):
         return self.decoder.init_state(enc)
 
     def step(
-        self, prev_token: torch.Tensor, enc: EncoderOutput, state: DecoderState
+        self,
+        prev_token: torch.Tensor,
+        enc: EncoderOutput,
+        state: DecoderState,
+        needed: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
-        """Log-probabilities (batch, vocab) of the next token, the new state, attention (batch, S).
-        A copying model's vocabulary is extended by the source's unknown words; an extended id
-        read back as input is <unk>."""
+        """Log-probabilities (batch, vocab) of the next token, the new state, attention (batch, S);
+        with ``needed`` (row indices) the log-probabilities of those rows only: the output layer,
+        the largest cost of a step, runs for no other row. A copying model's vocabulary is
+        extended by the source's unknown words; an extended id read back as input is <unk>."""
+
+        def rows(t: torch.Tensor) -> torch.Tensor:
+            return t if needed is None else t.index_select(0, needed)
+
         if self.copy_gate is None:
             features, state, attn = self.decoder.step(prev_token, enc, state)
-            return torch.log_softmax(self.logits(features).float(), dim=-1), state, attn
+            return torch.log_softmax(self.logits(rows(features)).float(), dim=-1), state, attn
         known = prev_token.masked_fill(prev_token >= self.output_layer.out_features, self.unk_id)
         features, state, attn = self.decoder.step(known, enc, state)
         assert attn is not None
+        features, inputs = rows(features), rows(known)
         vocab_probs = torch.softmax(self.logits(features).float(), dim=-1)
-        ids = enc.extended_ids_for(known.size(0))
-        mixed = copy_distribution(vocab_probs, attn.float(), self.gate(features, known), ids)
+        ids = rows(enc.extended_ids_for(known.size(0)))
+        mixed = copy_distribution(vocab_probs, rows(attn).float(), self.gate(features, inputs), ids)
         return mixed.clamp_min(1e-30).log(), state, attn
