@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/revisions.py --revision HEAD~2            # 300 steps, 4 rounds
     .venv/bin/python bench/revisions.py --revision e851dee --steps 200 --rounds 2
+    .venv/bin/python bench/revisions.py --revision HEAD~1 --model runs/mt-debian-en-de  # decoding only
 
 The older revision is checked out with ``git worktree`` into runs/revisions/ and runs from its own
 sources with this checkout's virtual environment. Each round trains the matched model
@@ -9,8 +10,11 @@ sources with this checkout's virtual environment. Each round trains the matched 
 neither always runs second), and reads training target tokens/s from the log (the mean of the
 reports after the first, as bench/speed.py does). Then both revisions decode test.en with one
 model (the older revision's first), greedy and beam 5 in bfloat16 where the CPU has it natively,
-in the same turns. Printed: the median of each figure per revision and the ratio this checkout /
-older revision. A ratio within a few percent of 1 is noise on a shared machine.
+in the same turns. With --model, no training: both revisions decode that trained model (its
+outputs are of a trained model's lengths, unlike those of a few hundred steps), with its own
+decoding settings or --length-penalty. Printed: the median of each figure per revision, the ratio
+this checkout / older revision, and whether the two revisions' outputs are the same. A ratio
+within a few percent of 1 is noise on a shared machine.
 """
 
 from __future__ import annotations
@@ -30,28 +34,30 @@ from fixed_steps import checkout  # bench/ is on the path of a script run from i
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "bench" / "matched-en-de.yaml"
 CLI = "import sys; from seq2seq.cli import main; sys.exit(main())"  # older revisions lack __main__.py
-DECODE = """import json, statistics, sys, time, torch
+DECODE = """import hashlib, json, statistics, sys, time, torch
 from pathlib import Path
 from seq2seq.data.readers import read_parallel
 from seq2seq.device import native_bfloat16
 from seq2seq.pipeline import load
 torch.set_num_threads(2)
 pipeline = load(sys.argv[1])
-pipeline.set_decoding(precision="bfloat16" if native_bfloat16() else "float32")
+pipeline.set_decoding(precision="bfloat16" if native_bfloat16() else "float32",
+                      **({"length_penalty": float(sys.argv[2])} if len(sys.argv) > 2 else {}))
 data = pipeline.config.data
 test = Path(data.test)
 sources = [p.src for p in read_parallel(test.with_name(f"{test.name}.{data.src_suffix}"),
                                         test.with_name(f"{test.name}.{data.tgt_suffix}"))]
-seconds = {}
+figures = {}
 for beam in (1, 5):
     pipeline.generate(sources[:16], beam=beam)
     runs = []
     for _ in range(2):
         started = time.perf_counter()
-        pipeline.generate(sources, beam=beam)
+        outputs = pipeline.generate(sources, beam=beam)
         runs.append(time.perf_counter() - started)
-    seconds[beam] = len(sources) / statistics.median(runs)
-print(json.dumps(seconds))
+    figures[f"beam {beam} sent/s"] = len(sources) / statistics.median(runs)
+    figures[f"beam {beam} outputs"] = hashlib.sha1("\\n".join(o.text for o in outputs).encode()).hexdigest()
+print(json.dumps(figures))
 """  # read_parallel, load, set_decoding and generate as every revision has them
 
 
@@ -70,11 +76,13 @@ def train(source: Path, out: Path, steps: int) -> float:
     return statistics.mean(rates[1:] or rates)
 
 
-def decode(source: Path, model: Path) -> dict[str, float]:
-    """Sentences/s of greedy and beam-5 decoding of ``model`` with the toolkit in ``source``."""
+def decode(source: Path, model: Path, length_penalty: float | None) -> dict[str, float | str]:
+    """Sentences/s of greedy and beam-5 decoding of ``model`` with the toolkit in ``source``, and
+    a digest of each one's outputs."""
     env = {**os.environ, "PYTHONPATH": str(source)}
+    penalty = [] if length_penalty is None else [str(length_penalty)]
     result = subprocess.run(
-        [sys.executable, "-c", DECODE, str(model)],
+        [sys.executable, "-c", DECODE, str(model), *penalty],
         cwd=ROOT,
         env=env,
         check=True,
@@ -91,12 +99,15 @@ def main() -> None:
     parser.add_argument("--revision", required=True, help="the older revision to compare with")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--model", type=Path, help="decode this trained model instead of training")
+    parser.add_argument("--length-penalty", type=float, help="instead of the model's decoding setting")
     args = parser.parse_args()
     runs = ROOT / "runs" / "revisions"
     old_tree = checkout(args.revision, runs)
     sources = {args.revision: old_tree / "src", "this checkout": ROOT / "src"}
     figures: dict[str, dict[str, list[float]]] = {label: {} for label in sources}
-    for round_ in range(args.rounds):
+    digests: dict[str, set[str]] = {label: set() for label in sources}
+    for round_ in range(0 if args.model else args.rounds):
         order = list(sources.items())
         for label, source in (
             order if round_ % 2 == 0 else order[::-1]
@@ -107,12 +118,15 @@ def main() -> None:
                 f"round {round_ + 1}: {label} trained at {figures[label]['train tok/s'][-1]:,.0f} tok/s",
                 file=sys.stderr,
             )
-    model = runs / f"{args.revision}-0"
+    model = args.model or runs / f"{args.revision}-0"
     for round_ in range(args.rounds):
         order = list(sources.items())
         for label, source in order if round_ % 2 == 0 else order[::-1]:
-            for beam, rate in decode(source, model).items():
-                figures[label].setdefault(f"beam {beam} sent/s", []).append(rate)
+            for name, value in decode(source, model, args.length_penalty).items():
+                if isinstance(value, str):
+                    digests[label].add(f"{name} {value}")
+                else:
+                    figures[label].setdefault(name, []).append(value)
     (old, old_figures), (new, new_figures) = figures.items()
     for name, values in old_figures.items():
         before, after = statistics.median(values), statistics.median(new_figures[name])
@@ -122,6 +136,8 @@ def main() -> None:
         print(
             f"{name}: {before:,.1f} ({old}) vs {after:,.1f} ({new}): ratio {after / before:.3f}  [{spread}]"
         )
+    same = digests[old] == digests[new] and len(digests[new]) == 2  # one digest per beam, every round
+    print(f"outputs: {'the same' if same else 'DIFFERENT'} in both revisions, greedy and beam 5")
 
 
 if __name__ == "__main__":
