@@ -5,7 +5,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	.venv/bin/seq2seq train configs/g2p.yaml --output runs/g2p-demo-$$(date +%Y%m%d-%H%M%S)
+	.venv/bin/seq2seqkit train g2p --output runs/g2p-demo-$$(date +%Y%m%d-%H%M%S)
 
 test: setup
 	.venv/bin/python -m pytest

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What attention and CTC add for speech: three models of configs/asr-an4.yaml trained one after
+# What attention and CTC add for speech: three models of asr-an4 trained one after
 # the other for MINUTES each (default 40) on AN4 with the whole machine, differing only in how the
 # speller reads the listener:
 #   no-attention   the fixed context vector c (the encoder's last states) fed at every step, no CTC
@@ -7,7 +7,7 @@
 #   ctc-attention  the recipe: attention + a CTC head trained jointly (lambda 0.5), joint decoding
 #                  (attention beam search with CTC prefix scores)
 # then WER / CER of each on the valid split (beam 5), and WER by utterance length in seconds as a
-# table and a picture (seq2seq analyze length). Models go under OUT (default runs/asr-ablation).
+# table and a picture (seq2seqkit analyze length). Models go under OUT (default runs/asr-ablation).
 #
 #   flock /tmp/cpu.lock bash bench/asr_ablation.sh
 #
@@ -19,7 +19,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
 cd "$ROOT"
 MINUTES=${MINUTES:-40}
 OUT=${OUT:-runs/asr-ablation}
-S2S=".venv/bin/python -m seq2seq"
+S2S=".venv/bin/python -m seq2seqkit"
 common=(--set "training.max_minutes=$MINUTES")
 declare -A variants=(
   [no-attention]="model.decoder.context=every_step model.decoder.location=false model.ctc_weight=0 decoding.method=attention"
@@ -31,7 +31,7 @@ for name in no-attention attention ctc-attention; do
     sets=()
     for kv in ${variants[$name]}; do sets+=(--set "$kv"); done
     rm -rf "${OUT:?}/$name"
-    $S2S train configs/asr-an4.yaml --output "$OUT/$name" "${common[@]}" "${sets[@]}" >/dev/null
+    $S2S train asr-an4 --output "$OUT/$name" "${common[@]}" "${sets[@]}" >/dev/null
   fi
 done
 for name in no-attention attention ctc-attention; do tail -1 "$OUT/$name/train.log"; done

@@ -22,17 +22,17 @@ from pathlib import Path
 import soundfile
 import torch
 
-import seq2seq
-from seq2seq.build import build_loss, build_model
-from seq2seq.data.batching import collate, token_batches
-from seq2seq.device import autocast_dtype
-from seq2seq.evaluation import score, segments_of
-from seq2seq.tasks import read_split, task_of
+import seq2seqkit
+from seq2seqkit.build import build_loss, build_model
+from seq2seqkit.data.batching import collate, token_batches
+from seq2seqkit.device import autocast_dtype
+from seq2seqkit.evaluation import score, segments_of
+from seq2seqkit.tasks import read_split, task_of
 
 METHODS = [("ctc_greedy", 1), ("attention", 1), ("attention", 5), ("joint", 1), ("joint", 5)]
 
 
-def training_frames_per_second(pipeline: seq2seq.Pipeline, steps: int, repeats: int) -> float:
+def training_frames_per_second(pipeline: seq2seqkit.Pipeline, steps: int, repeats: int) -> float:
     """Input frames (10 ms each) trained per second by a fresh model of the same config."""
     config = pipeline.config
     pairs = read_split(config, "train")
@@ -78,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
-    pipeline = seq2seq.load(args.model)
+    pipeline = seq2seqkit.load(args.model)
     if args.ctc_weight is not None:
         pipeline.set_decoding(ctc_weight=args.ctc_weight)
     task = task_of(pipeline.config)

@@ -31,10 +31,10 @@ def train(name: str, runs: Path, nproc: int, steps: int, batch: int, device: str
     """Target tokens/s of one training run."""
     out = runs / name.replace(" ", "-").replace(",", "").replace("/", "-")
     shutil.rmtree(out, ignore_errors=True)
-    launcher = [sys.executable, "-m", "seq2seq"]
+    launcher = [sys.executable, "-m", "seq2seqkit"]
     if nproc > 1:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-        launcher += [f"--nproc_per_node={nproc}", "-m", "seq2seq"]
+        launcher += [f"--nproc_per_node={nproc}", "-m", "seq2seqkit"]
     command = [*launcher, "train", str(CONFIG), "--output", str(out), "--device", device]
     for key, value in {
         "max_steps": steps,

@@ -16,9 +16,9 @@ import time
 
 import yaml
 
-import seq2seq
-from seq2seq.evaluation import evaluate
-from seq2seq.tasks import read_split, task_of
+import seq2seqkit
+from seq2seqkit.evaluation import evaluate
+from seq2seqkit.tasks import read_split, task_of
 
 
 def main() -> None:
@@ -29,13 +29,13 @@ def main() -> None:
     parser.add_argument("--split", choices=["valid", "test"], default="valid")
     parser.add_argument("--try", dest="tries", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]")
     args = parser.parse_args()
-    pipeline = seq2seq.load(args.model)
+    pipeline = seq2seqkit.load(args.model)
     task = task_of(pipeline.config)
     pairs = read_split(pipeline.config, args.split)
     print(f"{args.model}, {args.split} split, {len(pairs)} pairs, beam {pipeline.config.decoding.beam_size}")
     for setting in ["", *args.tries]:
         changes = dict(_parse(item) for item in setting.split(",") if item)
-        trial = seq2seq.load(args.model)
+        trial = seq2seqkit.load(args.model)
         if changes:
             trial.set_decoding(**changes)
         start = time.perf_counter()

@@ -24,15 +24,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from seq2seq.metrics import bleu, chrf
+from seq2seqkit.metrics import bleu, chrf
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "bench" / "fixed-steps-en-de.yaml"
 BEFORE_SPEED_WORK = "9a35715"  # the last commit before "Encoder runs each layer and direction ..."
 DECODE = """import json, sys, torch
 from pathlib import Path
-from seq2seq.data.readers import read_parallel
-from seq2seq.pipeline import load
+from seq2seqkit.data.readers import read_parallel
+from seq2seqkit.pipeline import load
 torch.set_num_threads(2)
 pipeline = load(sys.argv[1])
 data = pipeline.config.data
@@ -68,8 +68,8 @@ def main() -> None:
             print(f"training {args.steps} steps with {label} -> {out}", file=sys.stderr)
             overrides = [f"training.max_steps={args.steps}", f"training.validate_every={args.steps}",
                          "training.threads=2", "training.evaluate_test=false"]  # fmt: skip
-            # the entry point by hand: older revisions have no seq2seq/__main__.py
-            cli = "import sys; from seq2seq.cli import main; sys.exit(main())"
+            # the entry point by hand: older revisions have no seq2seqkit/__main__.py
+            cli = "import sys; from seq2seqkit.cli import main; sys.exit(main())"
             command = [sys.executable, "-c", cli, "train", str(CONFIG), "--output", str(out)]
             command += [arg for item in overrides for arg in ("--set", item)]
             env = {**os.environ, "PYTHONPATH": str(source)}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What ensembling two G2P models at decoding buys: configs/g2p.yaml (the demo) trained twice with
+# What ensembling two G2P models at decoding buys: g2p (the demo) trained twice with
 # different seeds, one after the other, then each and both together (the log of the mean of their
 # probabilities at each step) scored on the test split with beam 5. Models go under OUT (default
 # runs/g2p-ensemble); a model trained to its end there is kept (delete its directory to retrain).
@@ -11,11 +11,11 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
 cd "$ROOT"
 OUT=${OUT:-runs/g2p-ensemble}
-S2S=".venv/bin/python -m seq2seq"
+S2S=".venv/bin/python -m seq2seqkit"
 for seed in 1 2; do
   if ! grep -qs "finished at step" "$OUT/seed$seed/train.log"; then  # not trained to its end yet
     rm -rf "${OUT:?}/seed$seed"
-    $S2S train configs/g2p.yaml --output "$OUT/seed$seed" --set "training.seed=$seed" >/dev/null
+    $S2S train g2p --output "$OUT/seed$seed" --set "training.seed=$seed" >/dev/null
   fi
   tail -1 "$OUT/seed$seed/train.log"
 done

@@ -26,12 +26,12 @@ P="$PEERS/phonetisaurus_venv/bin/python -m phonetisaurus"
 import sys
 from pathlib import Path
 
-import seq2seq
-from seq2seq.evaluation import segments_of
-from seq2seq.tasks import read_split, task_of
+import seq2seqkit
+from seq2seqkit.evaluation import segments_of
+from seq2seqkit.tasks import read_split, task_of
 
 out = Path(sys.argv[1])
-config = seq2seq.load_config(Path("configs/g2p.yaml"))
+config = seq2seqkit.load_config(Path("g2p"))
 train = read_split(config, "train")
 (out / "train.dict").write_text("".join(f"{p.src} {p.tgt}\n" for p in train))
 test = segments_of(read_split(config, "test"), task_of(config).group_references)
@@ -48,12 +48,12 @@ $P predict --model "$W/g2p.fst" < "$W/test.words" > "$W/test.predicted"
 import sys
 from pathlib import Path
 
-import seq2seq
-from seq2seq.evaluation import score, segments_of
-from seq2seq.tasks import read_split, task_of
+import seq2seqkit
+from seq2seqkit.evaluation import score, segments_of
+from seq2seqkit.tasks import read_split, task_of
 
 out = Path(sys.argv[1])
-config = seq2seq.load_config(Path("configs/g2p.yaml"))
+config = seq2seqkit.load_config(Path("g2p"))
 task = task_of(config)
 test = segments_of(read_split(config, "test"), task.group_references)
 predicted: dict[str, str] = {}

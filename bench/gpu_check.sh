@@ -23,7 +23,7 @@ echo "== 1. tests with a CUDA variant"
 
 echo "== 2. matched en-de, 3 minutes of training on the GPU"
 rm -rf "$OUT/ende"
-.venv/bin/seq2seq train bench/matched-en-de.yaml --output "$OUT/ende" --device cuda \
+.venv/bin/seq2seqkit train bench/matched-en-de.yaml --output "$OUT/ende" --device cuda \
   --set data.train="$DATA/debian/en-de/train" --set data.valid="$DATA/debian/en-de/valid" \
   --set data.test="$DATA/debian/en-de/test" --set training.max_minutes=3 \
   --set training.validate_every=1000000 --set training.evaluate_test=false >/dev/null
@@ -42,9 +42,9 @@ echo "== 3. decoding test.en on the GPU"
 "$PY" - "$OUT/ende" "$DATA/debian/en-de/test" <<'EOF'
 import statistics, sys, time
 import torch
-import seq2seq
-from seq2seq.metrics import bleu
-pipeline = seq2seq.load(sys.argv[1], device="cuda")
+import seq2seqkit
+from seq2seqkit.metrics import bleu
+pipeline = seq2seqkit.load(sys.argv[1], device="cuda")
 sources = open(f"{sys.argv[2]}.en", encoding="utf-8").read().splitlines()
 references = open(f"{sys.argv[2]}.de", encoding="utf-8").read().splitlines()
 for beam in (1, 5):

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/memory_over_run.py runs/mt-debian-en-de/train.log [more logs]
 
-Reads the periodic reports of ``seq2seq train`` (``step N ... peak memory M MB``) and prints per
+Reads the periodic reports of ``seq2seqkit train`` (``step N ... peak memory M MB``) and prints per
 log one line ``memory: 10%=.. MB 50%=.. MB 100%=.. MB growth=..x`` (growth: the peak at the end
 over the peak at 10% of the steps), the figure for a run that must stay flat over hours.
 bench/speed.py prints the same line for the runs it trains.

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-import seq2seq
-from seq2seq.evaluation import score, segments_of
-from seq2seq.export import runtime
-from seq2seq.export.onnx import export_onnx
-from seq2seq.tasks import read_split, task_of
+import seq2seqkit
+from seq2seqkit.evaluation import score, segments_of
+from seq2seqkit.export import runtime
+from seq2seqkit.export.onnx import export_onnx
+from seq2seqkit.tasks import read_split, task_of
 
 Decode = Callable[[list[str], int], list[str]]
 
@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    pipeline = seq2seq.load(args.model)
+    pipeline = seq2seqkit.load(args.model)
     task = task_of(pipeline.config)
     segments = segments_of(read_split(pipeline.config, args.split), task.group_references)
     if args.limit:

@@ -1,5 +1,5 @@
 """Which of torch's two ONNX exporters handles what: the default (``dynamo=True``, torch.export,
-needs onnxscript) and the TorchScript-based one (``dynamo=False``) that ``seq2seq export`` uses.
+needs onnxscript) and the TorchScript-based one (``dynamo=False``) that ``seq2seqkit export`` uses.
 
     .venv/bin/pip install onnxscript && .venv/bin/python bench/onnx_exporters.py
 
@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seq2seq.build import build_model
-from seq2seq.config import ModelConfig
-from seq2seq.export.onnx import EncoderGraph
+from seq2seqkit.build import build_model
+from seq2seqkit.config import ModelConfig
+from seq2seqkit.export.onnx import EncoderGraph
 
 
 class PackedEncoder(nn.Module):
@@ -69,7 +69,7 @@ def main() -> None:
     model = build_model(config, 20, 20).eval()
     for dynamo in (False, True):
         print(attempt("packed bidirectional LSTM", PackedEncoder().eval(), dynamo))
-        print(attempt("seq2seq encoder", EncoderGraph(model).eval(), dynamo))
+        print(attempt("seq2seqkit encoder", EncoderGraph(model).eval(), dynamo))
 
 
 if __name__ == "__main__":

@@ -33,12 +33,12 @@ from fixed_steps import checkout  # bench/ is on the path of a script run from i
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "bench" / "matched-en-de.yaml"
-CLI = "import sys; from seq2seq.cli import main; sys.exit(main())"  # older revisions lack __main__.py
+CLI = "import sys; from seq2seqkit.cli import main; sys.exit(main())"  # older revisions lack __main__.py
 DECODE = """import hashlib, json, statistics, sys, time, torch
 from pathlib import Path
-from seq2seq.data.readers import read_parallel
-from seq2seq.device import native_bfloat16
-from seq2seq.pipeline import load
+from seq2seqkit.data.readers import read_parallel
+from seq2seqkit.device import native_bfloat16
+from seq2seqkit.pipeline import load
 torch.set_num_threads(2)
 pipeline = load(sys.argv[1])
 pipeline.set_decoding(precision="bfloat16" if native_bfloat16() else "float32",

@@ -1,9 +1,9 @@
-"""Load on `seq2seq serve`: N concurrent clients on loopback, with dynamic batching on and off.
+"""Load on `seq2seqkit serve`: N concurrent clients on loopback, with dynamic batching on and off.
 
     .venv/bin/python bench/serve.py runs/g2p                        # 1, 8, 32, 128 clients, ~2.5 min
     .venv/bin/python bench/serve.py runs/g2p --seconds 3 --clients 1 8   # a quick look
 
-For each model and each mode (batching on, then off) it starts `seq2seq serve` on a free loopback
+For each model and each mode (batching on, then off) it starts `seq2seqkit serve` on a free loopback
 port, warms it up, then for each client count runs that many clients for --seconds (or until
 --max-requests have been sent): each client sends one input per request (the next line of the
 model's test split, or of --inputs), waits for the answer, and sends the next. It reports
@@ -29,12 +29,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import seq2seq
-from seq2seq.data.readers import read_lines
-from seq2seq.data.vocab import FIELD_SEPARATOR
-from seq2seq.tasks import read_split
+import seq2seqkit
+from seq2seqkit.data.readers import read_lines
+from seq2seqkit.data.vocab import FIELD_SEPARATOR
+from seq2seqkit.tasks import read_split
 
-SEQ2SEQ = Path(sys.executable).parent / "seq2seq"
+COMMAND = Path(sys.executable).parent / "seq2seqkit"
 COLUMNS = [
     "batching",
     "clients",
@@ -144,8 +144,8 @@ def batch_counts(port: int) -> tuple[int, int]:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
         text = b"".join(iter(lambda: sock.recv(65536), b"")).decode()
-    count = sum(float(v) for v in re.findall(r"^seq2seq_batch_inputs_count\{.*\} (\S+)$", text, re.M))
-    total = sum(float(v) for v in re.findall(r"^seq2seq_batch_inputs_sum\{.*\} (\S+)$", text, re.M))
+    count = sum(float(v) for v in re.findall(r"^seq2seqkit_batch_inputs_count\{.*\} (\S+)$", text, re.M))
+    total = sum(float(v) for v in re.findall(r"^seq2seqkit_batch_inputs_sum\{.*\} (\S+)$", text, re.M))
     return int(count), int(total)
 
 
@@ -153,7 +153,7 @@ def start_server(model: Path, batching: bool, wait_ms: float, log: Path) -> tupl
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [str(SEQ2SEQ), "serve", str(model), "--port", str(port), "--timeout", "120"]
+    command = [str(COMMAND), "serve", str(model), "--port", str(port), "--timeout", "120"]
     command += ["--batch-wait-ms", str(wait_ms)]
     process = subprocess.Popen(
         [*command, *([] if batching else ["--no-batching"])], stdout=log.open("w"), stderr=subprocess.STDOUT
@@ -164,14 +164,14 @@ def start_server(model: Path, batching: bool, wait_ms: float, log: Path) -> tupl
             return process, port
         except OSError:
             if process.poll() is not None:
-                raise SystemExit(f"seq2seq serve failed: {log.read_text()}") from None
+                raise SystemExit(f"seq2seqkit serve failed: {log.read_text()}") from None
             time.sleep(0.1)
-    raise SystemExit("seq2seq serve did not start within a minute")
+    raise SystemExit("seq2seqkit serve did not start within a minute")
 
 
 def request_bodies(model: Path, inputs: Path | None, beam: int | None) -> list[bytes]:
     """One request body per input: the lines of --inputs, else the sources of the model's test split."""
-    config = seq2seq.load(model).config
+    config = seq2seqkit.load(model).config
     if inputs is not None:
         texts = [text for _, text in read_lines(inputs) if text.strip()]
     else:

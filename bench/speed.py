@@ -5,7 +5,7 @@
     .venv/bin/python bench/speed.py --minutes 5 --skip-peers   # a quick look at our own figures
 
 For each config (default: the peers' matched model, bench/matched-en-de.yaml, then our fastest
-recipe, configs/mt-debian-en-de.yaml) it trains with ``seq2seq train`` for the same wall-clock
+recipe, mt-debian-en-de) it trains with ``seq2seqkit train`` for the same wall-clock
 budget as the peers (runs/bench/NAME; an existing finished run is reused unless --retrain) and reads:
 - training target tokens/s: the mean of the log's tok/s reports without the first (which holds
   start-up), as ../shared/peers/rates.py does for the peers; peak RSS of the training process;
@@ -35,11 +35,11 @@ from pathlib import Path
 import torch
 from memory_over_run import memory_line
 
-from seq2seq.config import load_config
-from seq2seq.device import configure_memory, native_bfloat16
-from seq2seq.metrics import bleu, chrf
-from seq2seq.pipeline import Pipeline, load
-from seq2seq.tasks import read_split
+from seq2seqkit.config import load_config
+from seq2seqkit.device import configure_memory, native_bfloat16
+from seq2seqkit.metrics import bleu, chrf
+from seq2seqkit.pipeline import Pipeline, load
+from seq2seqkit.tasks import read_split
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT.parent / "shared" / "peers"
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--peers-json", type=Path, help="peers' JSON (quick.sh / run_all.sh stdout)")
     parser.add_argument("--skip-peers", action="store_true", help="our figures only, no ratios")
     args = parser.parse_args()
-    configs = args.config or [ROOT / "bench/matched-en-de.yaml", ROOT / "configs/mt-debian-en-de.yaml"]
+    configs = args.config or [ROOT / "bench/matched-en-de.yaml", ROOT / "mt-debian-en-de"]
     configure_memory()
     torch.set_num_threads(THREADS)
 
@@ -104,7 +104,7 @@ def measure(config_path: Path, minutes: float, retrain: bool, repeats: int) -> M
         print(f"training {config.name} for {minutes:g} min -> {out}", file=sys.stderr)
         budget = [f"training.max_minutes={minutes}", "training.max_steps=0", f"training.threads={THREADS}",
                   "training.evaluate_test=false"]  # fmt: skip
-        command = [sys.executable, "-m", "seq2seq", "train", str(config_path), "--output", str(out)]
+        command = [sys.executable, "-m", "seq2seqkit", "train", str(config_path), "--output", str(out)]
         command += [arg for item in budget for arg in ("--set", item)]
         subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     else:
@@ -255,7 +255,7 @@ def report(ours: list[Measured], peak: dict[str, float], peers: dict, args: argp
     for m in ours:
         figures = {**m.__dict__, "tgt_tok_per_s": m.train_tok_s, "sents_per_s_greedy": m.greedy_sents_s,
                    "sents_per_s_beam5": m.beam5_sents_s}  # fmt: skip
-        rows.append(_row(f"seq2seq {m.name} ({m.precision})", figures))
+        rows.append(_row(f"seq2seqkit {m.name} ({m.precision})", figures))
     for name in ("opennmt", "joeynmt"):
         if name in peers:
             rows.append(_row(f"{name} {peers[name].get('version', '')}", peers[name]))

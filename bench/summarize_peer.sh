@@ -19,7 +19,7 @@ export OMP_NUM_THREADS=${THREADS:-2} TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 PYTHONUN
 PY=$ROOT/.venv/bin/python
 W=$PEERS/summarize
 V=$PEERS/onmt_venv/bin
-[ -f "$MODEL/src.spm.model" ] || { echo "$MODEL: not a trained SentencePiece model directory (train configs/summarize-debian.yaml first)" >&2; exit 1; }
+[ -f "$MODEL/src.spm.model" ] || { echo "$MODEL: not a trained SentencePiece model directory (train summarize-debian first)" >&2; exit 1; }
 [ -f "$RAW/train.src" ] || { echo "$RAW/train.src: no such file (the shared data is missing)" >&2; exit 1; }
 
 bash "$SHARED/peers/setup_venvs.sh" >&2
@@ -151,7 +151,7 @@ for beam in 1 5; do
     || { echo "onmt_translate failed, see $W/translate.beam$beam.log" >&2; exit 1; }
   "$PY" -c "import sys, sentencepiece as spm; sp = spm.SentencePieceProcessor(model_file=sys.argv[1]); [print(sp.decode(line.split())) for line in sys.stdin]" \
     "$MODEL/tgt.spm.model" < "$W/test.beam$beam.sp" > "$W/test.beam$beam.txt"
-  "$ROOT/.venv/bin/seq2seq" evaluate --hyp "$W/test.beam$beam.txt" --ref "$RAW/test.tgt" \
+  "$ROOT/.venv/bin/seq2seqkit" evaluate --hyp "$W/test.beam$beam.txt" --ref "$RAW/test.tgt" \
     --metric rougeL --metric rouge1 --metric rouge2 --metric repeated_trigrams > "$W/scores.beam$beam.txt"
 done
 steps=$(basename "$CKPT" .pt); steps=${steps#model_step_}

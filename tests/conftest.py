@@ -20,7 +20,7 @@ os.environ["OMP_NUM_THREADS"] = "1"
 
 @pytest.fixture(autouse=True)
 def _seeded_one_thread() -> Iterator[None]:
-    """Each test starts seeded on one thread, whatever the previous test (or seq2seq.train) set."""
+    """Each test starts seeded on one thread, whatever the previous test (or seq2seqkit.train) set."""
     torch.manual_seed(0)
     torch.set_num_threads(1)
     yield

@@ -1,4 +1,4 @@
-"""Fixtures for the server tests: tiny trained models, and `seq2seq serve` running on loopback."""
+"""Fixtures for the server tests: tiny trained models, and `seq2seqkit serve` running on loopback."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-import seq2seq
-from seq2seq.config import Config, config_from_dict
+import seq2seqkit
+from seq2seqkit.config import Config, config_from_dict
 
-SCRIPT = Path(sys.executable).parent / "seq2seq"
-SEQ2SEQ = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "seq2seq.cli"]
+SCRIPT = Path(sys.executable).parent / "seq2seqkit"
+COMMAND = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "seq2seqkit.cli"]
 TINY = {
     "embedding_size": 16,
     "dropout": 0.0,
@@ -44,7 +44,7 @@ def reverse_config(seed: int = 1) -> Config:
 @pytest.fixture(scope="session")
 def reverse_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model that has started to learn to reverse letters."""
-    return seq2seq.train(reverse_config(), tmp_path_factory.mktemp("serve") / "reverse")
+    return seq2seqkit.train(reverse_config(), tmp_path_factory.mktemp("serve") / "reverse")
 
 
 @pytest.fixture(scope="session")
@@ -70,12 +70,12 @@ def fields_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "decoding": {"beam_size": 2, "max_length_offset": 2},
         }
     )
-    return seq2seq.train(config, directory / "qa")
+    return seq2seqkit.train(config, directory / "qa")
 
 
 @pytest.fixture(scope="session")
-def seq2seq_command() -> list[str]:
-    return SEQ2SEQ
+def seq2seqkit_command() -> list[str]:
+    return COMMAND
 
 
 def free_port() -> int:
@@ -85,7 +85,7 @@ def free_port() -> int:
 
 
 class Server:
-    """A `seq2seq serve` process on a free loopback port; ``log`` reads what it wrote so far."""
+    """A `seq2seqkit serve` process on a free loopback port; ``log`` reads what it wrote so far."""
 
     def __init__(self, args: list[str], log_path: Path) -> None:
         self.port = free_port()
@@ -93,7 +93,7 @@ class Server:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [*SEQ2SEQ, "serve", *args, "--port", str(self.port)],
+            [*COMMAND, "serve", *args, "--port", str(self.port)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=dict(os.environ),
@@ -104,13 +104,13 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"seq2seq serve exited: {self.log}")
+                raise RuntimeError(f"seq2seqkit serve exited: {self.log}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"seq2seq serve did not start: {self.log}")
+        raise RuntimeError(f"seq2seqkit serve did not start: {self.log}")
 
     @property
     def log(self) -> str:
@@ -130,7 +130,7 @@ class Server:
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start `seq2seq serve ARGS...`; every server started is stopped after the test."""
+    """Start `seq2seqkit serve ARGS...`; every server started is stopped after the test."""
     servers: list[Server] = []
 
     def start(*args: object) -> Server:

@@ -15,8 +15,8 @@ import pytest
 soundfile = pytest.importorskip("soundfile")
 pytest.importorskip("kaldi_native_fbank")
 
-import seq2seq  # noqa: E402
-from seq2seq.cli import main  # noqa: E402
+import seq2seqkit  # noqa: E402
+from seq2seqkit.cli import main  # noqa: E402
 
 RATE = 8000  # the model reads 16 kHz: every file is resampled
 PITCH = {"A": 400.0, "B": 900.0, "C": 1800.0}
@@ -77,7 +77,7 @@ def trained(tmp_path_factory):
 def test_listener_speller_learns_to_transcribe_tones(trained):
     scores = (trained / "model" / "validations.jsonl").read_text().splitlines()
     assert '"WER"' in scores[-1]
-    pipeline = seq2seq.load(trained / "model")
+    pipeline = seq2seqkit.load(trained / "model")
     paths = [str(trained / "wav" / f"valid{i}.wav") for i in range(20)]
     references = [line.split("\t")[1].strip() for line in (trained / "valid.tsv").read_text().splitlines()]
     for method in ("attention", "ctc_greedy", "joint", "rescore"):
@@ -107,7 +107,7 @@ def test_transcribe_generate_and_arrays_agree(trained, tmp_path, capsys):
     assert main(["generate", str(model), "--input", str(listing)]) == 0
     assert capsys.readouterr().out.splitlines() == [text for _, text in transcribed]
     samples, rate = soundfile.read(paths[0], dtype="float32")
-    from_array = seq2seq.load(model).generate([samples], sample_rate=rate)[0].text
+    from_array = seq2seqkit.load(model).generate([samples], sample_rate=rate)[0].text
     assert from_array == transcribed[0][1]
 
 
@@ -119,37 +119,37 @@ def test_bad_audio_in_a_manifest_is_one_line_naming_the_line(trained, tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text(CONFIG.format(train=manifest, valid=manifest))
     result = subprocess.run(
-        [sys.executable, "-m", "seq2seq", "train", str(config), "--output", str(tmp_path / "m")],
+        [sys.executable, "-m", "seq2seqkit", "train", str(config), "--output", str(tmp_path / "m")],
         capture_output=True,
         text=True,
     )
     assert result.returncode == 1
     (message,) = result.stderr.strip().splitlines()
     assert message.startswith(
-        f"seq2seq: error: {manifest}:2: {tmp_path / 'broken.wav'}: not a readable audio file ("
+        f"seq2seqkit: error: {manifest}:2: {tmp_path / 'broken.wav'}: not a readable audio file ("
     )
     assert message.count(str(tmp_path / "broken.wav")) == 1
     assert message.endswith("(set data.skip_bad_lines: true to skip such lines)")
     transcribe = subprocess.run(
-        [sys.executable, "-m", "seq2seq", "transcribe", str(trained / "model"), str(tmp_path / "nope.wav")],
+        [sys.executable, "-m", "seq2seqkit", "transcribe", str(trained / "model"), str(tmp_path / "nope.wav")],
         capture_output=True,
         text=True,
     )
     assert transcribe.returncode == 1
-    assert transcribe.stderr.strip() == f"seq2seq: error: {tmp_path / 'nope.wav'}: no such audio file"
+    assert transcribe.stderr.strip() == f"seq2seqkit: error: {tmp_path / 'nope.wav'}: no such audio file"
 
 
 @pytest.mark.slow
 def test_serve_refuses_a_speech_model_in_one_line(trained):
     """Its inputs would be paths read on the server's machine for anyone who asks."""
     result = subprocess.run(
-        [sys.executable, "-m", "seq2seq", "serve", str(trained / "model"), "--port", "1"],
+        [sys.executable, "-m", "seq2seqkit", "serve", str(trained / "model"), "--port", "1"],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "seq2seq: error: model 'model' reads audio, which the server does not take; use seq2seq "
+        "seq2seqkit: error: model 'model' reads audio, which the server does not take; use seq2seqkit "
         "transcribe or the Python API"
     ]

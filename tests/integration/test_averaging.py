@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file
 from test_training_guards import tiny_config  # this folder's
 
-import seq2seq
-from seq2seq import checkpoint
+import seq2seqkit
+from seq2seqkit import checkpoint
 
 
 def test_average_weights_is_the_mean_of_the_files(tmp_path: Path) -> None:
@@ -26,7 +26,7 @@ def test_average_weights_is_the_mean_of_the_files(tmp_path: Path) -> None:
 
 def test_training_validates_the_average_of_the_last_validations(tmp_path: Path) -> None:
     config = tiny_config(max_steps=24, validate_every=4, average_last=3, lr=0.01)
-    out = seq2seq.train(config, tmp_path / "model")
+    out = seq2seqkit.train(config, tmp_path / "model")
 
     kept = sorted(path.name for path in (out / checkpoint.AVERAGING).iterdir())
     assert kept == [f"step-{step:09d}.safetensors" for step in (16, 20, 24)]

@@ -1,4 +1,4 @@
-"""The ``seq2seq`` command, run as a user runs it: train, generate, evaluate, help and errors."""
+"""The ``seq2seqkit`` command, run as a user runs it: train, generate, evaluate, help and errors."""
 
 from __future__ import annotations
 
@@ -11,23 +11,23 @@ from pathlib import Path
 import pytest
 import torch
 
-import seq2seq
-from seq2seq import checkpoint, metrics
-from seq2seq.errors import ConfigError
-from seq2seq.evaluation import evaluate
-from seq2seq.tasks import read_split, task_of
+import seq2seqkit
+from seq2seqkit import checkpoint, metrics
+from seq2seqkit.errors import ConfigError
+from seq2seqkit.evaluation import evaluate
+from seq2seqkit.tasks import read_split, task_of
 
 REPO = Path(__file__).resolve().parents[2]
-TOY_CONFIG = REPO / "configs" / "toy_reverse.yaml"
-SCRIPT = Path(sys.executable).parent / "seq2seq"
-SEQ2SEQ = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "seq2seq.cli"]
+TOY_CONFIG = REPO / "src" / "seq2seqkit" / "recipes" / "toy_reverse.yaml"
+SCRIPT = Path(sys.executable).parent / "seq2seqkit"
+COMMAND = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "seq2seqkit.cli"]
 ENV = dict(os.environ)  # conftest sets OMP_NUM_THREADS=1
 INPUTS = ["abc", "", "hello", "zyxw", "a b"]
 
 
 def run(*args: object, stdin: str | bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*SEQ2SEQ, *map(str, args)],
+        [*COMMAND, *map(str, args)],
         input=stdin,
         capture_output=True,
         text=not isinstance(stdin, bytes),
@@ -59,8 +59,8 @@ def model_dir(trained: tuple[Path, subprocess.CompletedProcess]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pipeline(model_dir: Path) -> seq2seq.Pipeline:
-    return seq2seq.load(model_dir)
+def pipeline(model_dir: Path) -> seq2seqkit.Pipeline:
+    return seq2seqkit.load(model_dir)
 
 
 @pytest.fixture
@@ -80,11 +80,11 @@ def test_train_prints_the_model_dir_last(trained: tuple[Path, subprocess.Complet
     assert scores["beam"] == 5 and 0 <= scores["greedy"]["exact match"] <= 100
     assert (model_dir / "model.safetensors").is_file()
     assert (checkpoint.latest_checkpoint(model_dir) / "state.json").is_file()
-    saved = seq2seq.load(model_dir).config
+    saved = seq2seqkit.load(model_dir).config
     assert saved.training.max_steps == 120 and saved.model.encoder.hidden_size == 32
 
 
-def test_generate_from_file(model_dir: Path, input_file: Path, pipeline: seq2seq.Pipeline) -> None:
+def test_generate_from_file(model_dir: Path, input_file: Path, pipeline: seq2seqkit.Pipeline) -> None:
     result = run("generate", model_dir, "--input", input_file)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split("\n")
@@ -93,13 +93,13 @@ def test_generate_from_file(model_dir: Path, input_file: Path, pipeline: seq2seq
     assert lines[1] == "", "an empty input gives an empty output"
 
 
-def test_generate_from_stdin(model_dir: Path, input_file: Path, pipeline: seq2seq.Pipeline) -> None:
+def test_generate_from_stdin(model_dir: Path, input_file: Path, pipeline: seq2seqkit.Pipeline) -> None:
     piped = run("generate", model_dir, stdin=input_file.read_text(encoding="utf-8"))
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout == "".join(output.text + "\n" for output in pipeline.generate(INPUTS))
 
 
-def test_generate_beam_one_is_greedy(model_dir: Path, input_file: Path, pipeline: seq2seq.Pipeline) -> None:
+def test_generate_beam_one_is_greedy(model_dir: Path, input_file: Path, pipeline: seq2seqkit.Pipeline) -> None:
     result = run("generate", model_dir, "--input", input_file, "--beam", 1, "--scores")
     assert result.returncode == 0, result.stderr
     expected = pipeline.generate(INPUTS, beam=1)
@@ -113,14 +113,14 @@ def test_generate_in_bfloat16(model_dir: Path, input_file: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split("\n")) - 1 == len(INPUTS)
     assert (model_dir / "config.yaml").read_bytes() == before
-    pipeline = seq2seq.load(model_dir)
+    pipeline = seq2seqkit.load(model_dir)
     pipeline.set_decoding(precision="bfloat16")
     assert pipeline.config.decoding.precision == "bfloat16"
     with pytest.raises(ConfigError, match="decoding.precision"):
         pipeline.set_decoding(precision="float8")
 
 
-def test_generate_nbest(model_dir: Path, pipeline: seq2seq.Pipeline) -> None:
+def test_generate_nbest(model_dir: Path, pipeline: seq2seqkit.Pipeline) -> None:
     inputs = ["abc", "hello", "zyxw"]
     result = run("generate", model_dir, "--nbest", 3, "--beam", 4, stdin="\n".join(inputs) + "\n")
     assert result.returncode == 0, result.stderr
@@ -188,7 +188,7 @@ def test_evaluate_a_model(model_dir: Path) -> None:
     assert result.stdout.splitlines() == [f"exact match: {expected:.2f}"]
 
 
-def test_evaluate_a_model_on_its_training_split(model_dir: Path, pipeline: seq2seq.Pipeline) -> None:
+def test_evaluate_a_model_on_its_training_split(model_dir: Path, pipeline: seq2seqkit.Pipeline) -> None:
     result = run("evaluate", "--model", model_dir, "--split", "train", "--beam", "1")
     assert result.returncode == 0, result.stderr
     task = task_of(pipeline.config)
@@ -207,7 +207,7 @@ def test_evaluate_a_model_on_its_training_split(model_dir: Path, pipeline: seq2s
 def test_help(command: str, options: list[str]) -> None:
     result = run(command, "--help")
     assert result.returncode == 0
-    assert result.stdout.startswith(f"usage: seq2seq {command}")
+    assert result.stdout.startswith(f"usage: seq2seqkit {command}")
     for option in options:
         assert option in result.stdout
 
@@ -224,7 +224,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert "Traceback" not in stderr
     lines = stderr.splitlines()
     assert len(lines) == 1, stderr
-    assert lines[0].startswith("seq2seq:")
+    assert lines[0].startswith("seq2seqkit:")
     for fragment in fragments:
         assert fragment in lines[0]
     return lines[0]

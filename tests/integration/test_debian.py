@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-import seq2seq
-from seq2seq.config import config_from_dict
-from seq2seq.data.readers import read_parallel
+import seq2seqkit
+from seq2seqkit.config import config_from_dict
+from seq2seqkit.data.readers import read_parallel
 
-SCRIPT = Path(sys.executable).parent / "seq2seq"
-SEQ2SEQ = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "seq2seq.cli"]
+SCRIPT = Path(sys.executable).parent / "seq2seqkit"
+COMMAND = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "seq2seqkit.cli"]
 
 
 @pytest.mark.parametrize(("split", "lines"), [("train", 30095), ("valid", 472), ("test", 474)])
@@ -61,13 +61,13 @@ def test_tiny_translation_model_trains_and_generates_german(debian_en_de: Path, 
             "decoding": {"beam_size": 2, "max_length_ratio": 1.5, "max_length_offset": 5},
         }
     )  # fmt: skip
-    model_dir = seq2seq.train(config, tmp_path / "model")
+    model_dir = seq2seqkit.train(config, tmp_path / "model")
     assert (model_dir / "src.spm.model").is_file() and (model_dir / "tgt.spm.model").is_file()
     assert (model_dir / "src_vocab.txt").read_text() == (model_dir / "tgt_vocab.txt").read_text()
 
     inputs = (debian_en_de / "test.en").read_text(encoding="utf-8").splitlines()[:5]
     result = subprocess.run(
-        [*SEQ2SEQ, "generate", str(model_dir)],
+        [*COMMAND, "generate", str(model_dir)],
         input="\n".join(inputs) + "\n",
         capture_output=True,
         text=True,
@@ -85,7 +85,7 @@ def test_tiny_translation_model_trains_and_generates_german(debian_en_de: Path, 
 def test_lead_baseline_rouge_on_the_summarization_test_split(debian_summarize: Path) -> None:
     """The first 10 words of each description as its summary: ROUGE-1/2/L 29.9 / 13.2 / 26.5 on
     test with rouge-score and stemming (the figures issue 13 states for this baseline)."""
-    from seq2seq.metrics import rouge_1, rouge_2, rouge_l
+    from seq2seqkit.metrics import rouge_1, rouge_2, rouge_l
 
     pairs = read_parallel(debian_summarize / "test.src", debian_summarize / "test.tgt")
     lead = [" ".join(pair.src.split()[:10]) for pair in pairs]

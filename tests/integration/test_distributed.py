@@ -19,11 +19,11 @@ import yaml
 from safetensors.torch import load_file
 from test_resume import assert_same_checkpoints, last_checkpoint, raw_config  # this folder's
 
-import seq2seq
-from seq2seq import checkpoint
-from seq2seq.config import config_from_dict
-from seq2seq.data.batching import BatchSampler
-from seq2seq.tasks import read_split
+import seq2seqkit
+from seq2seqkit import checkpoint
+from seq2seqkit.config import config_from_dict
+from seq2seqkit.data.batching import BatchSampler
+from seq2seqkit.tasks import read_split
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
@@ -33,7 +33,7 @@ def torchrun(tmp_path: Path, raw: dict[str, Any], out: Path, *extra: str) -> sub
     config = tmp_path / f"{out.name}.yaml"
     config.write_text(yaml.safe_dump(raw))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    command += ["-m", "seq2seq", "train", str(config), "--output", str(out), *extra]
+    command += ["-m", "seq2seqkit", "train", str(config), "--output", str(out), *extra]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
 
 
@@ -54,7 +54,7 @@ def test_two_processes_step_as_one_process_with_twice_the_batch(tmp_path: Path) 
     lengths = [len(p.src) for p in pairs], [len(p.tgt) for p in pairs]
     assert any(len(b) == 1 for b in BatchSampler(*lengths, 16, 3).epoch(0)), "a rank must get no example"
 
-    one = seq2seq.train(config, tmp_path / "one")
+    one = seq2seqkit.train(config, tmp_path / "one")
     run = run_two(tmp_path, raw, tmp_path / "two")
 
     assert run.stdout.splitlines() == [str(tmp_path / "two")]  # printed once
@@ -103,7 +103,7 @@ def test_a_signal_to_one_process_stops_both_with_one_checkpoint(tmp_path: Path) 
         proc.kill()
 
     assert proc.returncode == 0, stderr
-    messages = [line for line in stderr.splitlines() if line.startswith("seq2seq:")]
+    messages = [line for line in stderr.splitlines() if line.startswith("seq2seqkit:")]
     assert len(messages) == 1 and "--resume" in messages[0], stderr
     assert "Traceback" not in stderr
     step = int(re.search(r"interrupted at step (\d+)", messages[0]).group(1))

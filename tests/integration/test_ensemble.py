@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import seq2seq
-from conftest import SEQ2SEQ, reverse_config  # this folder's
-from seq2seq.errors import ConfigError
-from seq2seq.model.ensemble import Ensemble
+import seq2seqkit
+from conftest import COMMAND, reverse_config  # this folder's
+from seq2seqkit.errors import ConfigError
+from seq2seqkit.model.ensemble import Ensemble
 
 WORDS = ["abcd", "hello", "xyzzy", "reverse"]
 
@@ -20,12 +20,12 @@ WORDS = ["abcd", "hello", "xyzzy", "reverse"]
 @pytest.fixture(scope="module")
 def second_reverse_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another tiny reverse model: the same data and vocabulary as ``reverse_model``, another seed."""
-    return seq2seq.train(reverse_config(seed=7), tmp_path_factory.mktemp("ensemble") / "reverse-seed7")
+    return seq2seqkit.train(reverse_config(seed=7), tmp_path_factory.mktemp("ensemble") / "reverse-seed7")
 
 
 def test_a_model_ensembled_with_itself_decodes_as_it_does(reverse_model: Path) -> None:
-    single = seq2seq.load(reverse_model)
-    twice = seq2seq.ensemble([seq2seq.load(reverse_model), seq2seq.load(reverse_model)])
+    single = seq2seqkit.load(reverse_model)
+    twice = seq2seqkit.ensemble([seq2seqkit.load(reverse_model), seq2seqkit.load(reverse_model)])
     for beam in (1, 3):
         alone, together = single.generate(WORDS, beam=beam), twice.generate(WORDS, beam=beam)
         assert [o.text for o in together] == [o.text for o in alone]
@@ -34,7 +34,7 @@ def test_a_model_ensembled_with_itself_decodes_as_it_does(reverse_model: Path) -
 
 
 def test_ensemble_step_is_the_log_of_the_mean(reverse_model: Path, second_reverse_model: Path) -> None:
-    members = [seq2seq.load(reverse_model).model, seq2seq.load(second_reverse_model).model]
+    members = [seq2seqkit.load(reverse_model).model, seq2seqkit.load(second_reverse_model).model]
     ensemble = Ensemble(members)
     src = torch.tensor([[4, 5, 6, 7], [5, 6, 0, 0]])
     lengths = torch.tensor([4, 2])
@@ -50,7 +50,7 @@ def test_ensemble_step_is_the_log_of_the_mean(reverse_model: Path, second_revers
 
 def test_an_ensemble_needs_one_vocabulary(reverse_model: Path, fields_model: Path) -> None:
     with pytest.raises(ConfigError, match="identical tokenizers and vocabularies"):
-        seq2seq.ensemble([seq2seq.load(reverse_model), seq2seq.load(fields_model)])
+        seq2seqkit.ensemble([seq2seqkit.load(reverse_model), seq2seqkit.load(fields_model)])
 
 
 def test_generate_and_evaluate_an_ensemble(
@@ -60,15 +60,15 @@ def test_generate_and_evaluate_an_ensemble(
     inputs.write_text("\n".join(WORDS) + "\n")
     models = [str(reverse_model), str(second_reverse_model)]
     generated = subprocess.run(
-        [*SEQ2SEQ, "generate", *models, "--input", str(inputs), "--beam", "3"],
+        [*COMMAND, "generate", *models, "--input", str(inputs), "--beam", "3"],
         capture_output=True,
         text=True,
         check=True,
     )
-    both = seq2seq.ensemble([seq2seq.load(m) for m in models])
+    both = seq2seqkit.ensemble([seq2seqkit.load(m) for m in models])
     assert generated.stdout.splitlines() == [o.text for o in both.generate(WORDS, beam=3)]
     evaluated = subprocess.run(
-        [*SEQ2SEQ, "evaluate", "--model", models[0], "--model", models[1], "--split", "test", "--beam", "3"],
+        [*COMMAND, "evaluate", "--model", models[0], "--model", models[1], "--split", "test", "--beam", "3"],
         capture_output=True,
         text=True,
         check=True,

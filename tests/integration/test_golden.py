@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import torch
 
-import seq2seq
-from seq2seq.config import Config, load_config
+import seq2seqkit
+from seq2seqkit.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden.json")
@@ -77,7 +77,7 @@ def recipes(directory: Path) -> dict[str, tuple[Config, list[str]]]:
         "training.warmup_steps=5",
     ]  # fmt: skip
     toy = ["training.max_steps=150", "training.validate_every=75", "model.encoder.hidden_size=32"]
-    configs = REPO / "configs"
+    configs = REPO / "src" / "seq2seqkit" / "recipes"
     return {
         "toy_reverse": (
             load_config(configs / "toy_reverse.yaml", [*toy, *COMMON]),
@@ -96,9 +96,9 @@ def recipes(directory: Path) -> dict[str, tuple[Config, list[str]]]:
 
 def run_recipe(config: Config, inputs: list[str], out: Path) -> dict[str, Any]:
     torch.set_num_threads(1)
-    model_dir = seq2seq.train(config, out)
+    model_dir = seq2seqkit.train(config, out)
     validations = [json.loads(line) for line in (model_dir / "validations.jsonl").read_text().splitlines()]
-    pipeline = seq2seq.load(model_dir)
+    pipeline = seq2seqkit.load(model_dir)
     result: dict[str, Any] = {"valid_loss": [round(v["valid_loss"], 5) for v in validations]}
     for beam in (1, 3):
         outputs = pipeline.generate(inputs, beam=beam, nbest=min(beam, 2))

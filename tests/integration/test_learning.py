@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import seq2seq
-from seq2seq.config import Config, config_from_dict
-from seq2seq.evaluation import evaluate
-from seq2seq.plots import attention_heatmap
-from seq2seq.tasks import read_split, task_of
+import seq2seqkit
+from seq2seqkit.config import Config, config_from_dict
+from seq2seqkit.evaluation import evaluate
+from seq2seqkit.plots import attention_heatmap
+from seq2seqkit.tasks import read_split, task_of
 
 
 def synthetic_config(
@@ -57,13 +57,13 @@ def synthetic_config(
 
 def test_reverse_with_attention(tmp_path: Path) -> None:
     config = synthetic_config("reverse", "attention", max_length=6, encoder_hidden=32, steps=200)
-    model_dir = seq2seq.train(config, tmp_path / "reverse")
+    model_dir = seq2seqkit.train(config, tmp_path / "reverse")
 
     scores = json.loads((model_dir / "test_scores.json").read_text())
     assert scores["segments"] == 200
     assert scores["exact match"] >= 95.0
     # the saved model, reloaded, scores the same on the test split
-    pipeline = seq2seq.load(model_dir)
+    pipeline = seq2seqkit.load(model_dir)
     result = evaluate(pipeline, read_split(config, "test"), task_of(config), beam=1)
     assert result.scores["exact match"] == scores["exact match"]
     assert pipeline.generate(["abcdef"], beam=1)[0].text == "fedcba"
@@ -73,21 +73,21 @@ def test_reverse_with_attention(tmp_path: Path) -> None:
 def test_copy_without_attention(tmp_path: Path, rnn: str) -> None:
     """The source reaches the decoder only as one context vector c, fed at every step (Cho et al.)."""
     config = synthetic_config("copy", "every_step", max_length=4, encoder_hidden=64, steps=400, rnn=rnn)
-    model_dir = seq2seq.train(config, tmp_path / "copy")
+    model_dir = seq2seqkit.train(config, tmp_path / "copy")
 
     scores = json.loads((model_dir / "test_scores.json").read_text())
     assert scores["exact match"] >= 95.0
-    assert seq2seq.load(model_dir).model.decoder.attention is None
+    assert seq2seqkit.load(model_dir).model.decoder.attention is None
 
 
 def test_best_validation_weights_are_the_model(tmp_path: Path) -> None:
     """Each validation is logged; the best weights are the ones saved as the model."""
     config = synthetic_config("reverse", "attention", max_length=5, encoder_hidden=32, steps=120)
-    model_dir = seq2seq.train(config, tmp_path / "reverse")
+    model_dir = seq2seqkit.train(config, tmp_path / "reverse")
     records = [json.loads(line) for line in (model_dir / "validations.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [100, 120]
     best = max(r["exact match"] for r in records)
-    pipeline = seq2seq.load(model_dir)
+    pipeline = seq2seqkit.load(model_dir)
     result = evaluate(pipeline, read_split(config, "valid"), task_of(config), beam=1)
     assert result.scores["exact match"] == best
     assert records[-1]["valid_loss"] < 1.0
@@ -97,7 +97,7 @@ def test_reverse_with_coverage_attention(tmp_path: Path) -> None:
     """Bahdanau attention with coverage and its loss (See et al., 2017) learns reversal too."""
     raw = synthetic_config("reverse", "attention", max_length=6, encoder_hidden=32, steps=200).to_dict()
     raw["model"]["decoder"].update(attention="bahdanau", coverage=True)
-    model_dir = seq2seq.train(config_from_dict(raw), tmp_path / "coverage")
+    model_dir = seq2seqkit.train(config_from_dict(raw), tmp_path / "coverage")
     scores = json.loads((model_dir / "test_scores.json").read_text())
     assert scores["exact match"] >= 90.0
 
@@ -108,8 +108,8 @@ def test_copy_attention_copies_words_the_vocabulary_lacks(tmp_path: Path) -> Non
     raw = synthetic_config("copy", "attention", max_length=5, encoder_hidden=32, steps=300).to_dict()
     raw["data"]["max_vocab_size"] = 8  # the 4 specials and 4 letters
     raw["model"]["decoder"]["copy"] = True
-    model_dir = seq2seq.train(config_from_dict(raw), tmp_path / "copy")
-    pipeline = seq2seq.load(model_dir)
+    model_dir = seq2seqkit.train(config_from_dict(raw), tmp_path / "copy")
+    pipeline = seq2seqkit.load(model_dir)
     known = set(pipeline.target.vocab.tokens[4:])
     unknown = sorted(set("abcdef") - known)
     assert len(unknown) == 2

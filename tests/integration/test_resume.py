@@ -19,11 +19,11 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-import seq2seq
-from seq2seq import checkpoint
-from seq2seq.config import Config, config_from_dict
+import seq2seqkit
+from seq2seqkit import checkpoint
+from seq2seqkit.config import Config, config_from_dict
 
-SEQ2SEQ = [sys.executable, "-m", "seq2seq.cli"]
+COMMAND = [sys.executable, "-m", "seq2seqkit.cli"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
@@ -95,11 +95,11 @@ def assert_same_checkpoints(straight_dir: Path, resumed_dir: Path, steps: int) -
 
 def test_resume_equals_uninterrupted_training(tmp_path: Path) -> None:
     n = 20  # the first run stops in the middle of the second epoch (14 batches each)
-    straight = seq2seq.train(config(2 * n), tmp_path / "straight")
+    straight = seq2seqkit.train(config(2 * n), tmp_path / "straight")
 
-    seq2seq.train(config(n), tmp_path / "resumed")
+    seq2seqkit.train(config(n), tmp_path / "resumed")
     assert last_checkpoint(tmp_path / "resumed")[2]["progress"]["step"] == n
-    resumed = seq2seq.train(config(2 * n), tmp_path / "resumed", resume=True)
+    resumed = seq2seqkit.train(config(2 * n), tmp_path / "resumed", resume=True)
 
     assert_same_checkpoints(straight, resumed, 2 * n)
     assert last_checkpoint(resumed)[2]["progress"]["epoch"] >= 1, "the runs crossed an epoch boundary"
@@ -109,22 +109,22 @@ def test_resume_equals_uninterrupted_training(tmp_path: Path) -> None:
 
 
 def test_resume_without_a_checkpoint_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(seq2seq.Seq2SeqError, match="nothing to resume"):
-        seq2seq.train(config(5), tmp_path / "empty", resume=True)
+    with pytest.raises(seq2seqkit.Seq2SeqError, match="nothing to resume"):
+        seq2seqkit.train(config(5), tmp_path / "empty", resume=True)
 
 
 def test_resume_with_another_model_is_refused(tmp_path: Path) -> None:
-    seq2seq.train(config(3), tmp_path / "run")
+    seq2seqkit.train(config(3), tmp_path / "run")
     raw = raw_config(6)
     raw["model"]["dropout"] = 0.1
-    with pytest.raises(seq2seq.Seq2SeqError, match="differs"):
-        seq2seq.train(config_from_dict(raw), tmp_path / "run", resume=True)
+    with pytest.raises(seq2seqkit.Seq2SeqError, match="differs"):
+        seq2seqkit.train(config_from_dict(raw), tmp_path / "run", resume=True)
 
 
 def test_training_into_a_trained_directory_is_refused(tmp_path: Path) -> None:
-    seq2seq.train(config(3), tmp_path / "run")
-    with pytest.raises(seq2seq.Seq2SeqError, match="--resume"):
-        seq2seq.train(config(3), tmp_path / "run")
+    seq2seqkit.train(config(3), tmp_path / "run")
+    with pytest.raises(seq2seqkit.Seq2SeqError, match="--resume"):
+        seq2seqkit.train(config(3), tmp_path / "run")
 
 
 @pytest.mark.slow
@@ -132,7 +132,7 @@ def test_sigint_saves_a_checkpoint_and_resuming_completes(tmp_path: Path) -> Non
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(raw_config(max_steps=100_000)))
     model_dir = tmp_path / "interrupted"
-    command = [*SEQ2SEQ, "train", str(config_path), "--output", str(model_dir)]
+    command = [*COMMAND, "train", str(config_path), "--output", str(model_dir)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     watchdog = threading.Timer(120, proc.kill)  # never hang the suite
     watchdog.start()
@@ -152,7 +152,7 @@ def test_sigint_saves_a_checkpoint_and_resuming_completes(tmp_path: Path) -> Non
     assert proc.returncode == 130, "".join(stderr_lines)
     assert stdout == ""
     message = stderr_lines[-1]
-    assert message.startswith("seq2seq:") and "--resume" in message
+    assert message.startswith("seq2seqkit:") and "--resume" in message
     assert not any("Traceback" in line for line in stderr_lines)
     step = int(re.search(r"interrupted at step (\d+)", message).group(1))
     assert last_checkpoint(model_dir)[2]["progress"]["step"] == step
@@ -165,7 +165,7 @@ def test_sigint_saves_a_checkpoint_and_resuming_completes(tmp_path: Path) -> Non
     assert last_checkpoint(model_dir)[2]["progress"]["step"] == step + 5
 
     # and the interrupted run ends where an uninterrupted one does
-    straight = seq2seq.train(config(step + 5), tmp_path / "straight")
+    straight = seq2seqkit.train(config(step + 5), tmp_path / "straight")
     assert_same_checkpoints(straight, model_dir, step + 5)
 
 
@@ -179,7 +179,7 @@ def test_sigkill_at_random_moments_never_leaves_an_unloadable_checkpoint(tmp_pat
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(raw))
     model_dir = tmp_path / "killed"
-    command = [*SEQ2SEQ, "train", str(config_path), "--output", str(model_dir)]
+    command = [*COMMAND, "train", str(config_path), "--output", str(model_dir)]
     rng = random.Random(7)
     steps_seen = []
     for _ in range(4):
@@ -196,7 +196,7 @@ def test_sigkill_at_random_moments_never_leaves_an_unloadable_checkpoint(tmp_pat
         proc.wait(timeout=30)
         latest = checkpoint.latest_checkpoint(model_dir)
         assert latest is not None
-        pipeline = seq2seq.load(model_dir)  # the best weights load and verify
+        pipeline = seq2seqkit.load(model_dir)  # the best weights load and verify
         state = checkpoint.load_training_state(
             latest, pipeline.model, torch.optim.Adam(pipeline.model.parameters(), fused=True)
         )

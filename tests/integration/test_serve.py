@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-import seq2seq
-from seq2seq.serve.app import ServeSettings, create_app
-from seq2seq.serve.schemas import Limits
+import seq2seqkit
+from seq2seqkit.serve.app import ServeSettings, create_app
+from seq2seqkit.serve.schemas import Limits
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -28,8 +28,8 @@ LIMITS = Limits(max_inputs=4, max_chars=50, max_beam=6, max_body_bytes=2000, tim
 
 
 @pytest.fixture(scope="module")
-def pipeline(reverse_model: Path) -> seq2seq.Pipeline:
-    return seq2seq.load(reverse_model)
+def pipeline(reverse_model: Path) -> seq2seqkit.Pipeline:
+    return seq2seqkit.load(reverse_model)
 
 
 def client_for(pipelines: dict, **settings: object) -> TestClient:
@@ -41,12 +41,12 @@ def client_for(pipelines: dict, **settings: object) -> TestClient:
 
 
 @pytest.fixture(scope="module")
-def client(pipeline: seq2seq.Pipeline, fields_model: Path) -> Iterator[TestClient]:
-    with client_for({"reverse": pipeline, "qa": seq2seq.load(fields_model)}) as client:
+def client(pipeline: seq2seqkit.Pipeline, fields_model: Path) -> Iterator[TestClient]:
+    with client_for({"reverse": pipeline, "qa": seq2seqkit.load(fields_model)}) as client:
         yield client
 
 
-def test_generate_gives_what_the_pipeline_gives(client: TestClient, pipeline: seq2seq.Pipeline) -> None:
+def test_generate_gives_what_the_pipeline_gives(client: TestClient, pipeline: seq2seqkit.Pipeline) -> None:
     inputs = ["abc", "", "hgfedcba", "xyz"]
     response = client.post("/v1/generate", json={"inputs": inputs, "beam": 3, "nbest": 2, "attention": True})
     assert response.status_code == 200, response.text
@@ -95,7 +95,7 @@ def test_models_health_ready_page(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").json() == {"status": "ready", "models": ["reverse", "qa"]}
     page = client.get("/")
-    assert page.status_code == 200 and "<title>seq2seq</title>" in page.text
+    assert page.status_code == 200 and "<title>seq2seqkit</title>" in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]  # nothing from elsewhere
     assert client.get("/static/app.js").status_code == 200
     assert "/v1/generate" in client.get("/openapi.json").json()["paths"]
@@ -114,10 +114,10 @@ def test_metrics_in_prometheus_text_format(client: TestClient) -> None:
     client.post("/v1/generate", json={"inputs": ["ab", "cd"]})
     client.post("/v1/generate", json={"inputs": "ab"})
     text = client.get("/metrics").text
-    assert 'seq2seq_requests_total{route="/v1/generate",status="200"}' in text
-    assert 'seq2seq_requests_total{route="/v1/generate",status="422"}' in text
-    assert 'seq2seq_batch_inputs_bucket{le="2.0",model="reverse"}' in text
-    assert "seq2seq_request_seconds_bucket" in text and 'seq2seq_waiting_inputs{model="reverse"} 0.0' in text
+    assert 'seq2seqkit_requests_total{route="/v1/generate",status="200"}' in text
+    assert 'seq2seqkit_requests_total{route="/v1/generate",status="422"}' in text
+    assert 'seq2seqkit_batch_inputs_bucket{le="2.0",model="reverse"}' in text
+    assert "seq2seqkit_request_seconds_bucket" in text and 'seq2seqkit_waiting_inputs{model="reverse"} 0.0' in text
 
 
 BAD_REQUESTS = [
@@ -157,7 +157,7 @@ def test_bad_requests_get_a_one_line_4xx_naming_the_field(
     assert client.post("/v1/generate", json={"inputs": ["abc"]}).status_code == 200  # still serving
 
 
-def test_deep_nesting_and_huge_numbers_are_400_not_500(pipeline: seq2seq.Pipeline) -> None:
+def test_deep_nesting_and_huge_numbers_are_400_not_500(pipeline: seq2seqkit.Pipeline) -> None:
     with client_for({"reverse": pipeline}, limits=Limits(max_body_bytes=100_000)) as client:
         deep = client.post("/v1/generate", content=b"[" * 30000 + b"]" * 30000)
         huge = client.post("/v1/generate", content=b'{"inputs": ["a"], "beam": ' + b"9" * 5000 + b"}")
@@ -172,7 +172,7 @@ def test_unknown_routes_and_methods_are_json(client: TestClient) -> None:
 
 
 def test_a_failing_model_is_a_500_without_a_traceback(
-    pipeline: seq2seq.Pipeline, monkeypatch: pytest.MonkeyPatch
+    pipeline: seq2seqkit.Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals")
@@ -187,7 +187,7 @@ def test_a_failing_model_is_a_500_without_a_traceback(
 
 
 def test_a_request_over_the_timeout_is_a_504_and_is_not_decoded(
-    pipeline: seq2seq.Pipeline, monkeypatch: pytest.MonkeyPatch
+    pipeline: seq2seqkit.Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
     limits = Limits(timeout_s=0.1)
@@ -257,20 +257,20 @@ def test_sigterm_lets_requests_in_flight_finish(server: Any) -> None:
     assert "Finished server process" in server.log and "Traceback" not in server.log
 
 
-def test_serve_reports_a_bad_model_dir_in_one_line(tmp_path: Path, seq2seq_command: list[str]) -> None:
+def test_serve_reports_a_bad_model_dir_in_one_line(tmp_path: Path, seq2seqkit_command: list[str]) -> None:
     result = subprocess.run(
-        [*seq2seq_command, "serve", str(tmp_path / "missing")], capture_output=True, text=True, timeout=60
+        [*seq2seqkit_command, "serve", str(tmp_path / "missing")], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 1
-    assert result.stderr.startswith("seq2seq: error: ") and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("seq2seqkit: error: ") and result.stderr.count("\n") == 1
 
 
-def test_a_taken_port_is_an_error(server: Any, reverse_model: Path, seq2seq_command: list[str]) -> None:
-    command = [*seq2seq_command, "serve", str(reverse_model), "--port", str(server.port)]
+def test_a_taken_port_is_an_error(server: Any, reverse_model: Path, seq2seqkit_command: list[str]) -> None:
+    command = [*seq2seqkit_command, "serve", str(reverse_model), "--port", str(server.port)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1, result.stderr
     assert "address already in use" in result.stderr
     assert (
         result.stderr.splitlines()[-1]
-        == f"seq2seq: error: could not serve on {server.url} (see the message above)"
+        == f"seq2seqkit: error: could not serve on {server.url} (see the message above)"
     )

@@ -2,7 +2,7 @@
 n-best outputs and the attention heatmap, hover and choose, see errors in words, at desktop and
 phone width. Skipped where Chromium and its driver are not installed (`.ci/run` installs them).
 
-SEQ2SEQ_SCREENSHOTS=DIR keeps the screenshots (of a tiny model; docs/images/serve_page.png shows a
+SEQ2SEQKIT_SCREENSHOTS=DIR keeps the screenshots (of a tiny model; docs/images/serve_page.png shows a
 trained G2P model in the same browser).
 """
 
@@ -45,14 +45,14 @@ def browser() -> Iterator[Any]:
 
 
 def screenshot(driver: Any, path: Path, width: int) -> None:
-    """The whole page at ``width`` pixels into ``path`` (and SEQ2SEQ_SCREENSHOTS when set)."""
+    """The whole page at ``width`` pixels into ``path`` (and SEQ2SEQKIT_SCREENSHOTS when set)."""
     driver.set_window_size(width, 800)
     chrome = driver.execute_script("return window.outerHeight - window.innerHeight")
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(width, height + chrome + 10)
     driver.save_screenshot(str(path))
     assert path.read_bytes()[:4] == b"\x89PNG"
-    keep = os.environ.get("SEQ2SEQ_SCREENSHOTS")
+    keep = os.environ.get("SEQ2SEQKIT_SCREENSHOTS")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(keep) / path.name)

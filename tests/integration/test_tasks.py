@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import soundfile
 
-import seq2seq
-from seq2seq.cli import main
-from seq2seq.config import config_from_dict
-from seq2seq.tasks import TASKS
+import seq2seqkit
+from seq2seqkit.cli import main
+from seq2seqkit.config import config_from_dict
+from seq2seqkit.tasks import TASKS
 
 TINY_MODEL = {
     "embedding_size": 8,
@@ -72,7 +72,7 @@ def test_every_task_trains_and_scores(name: str, tmp_path: Path) -> None:
             "decoding": {"beam_size": 2, "max_length_offset": 2},
         }
     )
-    model_dir = seq2seq.train(config, tmp_path / name)
+    model_dir = seq2seqkit.train(config, tmp_path / name)
     scores = json.loads((model_dir / "test_scores.json").read_text())
     assert [metric.name for metric in task.metrics] == [
         key for key in scores if key not in ("beam", "segments", "greedy")
@@ -80,7 +80,7 @@ def test_every_task_trains_and_scores(name: str, tmp_path: Path) -> None:
     validations = [json.loads(line) for line in (model_dir / "validations.jsonl").read_text().splitlines()]
     assert validations and task.primary.name in validations[-1]
     some_input = str(tmp_path / "wav" / "0.wav") if name == "asr" else "abc"
-    assert seq2seq.load(model_dir).generate([some_input])[0].text is not None
+    assert seq2seqkit.load(model_dir).generate([some_input])[0].text is not None
 
 
 def test_generate_reads_json_lines_for_a_model_with_several_source_fields(
@@ -95,8 +95,8 @@ def test_generate_reads_json_lines_for_a_model_with_several_source_fields(
             "decoding": {"beam_size": 1, "max_length_offset": 2},
         }
     )
-    model_dir = seq2seq.train(config, tmp_path / "qa")
-    assert "field" in dict(seq2seq.load(model_dir).model.encoder.embedding.named_children())
+    model_dir = seq2seqkit.train(config, tmp_path / "qa")
+    assert "field" in dict(seq2seqkit.load(model_dir).model.encoder.embedding.named_children())
     capsys.readouterr()
     inputs = tmp_path / "questions.jsonl"
     inputs.write_text(json.dumps({"question": "what is 1?", "context": "it is 1."}) + "\n\n")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import seq2seq
-from seq2seq import checkpoint, workflow
-from seq2seq.config import Config, config_from_dict
+import seq2seqkit
+from seq2seqkit import checkpoint, workflow
+from seq2seqkit.config import Config, config_from_dict
 
 
 def tiny_config(**training: object) -> Config:
@@ -32,15 +32,15 @@ def tiny_config(**training: object) -> Config:
 
 def test_an_output_path_that_cannot_be_a_directory_fails_before_training(tmp_path: Path) -> None:
     (tmp_path / "file.txt").write_text("x")
-    with pytest.raises(seq2seq.Seq2SeqError, match="cannot write the model directory"):
-        seq2seq.train(tiny_config(max_steps=2), tmp_path / "file.txt" / "model")
+    with pytest.raises(seq2seqkit.Seq2SeqError, match="cannot write the model directory"):
+        seq2seqkit.train(tiny_config(max_steps=2), tmp_path / "file.txt" / "model")
 
 
 def test_a_full_disk_fails_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(workflow.shutil, "disk_usage", lambda _: usage._replace(free=1000))
-    with pytest.raises(seq2seq.Seq2SeqError, match="MB free"):
-        seq2seq.train(tiny_config(max_steps=2), tmp_path / "model")
+    with pytest.raises(seq2seqkit.Seq2SeqError, match="MB free"):
+        seq2seqkit.train(tiny_config(max_steps=2), tmp_path / "model")
     assert checkpoint.latest_checkpoint(tmp_path / "model") is None
 
 
@@ -65,11 +65,11 @@ def test_nonfinite_losses_are_skipped_then_stop_training(
     monkeypatch.setattr(workflow, "build_loss", DivergingLoss)
     out = tmp_path / "model"
     config = tiny_config(max_steps=100, validate_every=5, max_nonfinite_steps=3)
-    with pytest.raises(seq2seq.Seq2SeqError, match="3 non-finite losses in a row"):
-        seq2seq.train(config, out)
+    with pytest.raises(seq2seqkit.Seq2SeqError, match="3 non-finite losses in a row"):
+        seq2seqkit.train(config, out)
     latest = checkpoint.latest_checkpoint(out)
     assert latest is not None and latest.name == "step-000000005"
-    model = seq2seq.load(out).model
+    model = seq2seqkit.load(out).model
     state = checkpoint.load_training_state(latest, model, torch.optim.Adam(model.parameters()))
     assert state["progress"]["step"] == 5
     assert all(torch.isfinite(p).all() for p in model.parameters())

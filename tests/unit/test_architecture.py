@@ -1,5 +1,5 @@
 """The import graph is the one ARCHITECTURE.md draws: dependencies point one way, and
-``import seq2seq`` does not load the trainer. Read from the source (module-level imports)."""
+``import seq2seqkit`` does not load the trainer. Read from the source (module-level imports)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "src" / "seq2seq"
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "seq2seqkit"
 # modules every layer may use: the typed config, errors, the model directory, the processor
 LEAVES = {"config", "errors", "checkpoint", "device"}
 # what each folder may import of the package, beside itself and the leaves
@@ -28,18 +28,18 @@ LONG_KERNELS = {("input_feeding.py", "forward"), ("input_feeding.py", "backward"
 
 
 def package_imports(path: Path) -> set[str]:
-    """First-level names of ``seq2seq`` that a module imports at module level: not in functions,
+    """First-level names of ``seq2seqkit`` that a module imports at module level: not in functions,
     nor under ``if TYPE_CHECKING:`` (annotations only)."""
     names = set()
     for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("seq2seq"):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("seq2seqkit"):
             parts = node.module.split(".")
-            if len(parts) == 1:  # from seq2seq import checkpoint
+            if len(parts) == 1:  # from seq2seqkit import checkpoint
                 names.update(alias.name for alias in node.names)
             else:
                 names.add(parts[1])
         elif isinstance(node, ast.Import):
-            names.update(a.name.split(".")[1] for a in node.names if a.name.startswith("seq2seq."))
+            names.update(a.name.split(".")[1] for a in node.names if a.name.startswith("seq2seqkit."))
     return names
 
 
@@ -55,20 +55,20 @@ def test_leaves_import_no_layer_above_them() -> None:
         assert package_imports(PACKAGE / f"{leaf}.py") <= LEAVES, leaf
 
 
-def test_import_seq2seq_does_not_load_the_trainer() -> None:
-    code = "import sys, seq2seq; print(sorted(m for m in sys.modules if m.startswith('seq2seq.')))"
+def test_import_seq2seqkit_does_not_load_the_trainer() -> None:
+    code = "import sys, seq2seqkit; print(sorted(m for m in sys.modules if m.startswith('seq2seqkit.')))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "seq2seq.workflow" not in loaded and "seq2seq.training.trainer" not in loaded
-    assert "seq2seq.pipeline" in loaded
+    assert "seq2seqkit.workflow" not in loaded and "seq2seqkit.training.trainer" not in loaded
+    assert "seq2seqkit.pipeline" in loaded
 
 
 def test_only_the_command_line_reaches_the_server() -> None:
     for path in sorted(PACKAGE.rglob("*.py")):
         if path.parent.name != "serve" and path.name != "cli.py":
             assert "serve" not in package_imports(path), path.relative_to(PACKAGE)
-    code = "import sys, seq2seq; print('fastapi' in sys.modules, 'uvicorn' in sys.modules)"
+    code = "import sys, seq2seqkit; print('fastapi' in sys.modules, 'uvicorn' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert loaded.split() == ["False", "False"]  # the web stack loads only for `seq2seq serve`
+    assert loaded.split() == ["False", "False"]  # the web stack loads only for `seq2seqkit serve`
 
 
 def test_functions_fit_on_a_screen() -> None:

@@ -15,16 +15,16 @@ import torch.nn.functional as F
 soundfile = pytest.importorskip("soundfile")
 pytest.importorskip("kaldi_native_fbank")
 
-from seq2seq.data.audio import AudioFeaturizer, Waveform, read_audio  # noqa: E402
-from seq2seq.data.batching import collate  # noqa: E402
-from seq2seq.data.readers import ReadReport  # noqa: E402
-from seq2seq.decoding.ctc import CTCPrefixScorer, collapse, ctc_rescore  # noqa: E402
-from seq2seq.decoding.search import Hypothesis  # noqa: E402
-from seq2seq.errors import DataError, ModelFileError  # noqa: E402
-from seq2seq.model.frontends import Conv2dSubsampling, FrameStacking, SpecAugment  # noqa: E402
-from seq2seq.model.seq2seq import ModelOutput  # noqa: E402
-from seq2seq.tasks.asr import manifest_pairs  # noqa: E402
-from seq2seq.training.loss import WithCTCLoss  # noqa: E402
+from seq2seqkit.data.audio import AudioFeaturizer, Waveform, read_audio  # noqa: E402
+from seq2seqkit.data.batching import collate  # noqa: E402
+from seq2seqkit.data.readers import ReadReport  # noqa: E402
+from seq2seqkit.decoding.ctc import CTCPrefixScorer, collapse, ctc_rescore  # noqa: E402
+from seq2seqkit.decoding.search import Hypothesis  # noqa: E402
+from seq2seqkit.errors import DataError, ModelFileError  # noqa: E402
+from seq2seqkit.model.frontends import Conv2dSubsampling, FrameStacking, SpecAugment  # noqa: E402
+from seq2seqkit.model.seq2seq import ModelOutput  # noqa: E402
+from seq2seqkit.tasks.asr import manifest_pairs  # noqa: E402
+from seq2seqkit.training.loss import WithCTCLoss  # noqa: E402
 
 
 def tone(seconds: float, hz: float, rate: int = 16000) -> np.ndarray:

@@ -10,11 +10,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seq2seq.build import build_loss, build_model
-from seq2seq.config import DecoderConfig, EncoderConfig, ModelConfig
-from seq2seq.data.batching import Batch, BatchSampler, collate, pad, token_batches
-from seq2seq.data.vocab import EOS_ID, PAD_ID, SOS_ID
-from seq2seq.model.seq2seq import Seq2Seq
+from seq2seqkit.build import build_loss, build_model
+from seq2seqkit.config import DecoderConfig, EncoderConfig, ModelConfig
+from seq2seqkit.data.batching import Batch, BatchSampler, collate, pad, token_batches
+from seq2seqkit.data.vocab import EOS_ID, PAD_ID, SOS_ID
+from seq2seqkit.model.seq2seq import Seq2Seq
 
 
 def batch_loss(model: Seq2Seq, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import seq2seq
-from seq2seq import checkpoint
-from seq2seq.build import build_featurizers, build_model
-from seq2seq.config import Config, config_from_dict
-from seq2seq.errors import ModelFileError
-from seq2seq.pipeline import Pipeline
-from seq2seq.tasks import read_split
+import seq2seqkit
+from seq2seqkit import checkpoint
+from seq2seqkit.build import build_featurizers, build_model
+from seq2seqkit.config import Config, config_from_dict
+from seq2seqkit.errors import ModelFileError
+from seq2seqkit.pipeline import Pipeline
+from seq2seqkit.tasks import read_split
 
 TEXTS = ["abc", "hello", "", "dcba", "aaaaaaaaaaaa"]
 
@@ -68,7 +68,7 @@ def assert_same_outputs(a: Pipeline, b: Pipeline, **options) -> None:
 def test_saved_pipeline_loads_identically(tmp_path: Path, rnn: str, context: str, tie: bool) -> None:
     original = make_pipeline(make_config(rnn, context, tie))
     original.save(tmp_path / "model")
-    loaded = seq2seq.load(tmp_path / "model")
+    loaded = seq2seqkit.load(tmp_path / "model")
 
     assert loaded.config == original.config
     assert loaded.source.vocab.tokens == original.source.vocab.tokens
@@ -99,7 +99,7 @@ def test_pickle_in_model_directory_is_refused_unopened(saved: Path, tmp_path: Pa
     (saved / name).write_bytes(payload)
 
     with pytest.raises(ModelFileError, match=name):
-        seq2seq.load(saved)
+        seq2seqkit.load(saved)
     assert not marker.exists(), "loading must not unpickle anything"
 
     pickle.loads(payload)  # the payload is live: unpickling it does create the marker
@@ -112,7 +112,7 @@ def test_pickle_given_as_weights_is_not_unpickled(saved: Path, tmp_path: Path) -
     evil.parent.mkdir()
     evil.write_bytes(pickle.dumps(CreatesMarker(marker)))
     with pytest.raises(ModelFileError, match="model.pt"):
-        seq2seq.load(saved, weights=evil)
+        seq2seqkit.load(saved, weights=evil)
     assert not marker.exists()
 
 
@@ -130,19 +130,19 @@ def test_damaged_weights_are_refused(saved: Path, damage) -> None:
     weights = saved / "model.safetensors"
     weights.write_bytes(damage(weights.read_bytes()))
     with pytest.raises(ModelFileError, match="model.safetensors"):
-        seq2seq.load(saved)
+        seq2seqkit.load(saved)
 
 
 @pytest.mark.parametrize("missing", ["config.yaml", "src_vocab.txt", "tgt_vocab.txt", "model.safetensors"])
 def test_missing_file_is_refused(saved: Path, missing: str) -> None:
     (saved / missing).unlink()
     with pytest.raises(ModelFileError, match=missing):
-        seq2seq.load(saved)
+        seq2seqkit.load(saved)
 
 
 def test_missing_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="no such model directory"):
-        seq2seq.load(tmp_path / "nowhere")
+        seq2seqkit.load(tmp_path / "nowhere")
 
 
 @pytest.mark.parametrize(
@@ -151,7 +151,7 @@ def test_missing_directory_is_refused(tmp_path: Path) -> None:
 def test_damaged_or_foreign_config_is_refused(saved: Path, text: str) -> None:
     (saved / "config.yaml").write_bytes(text.encode("latin-1"))
     with pytest.raises(ModelFileError, match="config.yaml"):
-        seq2seq.load(saved)
+        seq2seqkit.load(saved)
 
 
 @pytest.mark.parametrize(
@@ -165,13 +165,13 @@ def test_weights_of_another_architecture_are_refused(saved: Path, other: dict) -
     checkpoint.save_config(saved, make_config(**other))
     checkpoint.write_checksums(saved, ["config.yaml", "src_vocab.txt", "tgt_vocab.txt"])  # consistent files
     with pytest.raises(ModelFileError, match="model.safetensors"):
-        seq2seq.load(saved)
+        seq2seqkit.load(saved)
 
 
 def test_damaged_vocabulary_is_refused(saved: Path) -> None:
     (saved / "tgt_vocab.txt").write_text("a\nb\n", encoding="utf-8")  # no special symbols
     with pytest.raises(ModelFileError):
-        seq2seq.load(saved)
+        seq2seqkit.load(saved)
 
 
 def adam_after_steps(model: torch.nn.Module, steps: int) -> torch.optim.Adam:
@@ -273,14 +273,14 @@ def test_one_altered_byte_is_detected_at_load(saved: Path, victim: str) -> None:
     data[-3] ^= 0x01  # flips a bit inside the tensor data / the text: the file still parses
     path.write_bytes(bytes(data))
     with pytest.raises(ModelFileError, match=f"{victim}: damaged or altered"):
-        seq2seq.load(saved)
+        seq2seqkit.load(saved)
 
 
 def test_truncated_weights_are_detected_at_load(saved: Path) -> None:
     path = saved / "model.safetensors"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(ModelFileError, match="model.safetensors"):
-        seq2seq.load(saved)
+        seq2seqkit.load(saved)
 
 
 def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one_in_charge(tmp_path: Path) -> None:

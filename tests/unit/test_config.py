@@ -11,7 +11,7 @@ import yaml
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from seq2seq.config import (
+from seq2seqkit.config import (
     Config,
     DecoderConfig,
     EncoderConfig,
@@ -20,9 +20,9 @@ from seq2seq.config import (
     config_from_dict,
     load_config,
 )
-from seq2seq.errors import ConfigError
+from seq2seqkit.errors import ConfigError
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "src" / "seq2seqkit" / "recipes"
 MINIMAL = {"task": "reverse"}  # the default task, translation, needs a data.train path
 
 YAML = """\

@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 
-from seq2seq.config import config_from_dict
-from seq2seq.device import (
+from seq2seqkit.config import config_from_dict
+from seq2seqkit.device import (
     autocast_dtype,
     configure_memory,
     lstm_autocasts_to_bfloat16,
@@ -15,7 +15,7 @@ from seq2seq.device import (
     resolve_device,
     use_bfloat16,
 )
-from seq2seq.errors import ConfigError
+from seq2seqkit.errors import ConfigError
 
 
 def _resident_mb() -> float:
@@ -88,7 +88,7 @@ def test_config_refuses_an_unknown_device() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_a_cpu_model_generates_the_same_on_the_gpu(tmp_path) -> None:
     """Saved from one device, loaded on the other: float32 outputs agree up to rounding."""
-    import seq2seq
+    import seq2seqkit
 
     config = config_from_dict(
         {
@@ -98,10 +98,10 @@ def test_a_cpu_model_generates_the_same_on_the_gpu(tmp_path) -> None:
             "training": {"device": "cpu", "precision": "float32", "max_steps": 60, "lr": 0.01},
         }
     )
-    model_dir = seq2seq.train(config, tmp_path / "cpu")
+    model_dir = seq2seqkit.train(config, tmp_path / "cpu")
     inputs = ["a b c d", "e f g h i j", "c a b"]
-    on_cpu = seq2seq.load(model_dir, device="cpu").generate(inputs, beam=3)
-    on_gpu = seq2seq.load(model_dir, device="cuda").generate(inputs, beam=3)
+    on_cpu = seq2seqkit.load(model_dir, device="cpu").generate(inputs, beam=3)
+    on_gpu = seq2seqkit.load(model_dir, device="cuda").generate(inputs, beam=3)
     assert [o.text for o in on_gpu] == [o.text for o in on_cpu]
     for a, b in zip(on_gpu, on_cpu, strict=True):
         assert abs(a.score - b.score) < 1e-4

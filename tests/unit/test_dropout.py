@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq.kernels import FAST, PLAIN, Ops
-from seq2seq.kernels.dropout import dropout_mask
-from seq2seq.model.dropout import Dropout
+from seq2seqkit.kernels import FAST, PLAIN, Ops
+from seq2seqkit.kernels.dropout import dropout_mask
+from seq2seqkit.model.dropout import Dropout
 
 
 @pytest.mark.parametrize("p", [0.1, 0.2, 0.5, 0.9])

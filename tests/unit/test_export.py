@@ -14,21 +14,21 @@ import numpy as np
 import pytest
 import torch
 
-import seq2seq
-from seq2seq.build import build_featurizers, build_model
-from seq2seq.config import config_from_dict
-from seq2seq.pipeline import Pipeline
-from seq2seq.tasks import read_split
+import seq2seqkit
+from seq2seqkit.build import build_featurizers, build_model
+from seq2seqkit.config import config_from_dict
+from seq2seqkit.pipeline import Pipeline
+from seq2seqkit.tasks import read_split
 
 ort = pytest.importorskip("onnxruntime")
 
-from seq2seq.export import runtime  # noqa: E402  (after the skip: it imports onnxruntime)
-from seq2seq.export.onnx import GRAPHS, export_onnx  # noqa: E402
+from seq2seqkit.export import runtime  # noqa: E402  (after the skip: it imports onnxruntime)
+from seq2seqkit.export.onnx import GRAPHS, export_onnx  # noqa: E402
 
-SCRIPT = Path(sys.executable).parent / "seq2seq"
-SEQ2SEQ = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "seq2seq.cli"]
+SCRIPT = Path(sys.executable).parent / "seq2seqkit"
+COMMAND = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "seq2seqkit.cli"]
 TEXTS = ["abc", "hello", "", "dcba", "aaaaaaaaaaaa", "bad cafe", "ff"]
-# (rnn_type, encoder, decoder): the variants the recipes in configs/ use, and a few more
+# (rnn_type, encoder, decoder): the variants the built-in recipes use, and a few more
 VARIANTS = {
     "lstm-general-bi-2layers": ("lstm", {"num_layers": 2}, {"num_layers": 2, "attention": "general"}),
     "gru-general-feeding": ("gru", {}, {"attention": "general", "input_feeding": True}),
@@ -96,9 +96,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pipeline, runtime
         }
     )
     directory = tmp_path_factory.mktemp("export")
-    model_dir = seq2seq.train(config, directory / "model")
+    model_dir = seq2seqkit.train(config, directory / "model")
     export_onnx(model_dir, directory / "onnx")
-    return seq2seq.load(model_dir), runtime.OnnxModel(directory / "onnx")
+    return seq2seqkit.load(model_dir), runtime.OnnxModel(directory / "onnx")
 
 
 def assert_step_equal(
@@ -178,14 +178,14 @@ def test_trained_model_outputs_equal_pipeline(trained: tuple[Pipeline, runtime.O
 
 
 def test_runtime_runs_without_torch(trained: tuple[Pipeline, runtime.OnnxModel], tmp_path: Path) -> None:
-    """The exported directory's runtime.py, run with torch and seq2seq made unimportable."""
+    """The exported directory's runtime.py, run with torch and seq2seqkit made unimportable."""
     pipeline, model = trained
     directory = model.directory
     script = textwrap.dedent(
         f"""
         import runpy, sys
         sys.modules["torch"] = None  # any import of torch now fails
-        sys.modules["seq2seq"] = None
+        sys.modules["seq2seqkit"] = None
         sys.argv = ["runtime.py", {str(directory)!r}, "--beam", "5"]
         runpy.run_path({str(directory / "runtime.py")!r}, run_name="__main__")
         """
@@ -212,13 +212,13 @@ def test_int8_graphs_decode(trained: tuple[Pipeline, runtime.OnnxModel], tmp_pat
 
 
 def run(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([*SEQ2SEQ, *map(str, args)], capture_output=True, text=True, timeout=180)
+    return subprocess.run([*COMMAND, *map(str, args)], capture_output=True, text=True, timeout=180)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     assert result.returncode == 1
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("seq2seq: error:"), result.stderr
+    assert len(lines) == 1 and lines[0].startswith("seq2seqkit: error:"), result.stderr
     assert all(fragment in lines[0] for fragment in fragments), lines[0]
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from seq2seq.build import build_tokenizer
-from seq2seq.config import TokenizerConfig
-from seq2seq.data.batching import collate
-from seq2seq.data.featurizers import Encoded, TextFeaturizer, shorten
-from seq2seq.data.tokenizers import CharTokenizer, WordTokenizer
-from seq2seq.data.vocab import FIELD_SEPARATOR, UNK_ID, Vocabulary, join_fields
+from seq2seqkit.build import build_tokenizer
+from seq2seqkit.config import TokenizerConfig
+from seq2seqkit.data.batching import collate
+from seq2seqkit.data.featurizers import Encoded, TextFeaturizer, shorten
+from seq2seqkit.data.tokenizers import CharTokenizer, WordTokenizer
+from seq2seqkit.data.vocab import FIELD_SEPARATOR, UNK_ID, Vocabulary, join_fields
 
 
 def test_text_featurizer_round_trip_and_files(tmp_path: Path) -> None:

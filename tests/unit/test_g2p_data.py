@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
-from seq2seq.data.readers import Pair
-from seq2seq.errors import DataError
-from seq2seq.evaluation import segments_of
-from seq2seq.tasks import TASKS
-from seq2seq.tasks.g2p import SPLITS, cmudict_pairs, split_of
+from seq2seqkit.data.readers import Pair
+from seq2seqkit.errors import DataError
+from seq2seqkit.evaluation import segments_of
+from seq2seqkit.tasks import TASKS
+from seq2seqkit.tasks.g2p import SPLITS, cmudict_pairs, split_of
 
 ARPABET_TEXT = (
     "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH"

@@ -8,15 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seq2seq.build import build_loss, build_model
-from seq2seq.config import DecoderConfig, EncoderConfig, ModelConfig
-from seq2seq.data.batching import collate
-from seq2seq.device import lstm_autocasts_to_bfloat16
-from seq2seq.kernels import FAST, PLAIN, activations
-from seq2seq.kernels import output_loss as loss_module
-from seq2seq.kernels.dropout import dropout_mask
-from seq2seq.kernels.input_feeding import _InputFeedingLSTM
-from seq2seq.kernels.output_loss import output_cross_entropy
+from seq2seqkit.build import build_loss, build_model
+from seq2seqkit.config import DecoderConfig, EncoderConfig, ModelConfig
+from seq2seqkit.data.batching import collate
+from seq2seqkit.device import lstm_autocasts_to_bfloat16
+from seq2seqkit.kernels import FAST, PLAIN, activations
+from seq2seqkit.kernels import output_loss as loss_module
+from seq2seqkit.kernels.dropout import dropout_mask
+from seq2seqkit.kernels.input_feeding import _InputFeedingLSTM
+from seq2seqkit.kernels.output_loss import output_cross_entropy
 
 VOCAB = 11
 EMBEDDING = 8
@@ -139,7 +139,7 @@ def test_hand_written_input_feeding_drops_where_the_step_loop_drops(monkeypatch:
         return keep.expand(shape).clone()
 
     for module in ("dropout", "input_feeding"):
-        monkeypatch.setattr(f"seq2seq.kernels.{module}.dropout_mask", fixed_mask)
+        monkeypatch.setattr(f"seq2seqkit.kernels.{module}.dropout_mask", fixed_mask)
     (fast, _, fast_grads), (slow, _, slow_grads) = _input_feeding_runs("general", 2, dropout=0.3)
     assert (fast == 0).float().mean() > 0.3  # the pattern drops a third of the features
     torch.testing.assert_close(fast, slow, atol=1e-6, rtol=1e-5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq.training.loss import coverage_penalty
+from seq2seqkit.training.loss import coverage_penalty
 
 
 def test_coverage_penalty_is_zero_for_one_hot_attention_that_never_returns() -> None:
@@ -24,9 +24,9 @@ def test_coverage_penalty_by_hand() -> None:
 def test_pointer_generator_loss_is_the_negative_log_of_the_hand_computed_mixture() -> None:
     from torch import nn
 
-    from seq2seq.data.batching import collate
-    from seq2seq.model.seq2seq import ModelOutput
-    from seq2seq.training.loss import PointerGeneratorLoss
+    from seq2seqkit.data.batching import collate
+    from seq2seqkit.model.seq2seq import ModelOutput
+    from seq2seqkit.training.loss import PointerGeneratorLoss
 
     layer = nn.Linear(2, 5)  # a vocabulary of 5; the source holds one unknown word, extended id 5
     with torch.no_grad():

@@ -8,7 +8,7 @@ import sacrebleu
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seq2seq.metrics import (
+from seq2seqkit.metrics import (
     METRICS,
     bleu,
     char_error_rate,
@@ -168,7 +168,7 @@ def test_metric_table() -> None:
 
 
 def test_length_edges_split_into_about_equal_buckets() -> None:
-    from seq2seq.evaluation import length_edges
+    from seq2seqkit.evaluation import length_edges
 
     lengths = [1] * 10 + [2] * 10 + [3] * 10 + [10] * 10
     assert length_edges(lengths, 4) == [(1, 1), (2, 2), (3, 3), (4, 10)]
@@ -178,8 +178,8 @@ def test_length_edges_split_into_about_equal_buckets() -> None:
 
 
 def test_score_by_length_scores_each_bucket_alone() -> None:
-    from seq2seq.evaluation import EvaluationResult, Segment, score_by_length
-    from seq2seq.tasks import TASKS
+    from seq2seqkit.evaluation import EvaluationResult, Segment, score_by_length
+    from seq2seqkit.tasks import TASKS
 
     segments = [Segment("a b", ["x"]), Segment("a b c d", ["y"]), Segment("a", ["z"])]
     result = EvaluationResult({}, segments, ["x", "wrong", "z"])
@@ -188,7 +188,7 @@ def test_score_by_length_scores_each_bucket_alone() -> None:
 
 
 def test_squad_normalization_follows_the_official_script() -> None:
-    from seq2seq.metrics import squad_normalize
+    from seq2seqkit.metrics import squad_normalize
 
     assert squad_normalize("The  Eiffel Tower!") == "eiffel tower"
     assert squad_normalize("an apple, a pear and THE plum.") == "apple pear and plum"
@@ -197,7 +197,7 @@ def test_squad_normalization_follows_the_official_script() -> None:
 
 
 def test_squad_exact_match_and_f1_by_hand() -> None:
-    from seq2seq.metrics import squad_exact_match, squad_f1
+    from seq2seqkit.metrics import squad_exact_match, squad_f1
 
     hyps = ["the Denver Broncos", "Santa Clara, California", "1990", "Levi's Stadium in 2016"]
     refs = [["Denver Broncos"], ["Santa Clara", "Levi's Stadium"], ["Super Bowl 50"], ["Levi's Stadium"]]
@@ -210,7 +210,7 @@ def test_squad_exact_match_and_f1_by_hand() -> None:
 def test_rouge_equals_rouge_score_with_stemming_and_takes_the_best_reference() -> None:
     from rouge_score import rouge_scorer
 
-    from seq2seq.metrics import rouge_1, rouge_2, rouge_l
+    from seq2seqkit.metrics import rouge_1, rouge_2, rouge_l
 
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     expected = {k: 0.0 for k in ("rouge1", "rouge2", "rougeL")}
@@ -224,7 +224,7 @@ def test_rouge_equals_rouge_score_with_stemming_and_takes_the_best_reference() -
 
 
 def test_summary_level_rouge_l_differs_from_sentence_level_on_several_sentences() -> None:
-    from seq2seq.metrics import rouge_l, rouge_lsum
+    from seq2seqkit.metrics import rouge_l, rouge_lsum
 
     hyp = ["tools for the archive. the library reads files."]
     ref = [["the library reads files. tools for the archive."]]

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 import torch
 
-from seq2seq.build import build_model
-from seq2seq.config import DecoderConfig, EncoderConfig, ModelConfig
-from seq2seq.data.batching import Batch, collate
-from seq2seq.model.seq2seq import Seq2Seq
+from seq2seqkit.build import build_model
+from seq2seqkit.config import DecoderConfig, EncoderConfig, ModelConfig
+from seq2seqkit.data.batching import Batch, collate
+from seq2seqkit.model.seq2seq import Seq2Seq
 
 VOCAB = 11
 EMBEDDING = 8  # == decoder hidden, so that tied embeddings are allowed
@@ -287,9 +287,9 @@ def test_encoder_equals_a_packed_multilayer_rnn(rnn_type: str, bidirectional: bo
     multi-layer (bi)RNN computes: the speed-up changes no number."""
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-    from seq2seq.model.encoder import RecurrentEncoder
-    from seq2seq.model.frontends import TokenEmbedding
-    from seq2seq.model.rnn import make_rnn
+    from seq2seqkit.model.encoder import RecurrentEncoder
+    from seq2seqkit.model.frontends import TokenEmbedding
+    from seq2seqkit.model.rnn import make_rnn
 
     torch.manual_seed(0)
     encoder = RecurrentEncoder(frontend=TokenEmbedding(20, 6, pad_id=0), hidden_size=5, num_layers=3,
@@ -376,7 +376,7 @@ def test_location_aware_attention_reads_the_previous_weights(
 def test_copying_model_step_equals_the_teacher_forced_mixture() -> None:
     """A pointer-generator's step gives log of the same mixture that training computes, over the
     vocabulary extended by the source's unknown words; an extended id read back is <unk>."""
-    from seq2seq.model.seq2seq import copy_distribution
+    from seq2seqkit.model.seq2seq import copy_distribution
 
     config = ModelConfig(
         embedding_size=EMBEDDING,
@@ -431,7 +431,7 @@ def test_step_for_some_rows_gives_those_rows_of_the_full_step(copy: bool) -> Non
 def test_field_match_marks_the_last_fields_repeats_of_the_first_fields() -> None:
     """DrQA's exact-match feature: 0 in the first fields and at padding, 1 in the last field, 2
     where a last-field token also occurs in the first fields (never for the common ids)."""
-    from seq2seq.model.frontends import FieldMatchEmbedding
+    from seq2seqkit.model.frontends import FieldMatchEmbedding
 
     sep, pad = 9, 0
     frontend = FieldMatchEmbedding(20, 4, pad, separator_id=sep, common=6)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from matplotlib import pyplot as plt
 
-from seq2seq import plots
+from seq2seqkit import plots
 
 JAPANESE = list("こんにちは")
 
@@ -24,7 +24,7 @@ def test_a_heatmap_of_japanese_warns_at_most_once_and_never_per_glyph(
         for name in ("a.png", "b.png"):
             plots.attention_heatmap(weights, JAPANESE, JAPANESE, tmp_path / name, title="".join(JAPANESE))
     assert not caught  # no "Glyph ... missing from font" per character
-    said = [record.getMessage() for record in caplog.records if record.name == "seq2seq.plots"]
+    said = [record.getMessage() for record in caplog.records if record.name == "seq2seqkit.plots"]
     assert len(said) <= 1  # none where a font with kana is installed (fonts-noto-cjk), else one
     assert all("fonts-noto-cjk" in m for m in said)
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"

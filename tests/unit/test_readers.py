@@ -11,8 +11,8 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from seq2seq.data.readers import Pair, ReadReport, read_jsonl, read_lines, read_parallel, read_tsv
-from seq2seq.errors import DataError
+from seq2seqkit.data.readers import Pair, ReadReport, read_jsonl, read_lines, read_parallel, read_tsv
+from seq2seqkit.errors import DataError
 
 
 def _write(path: Path, data: str | bytes) -> Path:
@@ -323,7 +323,7 @@ def test_several_source_fields_are_joined_with_the_separator(tmp_path: Path) -> 
 
 
 def test_squad_layout_gives_a_pair_per_answer(tmp_path: Path) -> None:
-    from seq2seq.tasks.qa import squad_pairs
+    from seq2seqkit.tasks.qa import squad_pairs
 
     path = tmp_path / "dev.json"
     qas = [
@@ -343,7 +343,7 @@ def test_squad_layout_gives_a_pair_per_answer(tmp_path: Path) -> None:
 
 
 def test_squad_errors_name_the_file_and_the_question(tmp_path: Path) -> None:
-    from seq2seq.tasks.qa import squad_pairs
+    from seq2seqkit.tasks.qa import squad_pairs
 
     path = tmp_path / "bad.json"
     qas = [{"question": "Who?", "answers": []}, {"question": "What?", "answers": [{"text": "x"}]}]

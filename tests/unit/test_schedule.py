@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seq2seq.training.schedule import LearningRateSchedule
+from seq2seqkit.training.schedule import LearningRateSchedule
 
 
 def test_constant() -> None:

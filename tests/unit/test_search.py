@@ -8,12 +8,12 @@ import random
 import pytest
 import torch
 
-from seq2seq.build import build_loss, build_model
-from seq2seq.config import DecoderConfig, EncoderConfig, ModelConfig
-from seq2seq.data.batching import Batch, collate
-from seq2seq.data.vocab import EOS_ID, PAD_ID, SOS_ID
-from seq2seq.decoding.generate import generate_ids
-from seq2seq.decoding.search import (
+from seq2seqkit.build import build_loss, build_model
+from seq2seqkit.config import DecoderConfig, EncoderConfig, ModelConfig
+from seq2seqkit.data.batching import Batch, collate
+from seq2seqkit.data.vocab import EOS_ID, PAD_ID, SOS_ID
+from seq2seqkit.decoding.generate import generate_ids
+from seq2seqkit.decoding.search import (
     INSIDE_A_WORD,
     Hypothesis,
     SourceSpans,
@@ -23,7 +23,7 @@ from seq2seq.decoding.search import (
     greedy_search,
     length_penalty,
 )
-from seq2seq.model.seq2seq import Seq2Seq
+from seq2seqkit.model.seq2seq import Seq2Seq
 
 
 def batch_loss(model: Seq2Seq, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -449,7 +449,7 @@ def test_bfloat16_decoding_agrees_with_float32_on_a_trained_model(
 
 
 def test_block_repeats_bans_the_token_that_would_repeat_an_ngram() -> None:
-    from seq2seq.decoding.search import block_repeats
+    from seq2seqkit.decoding.search import block_repeats
 
     log_probs, history = torch.zeros(1, VOCAB), torch.tensor([[4, 5, 6, 4]])
     banned = lambda n: (block_repeats(log_probs, history, n)[0] == float("-inf")).nonzero().view(-1).tolist()  # noqa: E731

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from seq2seq.pipeline import Hypothesis, Output
-from seq2seq.serve.batching import Batcher, BatchReport, Decoding
+from seq2seqkit.pipeline import Hypothesis, Output
+from seq2seqkit.serve.batching import Batcher, BatchReport, Decoding
 
 GREEDY = Decoding(beam=1, nbest=1, length_penalty=None)
 BEAM = Decoding(beam=4, nbest=2, length_penalty=0.5)
@@ -55,7 +55,7 @@ def test_concurrent_jobs_are_decoded_in_one_call_off_the_event_loop() -> None:
     assert len(recorder.calls) == 1 and len(recorder.calls[0][0]) == 16
     assert [[o.text for o in out] for out in outputs] == [[f"{i}ni", f"{i}x"] for i in range(8)]
     assert reports[0].requests == 8 and reports[0].inputs == 16 and reports[0].tokens == 16
-    assert recorder.threads and all(name.startswith("seq2seq-decode") for name in recorder.threads)
+    assert recorder.threads and all(name.startswith("seq2seqkit-decode") for name in recorder.threads)
 
 
 def test_jobs_that_decode_differently_get_their_own_calls() -> None:

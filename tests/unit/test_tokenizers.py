@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seq2seq.data.tokenizers import (
+from seq2seqkit.data.tokenizers import (
     CharTokenizer,
     SentencePieceTokenizer,
     WordTokenizer,
@@ -119,9 +119,9 @@ def test_load_char_and_word_need_no_files(kind: str, cls: type, tmp_path: Path) 
 def test_joint_sentencepiece_keeps_a_vocabulary_per_side() -> None:
     """One SentencePiece model for both languages, but each side's vocabulary holds only the pieces
     its own text uses (the target side's output layer gets no rows for source-only pieces)."""
-    from seq2seq.build import build_tokenizers, build_vocabularies
-    from seq2seq.config import DataConfig, TokenizerConfig
-    from seq2seq.data.readers import Pair
+    from seq2seqkit.build import build_tokenizers, build_vocabularies
+    from seq2seqkit.config import DataConfig, TokenizerConfig
+    from seq2seqkit.data.readers import Pair
 
     spm = TokenizerConfig(type="sentencepiece", vocab_size=60)
     data = DataConfig(train="x", src_tokenizer=spm, tgt_tokenizer=spm, joint_sentencepiece=True)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seq2seq.data.vocab import (
+from seq2seqkit.data.vocab import (
     EOS,
     EOS_ID,
     PAD,

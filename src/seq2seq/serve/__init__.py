@@ -1,3 +1,0 @@
-"""The HTTP server (``seq2seq serve``): a JSON API with dynamic batching and a page showing
-outputs and attention, over the public Pipeline. Needs FastAPI and uvicorn (package dependencies);
-``import seq2seq`` does not load it."""

@@ -1,0 +1,246 @@
+"""The one place that turns a ``Config`` into objects: featurizers, model (frontend, encoder,
+decoder) and its loss. It also picks the speed kernels (``kernels.ops_for``) where they pay."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from seq2seqkit.config import DataConfig, ModelConfig, TokenizerConfig
+from seq2seqkit.data.audio import AudioFeaturizer
+from seq2seqkit.data.featurizers import SourceFeaturizer, TextFeaturizer
+from seq2seqkit.data.readers import Pair
+from seq2seqkit.data.tokenizers import (
+    CharTokenizer,
+    SentencePieceTokenizer,
+    Tokenizer,
+    WordTokenizer,
+)
+from seq2seqkit.data.vocab import FIELD_SEPARATOR, PAD_ID, SPECIALS, UNK_ID, Vocabulary
+from seq2seqkit.errors import ConfigError
+from seq2seqkit.kernels import Ops, ops_for
+from seq2seqkit.model.attention import Attention
+from seq2seqkit.model.decoder import RecurrentDecoder
+from seq2seqkit.model.encoder import RecurrentEncoder
+from seq2seqkit.model.frontends import (
+    Conv2dSubsampling,
+    FieldMatchEmbedding,
+    FrameStacking,
+    Frontend,
+    SpecAugment,
+    TokenEmbedding,
+)
+from seq2seqkit.model.seq2seq import Seq2Seq
+from seq2seqkit.training.loss import (
+    Loss,
+    PointerGeneratorLoss,
+    SoftmaxCrossEntropy,
+    WithCoverageLoss,
+    WithCTCLoss,
+    output_cross_entropy,
+)
+
+
+def build_featurizers(data: DataConfig, pairs: list[Pair]) -> tuple[SourceFeaturizer, TextFeaturizer]:
+    """Source and target featurizers: tokenizers (SentencePiece trained on ``pairs``) and
+    vocabularies of the training pairs; for audio sources, log-mel features whose global
+    normalisation is computed on the training audio."""
+    if data.source == "audio":
+        tgt_tokenizer = build_tokenizer(data.tgt_tokenizer, [p.tgt for p in pairs])
+        tgt_tokens = [tgt_tokenizer.encode(p.tgt) for p in pairs]
+        audio = audio_featurizer(data)
+        if audio.normalization == "global":
+            audio.fit(p.src for p in pairs)
+        return audio, TextFeaturizer(
+            tgt_tokenizer, Vocabulary.build(tgt_tokens, data.max_vocab_size, data.min_freq)
+        )
+    src_tokenizer, tgt_tokenizer = build_tokenizers(data, pairs)
+    src_vocab, tgt_vocab = build_vocabularies(
+        data, [src_tokenizer.encode(p.src) for p in pairs], [tgt_tokenizer.encode(p.tgt) for p in pairs]
+    )
+    return TextFeaturizer(src_tokenizer, src_vocab), TextFeaturizer(tgt_tokenizer, tgt_vocab)
+
+
+def audio_featurizer(data: DataConfig) -> AudioFeaturizer:
+    audio = data.audio
+    return AudioFeaturizer(
+        audio.sample_rate,
+        audio.num_mel_bins,
+        audio.frame_length_ms,
+        audio.frame_shift_ms,
+        audio.normalization,
+    )
+
+
+def load_featurizers(data: DataConfig, directory: Path) -> tuple[SourceFeaturizer, TextFeaturizer]:
+    """The featurizers saved in a model directory (``Pipeline.save``)."""
+    target = TextFeaturizer.load(data.tgt_tokenizer.type, directory, "tgt")
+    if data.source == "audio":
+        return audio_featurizer(data).load_statistics(directory, "src"), target
+    return TextFeaturizer.load(data.src_tokenizer.type, directory, "src"), target
+
+
+def build_tokenizers(data: DataConfig, pairs: list[Pair]) -> tuple[Tokenizer, Tokenizer]:
+    """Source and target tokenizers; with ``joint_sentencepiece``, or a shared vocabulary and the
+    same SentencePiece settings on both sides, one SentencePiece model is trained on both sides' text."""
+    src_texts, tgt_texts = [p.src for p in pairs], [p.tgt for p in pairs]
+    joint = (data.shared_vocab or data.joint_sentencepiece) and data.src_tokenizer == data.tgt_tokenizer
+    if joint and data.src_tokenizer.type == "sentencepiece":
+        tokenizer = build_tokenizer(data.src_tokenizer, src_texts + tgt_texts)
+        return tokenizer, tokenizer
+    return build_tokenizer(data.src_tokenizer, src_texts), build_tokenizer(data.tgt_tokenizer, tgt_texts)
+
+
+def build_tokenizer(config: TokenizerConfig, texts: list[str]) -> Tokenizer:
+    """A tokenizer of the configured type; SentencePiece is trained on ``texts``."""
+    match config.type:
+        case "char":
+            return CharTokenizer()
+        case "word":
+            return WordTokenizer()
+        case "sentencepiece":
+            return SentencePieceTokenizer.train(texts, config.vocab_size, config.model_type)
+    raise ConfigError(f"tokenizer type {config.type!r} is not supported")
+
+
+def build_vocabularies(
+    data: DataConfig, src_tokens: list[list[str]], tgt_tokens: list[list[str]]
+) -> tuple[Vocabulary, Vocabulary]:
+    """Source and target vocabularies (one object for both when shared)."""
+    if data.shared_vocab:
+        shared = Vocabulary.build(src_tokens + tgt_tokens, data.max_vocab_size, data.min_freq)
+        return shared, shared
+    return (
+        Vocabulary.build(src_tokens, data.max_vocab_size, data.min_freq),
+        Vocabulary.build(tgt_tokens, data.max_vocab_size, data.min_freq),
+    )
+
+
+# field_match ignores the source vocabulary's most frequent tokens (after the specials): the
+# articles, prepositions and punctuation that match everywhere
+COMMON_TOKENS = 100
+
+
+def separator_id(source: SourceFeaturizer) -> int | None:
+    """The id of ``<sep>`` in a text source's vocabulary, or None (one field, or audio)."""
+    return None if source.vocab is None else source.vocab.index.get(FIELD_SEPARATOR)
+
+
+def build_frontend(config: ModelConfig, src_size: int, separator_id: int | None = None) -> Frontend:
+    """What the encoder reads its input through: token embeddings (with the field-match feature
+    where configured: ``separator_id`` is then the source vocabulary's ``<sep>``), or for audio
+    frames of ``src_size`` bins frame stacking or the convolutional subsampler (with SpecAugment
+    where configured)."""
+    if config.frontend == "embedding" and config.encoder.field_match:
+        if separator_id is None:
+            raise ConfigError(f"model.encoder.field_match: the source vocabulary has no {FIELD_SEPARATOR}")
+        return FieldMatchEmbedding(
+            src_size, config.embedding_size, PAD_ID, separator_id, common=len(SPECIALS) + COMMON_TOKENS
+        )
+    if config.frontend == "embedding":
+        return TokenEmbedding(src_size, config.embedding_size, PAD_ID)
+    masks = config.spec_augment
+    augment = None
+    if masks.freq_masks or masks.time_masks:
+        augment = SpecAugment(
+            masks.freq_masks, masks.freq_width, masks.time_masks, masks.time_width, masks.max_time_ratio
+        )
+    if config.frontend == "stack":
+        return FrameStacking(src_size, config.frame_stack, augment)
+    return Conv2dSubsampling(src_size, config.frontend_channels, config.embedding_size, augment)
+
+
+def build_model(
+    config: ModelConfig,
+    src_size: int,
+    tgt_vocab_size: int,
+    ops: Ops | None = None,
+    device: torch.device | str | None = None,
+    separator_id: int | None = None,
+) -> Seq2Seq:
+    """The configured network on ``device`` (default: torch's default device); ``ops`` switches
+    the speed kernels (default: those of that device). ``src_size``: the source vocabulary's
+    size, or the feature bins of audio frames (``SourceFeaturizer.input_size``); ``separator_id``:
+    the source vocabulary's ``<sep>`` (``separator_id(source)``), which field_match needs."""
+    device = torch.device(device) if device is not None else torch.get_default_device()
+    ops = ops if ops is not None else ops_for(device)
+    enc, dec = config.encoder, config.decoder
+    if dec.copy:  # the copy loss reads the attention, whose gradient the input-feeding kernel drops
+        ops = dataclasses.replace(ops, input_feeding_lstm=None)
+    encoder = RecurrentEncoder(
+        frontend=build_frontend(config, src_size, separator_id),
+        hidden_size=enc.hidden_size,
+        num_layers=enc.num_layers,
+        rnn_type=config.rnn_type,
+        bidirectional=enc.bidirectional,
+        dropout=config.dropout,
+        pooling=enc.pooling,
+        ops=ops,
+    )
+    attention = None
+    if dec.context == "attention":
+        attention = Attention(
+            kind=dec.attention,
+            query_size=dec.hidden_size,
+            memory_size=encoder.output_size,
+            attention_size=dec.hidden_size,
+            coverage=dec.coverage,
+            location=(dec.location_filters, dec.location_width) if dec.location else None,
+        )
+    decoder = RecurrentDecoder(
+        vocab_size=tgt_vocab_size,
+        embedding_size=config.embedding_size,
+        hidden_size=dec.hidden_size,
+        num_layers=dec.num_layers,
+        rnn_type=config.rnn_type,
+        dropout=config.dropout,
+        memory_size=encoder.output_size,
+        context=dec.context,
+        attention=attention,
+        input_feeding=dec.input_feeding,
+        feature_size=dec.hidden_size,
+        tie_embeddings=dec.tie_embeddings,
+        pad_id=PAD_ID,
+        ops=ops,
+    )
+    copy_gate = nn.Linear(dec.hidden_size + config.embedding_size, 1) if dec.copy else None
+    ctc_head = nn.Linear(encoder.output_size, tgt_vocab_size) if config.ctc_weight > 0 else None
+    return Seq2Seq(encoder, decoder, copy_gate, UNK_ID, ctc_head).to(device)
+
+
+def model_for(
+    config: ModelConfig,
+    source: SourceFeaturizer,
+    target: TextFeaturizer,
+    device: torch.device | str | None = None,
+) -> Seq2Seq:
+    """The configured network sized for these featurizers (``build_featurizers``)."""
+    return build_model(
+        config, source.input_size, len(target.vocab), device=device, separator_id=separator_id(source)
+    )
+
+
+def build_loss(
+    model: Seq2Seq, ops: Ops | None = None, coverage_weight: float = 0.0, ctc_weight: float = 0.0
+) -> Loss:
+    """The loss of the model's output kind, with ``ops``'s fused output-layer kernel if it has one
+    (default: the kernels of the model's device), plus the coverage loss for a model with coverage,
+    and joint with CTC for a model with a CTC head."""
+    ops = ops if ops is not None else ops_for(next(model.parameters()).device)
+    match model.output_kind:
+        case "softmax":
+            loss: Loss = SoftmaxCrossEntropy(
+                model.output_layer, ops.output_cross_entropy or output_cross_entropy
+            )
+        case "pointer_generator":
+            loss = PointerGeneratorLoss(model.output_layer)
+        case _:
+            raise ConfigError(f"no loss for model output {model.output_kind!r}")
+    if model.decoder.coverage and coverage_weight > 0:
+        loss = WithCoverageLoss(loss, coverage_weight)
+    if model.ctc_head is not None and ctc_weight > 0:
+        loss = WithCTCLoss(loss, ctc_weight, blank=PAD_ID)
+    return loss

@@ -1,0 +1,275 @@
+"""ONNX export of a model directory: the encoder and one decoder step as two graphs; search stays
+outside them, in ``runtime.py``, which is copied beside them.
+
+The output directory holds:
+
+- ``encoder.onnx``: src (batch, src_len) int64 ids and src_lengths (batch,) int64 -> the source
+  entries the step reads (``memory``, ``keys``, ``mask`` with attention; ``context`` when it is fed
+  at every step) and the initial decoder state (``state_h``, ``state_c`` of an LSTM,
+  ``state_feed`` with input feeding), every tensor batch first.
+- ``decoder_step.onnx``: prev_tokens (rows,) int64, the source entries (sources, ...) and the
+  state (rows, ...) -> ``log_probs`` (rows, vocab), ``attention`` (rows, src_len) with attention,
+  and ``next_state_*``. As in decoding/search.py, rows = sources x k: a source's k hypotheses are
+  k consecutive rows sharing its entries (k = 1 in greedy search). Batch, sources, rows and source
+  length are dynamic axes.
+- ``encoder.int8.onnx``, ``decoder_step.int8.onnx`` with ``quantize="int8"``: the same graphs
+  with int8 weights (onnxruntime's dynamic quantization; activations are quantized on the fly).
+- ``top_k.onnx``: one TopK node, beam search's top k over the vocabulary.
+- ``runtime.json`` (tokenizers, decoding settings), ``runtime.py``, the model's ``config.yaml``,
+  vocabularies and SentencePiece models.
+
+The graphs are traced with torch's TorchScript-based exporter (``dynamo=False``). Measured with
+torch 2.13: its default exporter (``dynamo=True``, which needs onnxscript) cannot trace packed
+sequences at all, and this encoder, which runs each RNN over the padded batch instead, it exports
+with the example's source length baked into the graph, so other lengths fail in onnxruntime; the
+TorchScript-based one handles both with dynamic axes (bench/onnx_exporters.py, docs/scale.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from seq2seqkit import checkpoint
+from seq2seqkit.config import Config
+from seq2seqkit.errors import ConfigError, Seq2SeqError
+from seq2seqkit.model.decoder import DecoderState
+from seq2seqkit.model.encoder import EncoderOutput
+from seq2seqkit.model.seq2seq import Seq2Seq
+from seq2seqkit.pipeline import load
+
+Quantize = Literal["int8"]
+OPSET = 17
+POSITIONAL = {"memory", "keys", "mask"}  # (sources, src_len, ...); the other tensors (rows or batch, ...)
+TOP_K = "top_k.onnx"
+GRAPHS = {
+    "float32": ("encoder.onnx", "decoder_step.onnx"),
+    "int8": ("encoder.int8.onnx", "decoder_step.int8.onnx"),
+}
+
+
+def check_exportable(config: Config) -> None:
+    """Raise ConfigError naming the first setting that the graphs or ``runtime.py`` lack."""
+    dec, decoding = config.model.decoder, config.decoding
+    unsupported = [
+        (dec.copy, "model.decoder.copy (pointer-generator copy)"),
+        (dec.coverage, "model.decoder.coverage"),
+        (dec.location, "model.decoder.location"),
+        (config.model.encoder.field_match, "model.encoder.field_match"),
+        (decoding.coverage_penalty > 0, "decoding.coverage_penalty"),
+        (decoding.block_ngram_repeat > 0, "decoding.block_ngram_repeat"),
+        (decoding.span_constrained, "decoding.span_constrained"),
+        (config.data.long_sources == "window", "data.long_sources: window"),
+    ]
+    for used, name in unsupported:
+        if used:
+            raise ConfigError(f"ONNX export does not support {name} yet; export a model without it")
+
+
+def source_entries(model: Seq2Seq) -> list[str]:
+    """The encoder outputs a decoder step reads, by name."""
+    if model.decoder.attention is not None:
+        return ["memory", "keys", "mask"]
+    return ["context"] if model.decoder.context == "every_step" else []
+
+
+def state_names(model: Seq2Seq) -> list[str]:
+    """The decoder state's tensors, by name."""
+    names = ["state_h", "state_c"] if model.decoder.rnn_type == "lstm" else ["state_h"]
+    return [*names, "state_feed"] if model.decoder.input_feeding else names
+
+
+class EncoderGraph(nn.Module):
+    """src, src_lengths -> the source entries and the initial state (see the module docstring)."""
+
+    def __init__(self, model: Seq2Seq) -> None:
+        super().__init__()
+        self.model = model
+        self.entries = source_entries(model)
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        enc = self.model.encode(src, src_lengths)
+        named = {"memory": enc.memory, "keys": enc.keys, "mask": enc.mask, "context": enc.context}
+        entries = [tensor for tensor in (named[name] for name in self.entries) if tensor is not None]
+        assert len(entries) == len(self.entries), "a model with attention has keys"
+        return (*entries, *_flatten(self.model.init_state(enc)))
+
+
+class StepGraph(nn.Module):
+    """prev_tokens, the source entries, the state -> log_probs[, attention], the new state."""
+
+    def __init__(self, model: Seq2Seq) -> None:
+        super().__init__()
+        self.model = model
+        self.entries = source_entries(model)
+        self.lstm = model.decoder.rnn_type == "lstm"
+
+    def forward(self, prev_tokens: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        entries = dict(zip(self.entries, tensors, strict=False))
+        state = _unflatten(list(tensors[len(self.entries) :]), self.lstm)
+        unused = prev_tokens.new_zeros(0)  # what this variant's step never reads
+        context = entries.get("context")
+        if context is not None:
+            # each row's context, by broadcasting over (sources, k): EncoderOutput.context_for's
+            # repeat_interleave would be traced with the example's k
+            k = torch.zeros_like(prev_tokens.view(context.size(0), -1, 1), dtype=context.dtype)
+            context = (context.unsqueeze(1) + k).flatten(0, 1)  # rows, M
+        enc = EncoderOutput(
+            memory=entries.get("memory", unused),
+            mask=entries.get("mask", unused),
+            context=unused if context is None else context,
+            keys=entries.get("keys"),
+        )
+        log_probs, state, attention = self.model.step(prev_tokens, enc, state)
+        head = (log_probs,) if attention is None else (log_probs, attention)
+        return (*head, *_flatten(state))
+
+
+def _flatten(state: DecoderState) -> list[torch.Tensor]:
+    """The state's tensors batch first, in ``state_names`` order."""
+    hidden = state.hidden if isinstance(state.hidden, tuple) else (state.hidden,)
+    tensors = [h.transpose(0, 1) for h in hidden]  # layers, B, H -> B, layers, H
+    return tensors if state.feed is None else [*tensors, state.feed]
+
+
+def _unflatten(tensors: list[torch.Tensor], lstm: bool) -> DecoderState:
+    layers_first = [t.transpose(0, 1) for t in tensors[: 2 if lstm else 1]]
+    hidden = (layers_first[0], layers_first[1]) if lstm else layers_first[0]
+    feed = tensors[2 if lstm else 1] if len(tensors) > (2 if lstm else 1) else None
+    return DecoderState(hidden=hidden, feed=feed)
+
+
+def export_onnx(model_dir: Path, output: Path, quantize: Quantize | None = None) -> Path:
+    """Write the graphs, ``runtime.py`` and the files it reads into ``output``; returns it."""
+    pipeline = load(model_dir)
+    check_exportable(pipeline.config)
+    if pipeline.source.vocab is None:
+        raise ConfigError("ONNX export supports text sources only")
+    model = pipeline.model.cpu().eval()  # the graphs are traced on the CPU
+    output.mkdir(parents=True, exist_ok=True)
+    encoder_path, step_path = (output / name for name in GRAPHS["float32"])
+    # two sources of different lengths; ids within any vocabulary
+    src = torch.tensor([[4, 5, 6, 7, 8], [9, 4, 5, 0, 0]]).clamp(max=len(pipeline.source.vocab) - 1)
+    encoded = _export_encoder(model, src, torch.tensor([5, 3]), encoder_path)
+    _export_step(model, encoded, step_path)
+    if quantize == "int8":
+        _quantize(encoder_path, output / GRAPHS["int8"][0])
+        _quantize(step_path, output / GRAPHS["int8"][1])
+    _write_top_k(output / TOP_K)
+    _write_runtime_files(pipeline.config, model_dir, output, quantize)
+    return output
+
+
+def _export_encoder(
+    model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, path: Path
+) -> list[torch.Tensor]:
+    """Export the encoder graph; returns its outputs for the example."""
+    encoder = EncoderGraph(model)
+    names = [*source_entries(model), *state_names(model)]
+    axes = {name: {0: "batch", 1: "src_len"} if name in POSITIONAL else {0: "batch"} for name in names}
+    inputs = {"src": {0: "batch", 1: "src_len"}, "src_lengths": {0: "batch"}}
+    _export(encoder, (src, src_lengths), path, list(inputs), names, {**inputs, **axes})
+    with torch.no_grad():
+        return list(encoder(src, src_lengths))
+
+
+def _export_step(model: Seq2Seq, encoded: list[torch.Tensor], path: Path) -> None:
+    """Export the step graph, traced with 2 rows per source (as beam search has k per source)."""
+    entries, states = source_entries(model), state_names(model)
+    sources = encoded[0].size(0)
+    state = [t.repeat_interleave(2, dim=0) for t in encoded[len(entries) :]]
+    prev = torch.full((2 * sources,), 2)  # <sos>
+    heads = ["log_probs"] if model.decoder.attention is None else ["log_probs", "attention"]
+    next_states = [f"next_{name}" for name in states]
+    by_row = {0: "rows"}
+    axes = {
+        "prev_tokens": by_row,
+        **{name: {0: "sources", 1: "src_len"} if name in POSITIONAL else {0: "sources"} for name in entries},
+        **{name: by_row for name in [*states, *next_states, "log_probs"]},
+        "attention": {0: "rows", 1: "src_len"},
+    }
+    axes = {name: axis for name, axis in axes.items() if name != "attention" or "attention" in heads}
+    inputs, outputs = ["prev_tokens", *entries, *states], [*heads, *next_states]
+    _export(StepGraph(model), (prev, *encoded[: len(entries)], *state), path, inputs, outputs, axes)
+
+
+def _export(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    path: Path,
+    inputs: list[str],
+    outputs: list[str],
+    axes: dict[str, dict[int, str]],
+) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python-level shape arithmetic
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def _write_top_k(path: Path) -> None:
+    """A one-node graph for beam search's top k over the vocabulary: onnxruntime's TopK is
+    several times faster than numpy's argpartition there (8k pieces: 8.5 ms a step)."""
+    from onnx import TensorProto, helper, save
+
+    rows = helper.make_tensor_value_info("values", TensorProto.FLOAT, ["rows", "vocab"])
+    k = helper.make_tensor_value_info("k", TensorProto.INT64, [1])
+    values = helper.make_tensor_value_info("top_values", TensorProto.FLOAT, ["rows", "k"])
+    indices = helper.make_tensor_value_info("top_indices", TensorProto.INT64, ["rows", "k"])
+    node = helper.make_node("TopK", ["values", "k"], ["top_values", "top_indices"], axis=-1, largest=1)
+    graph = helper.make_graph([node], "top_k", [rows, k], [values, indices])
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), str(path))
+
+
+def _quantize(source: Path, target: Path) -> None:
+    """int8 weights for the matmuls, RNNs and embeddings; activations quantized per call."""
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        raise Seq2SeqError("--quantize int8 needs onnxruntime: pip install 'seq2seqkit[onnx]'") from None
+    logging.disable(logging.WARNING)  # its advice to pre-process, printed through the root logger
+    try:
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _write_runtime_files(config: Config, model_dir: Path, output: Path, quantize: Quantize | None) -> None:
+    """Vocabularies, tokenizer models, config, runtime.json and runtime.py beside the graphs."""
+    for path in model_dir.iterdir():
+        if path.name.endswith(("_vocab.txt", ".spm.model")) or path.name == checkpoint.CONFIG:
+            shutil.copyfile(path, output / path.name)
+    decoding = config.decoding
+    settings = {
+        "src_tokenizer": config.data.src_tokenizer.type,
+        "tgt_tokenizer": config.data.tgt_tokenizer.type,
+        "graphs": {kind: GRAPHS[kind] for kind in ("float32", *([quantize] if quantize else []))},
+        "top_k": TOP_K,
+        "decoding": {
+            "beam_size": decoding.beam_size,
+            "length_penalty": decoding.length_penalty,
+            "max_length_ratio": decoding.max_length_ratio,
+            "max_length_offset": decoding.max_length_offset,
+            "min_output_len": decoding.min_output_len,
+            "max_output_len": decoding.max_output_len,
+            "batch_tokens": decoding.batch_tokens,
+            "max_input_len": decoding.max_input_len,
+        },
+    }
+    (output / "runtime.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    shutil.copyfile(Path(__file__).with_name("runtime.py"), output / "runtime.py")

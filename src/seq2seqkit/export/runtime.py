@@ -1,0 +1,446 @@
+"""Text in, text out over an exported model's ONNX graphs with onnxruntime: no PyTorch, no seq2seqkit.
+
+``seq2seqkit export MODEL_DIR --format onnx --output DIR`` copies this file into DIR. It needs only
+numpy, onnxruntime and, for SentencePiece models, sentencepiece:
+
+    python DIR/runtime.py DIR --beam 5 < inputs.txt        # one output per input line
+    OnnxModel("DIR").generate(["hello"], beam=5)[0].text    # from Python, with DIR on sys.path
+
+Search stays outside the graphs (their interface: seq2seqkit/export/onnx.py) and follows the
+package's decoding/search.py and decoding/generate.py rule for rule: sources sorted by length
+into batches of ``batch_tokens``; an output's length, <eos> included, capped at
+ceil(max_length_ratio * source length) + max_length_offset (and max_output_len + 1); <eos> not
+before min_output_len tokens; greedy drops a row once it outputs <eos>; beam search keeps k
+hypotheses per source (a finished one extended by padding at no cost), stops a source once no
+unfinished hypothesis can beat its nbest finished ones, and ranks by score / ((5 + |Y|) / 6) **
+alpha (Wu et al., 2016). Inputs over max_input_len tokens are cut to their start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+PAD_ID, UNK_ID, SOS_ID, EOS_ID = range(4)
+FIELD_SEPARATOR = "<sep>"
+Arrays = dict[str, np.ndarray]
+
+
+class Tokenizer:
+    """The model's tokenizer: ``char``, ``word`` or ``sentencepiece`` (seq2seqkit/data/tokenizers.py)."""
+
+    def __init__(self, kind: str, directory: Path, prefix: str) -> None:
+        self.kind = kind
+        self.processor = None
+        if kind == "sentencepiece":
+            import sentencepiece
+
+            self.processor = sentencepiece.SentencePieceProcessor(
+                model_proto=(directory / f"{prefix}.spm.model").read_bytes()
+            )
+
+    def encode(self, text: str) -> list[str]:
+        if self.processor is not None:
+            return self.processor.encode(text, out_type=str)
+        if self.kind == "word":
+            return text.replace(FIELD_SEPARATOR, f" {FIELD_SEPARATOR} ").split()
+        first, *rest = text.split(FIELD_SEPARATOR)  # char: whitespace runs collapse to one space
+        tokens = list(" ".join(first.split()))
+        for field in rest:
+            tokens += [FIELD_SEPARATOR, *" ".join(field.split())]
+        return tokens
+
+    def decode(self, tokens: list[str]) -> str:
+        if self.processor is not None:
+            return self.processor.decode_pieces(tokens)
+        return ("" if self.kind == "char" else " ").join(tokens)
+
+
+class Vocabulary:
+    """Token <-> id from a ``*_vocab.txt`` file (one token per line, specials first)."""
+
+    def __init__(self, path: Path) -> None:
+        self.tokens = path.read_text(encoding="utf-8").split("\n")[:-1]
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+
+    def encode(self, tokens: list[str]) -> list[int]:
+        return [self.index.get(token, UNK_ID) for token in tokens]
+
+    def decode(self, ids: list[int]) -> list[str]:
+        """Tokens up to <eos>, without <pad> and <sos>."""
+        out = []
+        for i in ids:
+            if i == EOS_ID:
+                break
+            if i not in (PAD_ID, SOS_ID):
+                out.append(self.tokens[i])
+        return out
+
+
+class Graphs:
+    """The encoder and decoder-step sessions. Every tensor they exchange is batch first: the
+    source entries one per source, the state one row per hypothesis; the search selects rows of
+    them without knowing which variant it runs."""
+
+    def __init__(self, encoder: Path, step: Path, top_k: Path | None = None, threads: int = 0) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        # threads that spin after a run keep the cores from the next session's run: three sessions
+        # take turns every step (beam 5 on 8k pieces: 1.95 s without spinning, 3.76 s with)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.encoder = ort.InferenceSession(str(encoder), options, providers=["CPUExecutionProvider"])
+        self.decoder = ort.InferenceSession(str(step), options, providers=["CPUExecutionProvider"])
+        self.top_k = None
+        if top_k is not None:
+            self.top_k = ort.InferenceSession(str(top_k), options, providers=["CPUExecutionProvider"])
+        self.encoder_outputs = [o.name for o in self.encoder.get_outputs()]
+        self.step_outputs = [o.name for o in self.decoder.get_outputs()]
+        self.decoder_inputs = [i.name for i in self.decoder.get_inputs()]
+
+    def encode(self, src: np.ndarray, src_lengths: np.ndarray) -> tuple[Arrays, Arrays]:
+        """(source entries, initial state) for src (batch, src_len) and src_lengths (batch,)."""
+        values = self.encoder.run(None, {"src": src, "src_lengths": src_lengths})
+        named = dict(zip(self.encoder_outputs, values, strict=True))
+        state = {k: v for k, v in named.items() if k.startswith("state_")}
+        return {k: v for k, v in named.items() if k not in state}, state
+
+    def step(
+        self, prev: np.ndarray, entries: Arrays, state: Arrays
+    ) -> tuple[np.ndarray, Arrays, np.ndarray | None]:
+        """Log-probabilities (rows, vocab), the new state, attention (rows, src_len) or None."""
+        values = self.decoder.run(None, {"prev_tokens": prev, **entries, **state})
+        named = dict(zip(self.step_outputs, values, strict=True))
+        new_state = {k.removeprefix("next_"): v for k, v in named.items() if k.startswith("next_")}
+        return named["log_probs"], new_state, named.get("attention")
+
+    def top(self, values: np.ndarray, k: int) -> np.ndarray:
+        """Indices of the k largest values along the last axis, largest first."""
+        if self.top_k is None or k >= values.shape[-1]:
+            return _top(values, k)
+        flat = np.ascontiguousarray(values.reshape(-1, values.shape[-1]), dtype=np.float32)
+        _, indices = self.top_k.run(None, {"values": flat, "k": np.array([k], dtype=np.int64)})
+        return indices.reshape(*values.shape[:-1], k)
+
+
+def select(arrays: Arrays, rows: np.ndarray) -> Arrays:
+    return {name: value[rows] for name, value in arrays.items()}
+
+
+@dataclass
+class Hypothesis:
+    """token_ids without <eos>; score: the sum of log-probabilities, <eos> included."""
+
+    token_ids: list[int]
+    score: float
+
+
+def _allowed(log_probs: np.ndarray, at_limit: np.ndarray, eos_allowed: bool = True) -> np.ndarray:
+    """Never <pad> or <sos>; only <eos> at the length limit; no <eos> before ``eos_allowed``."""
+    log_probs[..., PAD_ID] = -np.inf
+    log_probs[..., SOS_ID] = -np.inf
+    if not eos_allowed:
+        log_probs[..., EOS_ID] = np.where(at_limit, log_probs[..., EOS_ID], -np.inf)
+    if at_limit.any():
+        eos = log_probs[..., EOS_ID].copy()
+        log_probs[at_limit] = -np.inf
+        log_probs[..., EOS_ID] = np.where(at_limit, eos, log_probs[..., EOS_ID])
+    return log_probs
+
+
+def _top(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest values along the last axis, largest first."""
+    if k < values.shape[-1]:
+        part = np.argpartition(-values, k - 1, axis=-1)[..., :k]
+    else:
+        part = np.broadcast_to(np.arange(values.shape[-1]), values.shape).copy()
+    order = np.argsort(-np.take_along_axis(values, part, -1), axis=-1, kind="stable")
+    return np.take_along_axis(part, order, -1)
+
+
+def length_penalty(length: np.ndarray, alpha: float) -> np.ndarray:
+    """((5 + |Y|) / 6) ** alpha (Wu et al., 2016), in float32 as the package computes it."""
+    return ((np.float32(5.0) + length.astype(np.float32)) / np.float32(6.0)) ** np.float32(alpha)
+
+
+def greedy_search(
+    graphs: Graphs, src: np.ndarray, src_lengths: np.ndarray, max_lengths: np.ndarray, min_length: int = 0
+) -> list[Hypothesis]:
+    """The most probable token at every step; a row leaves the batch at <eos> or its limit."""
+    batch, steps = src.shape[0], int(max_lengths.max())
+    entries, state = graphs.encode(src, src_lengths)
+    active = np.arange(batch)
+    prev = np.full(batch, SOS_ID, dtype=np.int64)
+    tokens = np.full((batch, steps), PAD_ID, dtype=np.int64)
+    scores = np.zeros(batch, dtype=np.float32)
+    lengths = np.zeros(batch, dtype=np.int64)
+    for step in range(steps):
+        log_probs, state, _ = graphs.step(prev, entries, state)
+        log_probs = _allowed(log_probs, step + 1 >= max_lengths[active], step >= min_length)
+        token = log_probs.argmax(-1)
+        tokens[active, step] = token
+        scores[active] += log_probs[np.arange(token.size), token]
+        lengths[active] += 1
+        going = token != EOS_ID
+        if not going.any():
+            break
+        if not going.all():
+            keep = np.flatnonzero(going)
+            active, token = active[keep], token[keep]
+            entries, state = select(entries, keep), select(state, keep)
+        prev = token
+    return [_hypothesis(tokens[b], int(lengths[b]), float(scores[b])) for b in range(batch)]
+
+
+def _hypothesis(tokens: np.ndarray, length: int, score: float) -> Hypothesis:
+    return Hypothesis([t for t in tokens[:length].tolist() if t != EOS_ID], score)
+
+
+class Beams:
+    """The hypotheses of a batch's beams as (batch, beam) arrays with back-pointers: a port of
+    decoding/search.py's ``Beams`` (without attention, n-gram blocking and the coverage penalty)."""
+
+    def __init__(
+        self,
+        batch: int,
+        k: int,
+        max_lengths: np.ndarray,
+        alpha: float,
+        nbest: int,
+        min_length: int,
+        top: Callable[[np.ndarray, int], np.ndarray] = _top,
+    ) -> None:
+        self.batch, self.k, self.alpha, self.nbest, self.top = batch, k, alpha, nbest, top
+        self.max_lengths, self.min_length = max_lengths, min_length
+        self.scores = np.full((batch, k), -np.inf, dtype=np.float32)
+        self.scores[:, 0] = 0.0  # all beams start as the same hypothesis: keep one
+        self.lengths = np.zeros((batch, k), dtype=np.int64)  # <eos> included
+        self.finished = np.zeros((batch, k), dtype=bool)
+        self.active = np.arange(batch)
+        self.origins: list[np.ndarray] = []
+        self.tokens: list[np.ndarray] = []
+
+    @property
+    def done(self) -> bool:
+        return self.active.size == 0
+
+    def advance(self, step: int, log_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Extend the active sources' beams; returns the rows of the current state each new
+        hypothesis continues and its token, for the sources still active afterwards."""
+        active, k = self.active, self.k
+        n, vocab = active.size, log_probs.shape[-1]
+        finished = self.finished[active]
+        at_limit = (step + 1 >= self.max_lengths[active])[:, None] & ~finished
+        log_probs = _allowed(log_probs.reshape(n, k, vocab), at_limit, step >= self.min_length)
+        width = min(k, vocab)
+        tokens = self.top(log_probs, width)  # a source's k best are among its hypotheses' own k best
+        best = np.take_along_axis(log_probs, tokens, -1)
+        best[finished] = -np.inf
+        best[finished, 0] = 0.0  # a finished hypothesis continues with <pad> at no cost
+        tokens[finished] = PAD_ID
+        candidates = (self.scores[active][:, :, None] + best).reshape(n, -1)
+        flat = _top(candidates, k)
+        origin, token = flat // width, np.take_along_axis(tokens.reshape(n, -1), flat, 1)
+        was_finished = np.take_along_axis(finished, origin, 1)
+        self.scores[active] = np.take_along_axis(candidates, flat, 1)
+        self.lengths[active] = np.take_along_axis(self.lengths[active], origin, 1) + ~was_finished
+        self.finished[active] = was_finished | (token == EOS_ID)
+        self._record(origin, token)
+        rows = (np.arange(n)[:, None] * k + origin).reshape(-1)
+        going = ~self._settled(active)
+        if not going.all():
+            self.active = active[going]
+            keep = np.repeat(going, k)
+            return rows[keep], token.reshape(-1)[keep]
+        return rows, token.reshape(-1)
+
+    def _settled(self, sources: np.ndarray) -> np.ndarray:
+        """Sources whose nbest-th finished hypothesis beats every unfinished one's best possible
+        final score (see decoding/search.py's ``Beams._settled``)."""
+        scores, finished = self.scores[sources], self.finished[sources]
+        final = scores / length_penalty(self.lengths[sources], self.alpha)
+        finished_best = np.sort(np.where(finished, final, -np.inf), axis=1)[:, -self.nbest]
+        bound = scores / length_penalty(self.max_lengths[sources], self.alpha)[:, None]
+        unfinished_best = np.where(finished, -np.inf, bound).max(axis=1)
+        return (finished_best > unfinished_best) | (unfinished_best == -np.inf)
+
+    def _record(self, origin: np.ndarray, token: np.ndarray) -> None:
+        full_origin = np.tile(np.arange(self.k), (self.batch, 1))
+        full_origin[self.active] = origin
+        full_token = np.full((self.batch, self.k), PAD_ID, dtype=np.int64)
+        full_token[self.active] = token
+        self.origins.append(full_origin)
+        self.tokens.append(full_token)
+
+    def best(self) -> list[list[Hypothesis]]:
+        """Each source's nbest finished hypotheses by score / length_penalty(alpha), best first."""
+        beam = np.tile(np.arange(self.k), (self.batch, 1))
+        tokens = np.full((self.batch, self.k, len(self.tokens)), PAD_ID, dtype=np.int64)
+        for t in reversed(range(len(self.tokens))):
+            tokens[:, :, t] = np.take_along_axis(self.tokens[t], beam, 1)
+            beam = np.take_along_axis(self.origins[t], beam, 1)
+        ranked = np.where(self.finished, self.scores / length_penalty(self.lengths, self.alpha), -np.inf)
+        order = np.argsort(-ranked, axis=-1, kind="stable")[:, : self.nbest]
+        possible = np.take_along_axis(ranked, order, 1) > -np.inf
+        possible[:, 0] = True
+        return [
+            [
+                _hypothesis(tokens[b, j], int(self.lengths[b, j]), float(self.scores[b, j]))
+                for j, ok in zip(order[b].tolist(), possible[b].tolist(), strict=True)
+                if ok
+            ]
+            for b in range(self.batch)
+        ]
+
+
+def beam_search(
+    graphs: Graphs,
+    src: np.ndarray,
+    src_lengths: np.ndarray,
+    max_lengths: np.ndarray,
+    beam_size: int,
+    alpha: float = 0.0,
+    nbest: int = 1,
+    min_length: int = 0,
+) -> list[list[Hypothesis]]:
+    """The nbest best hypotheses of each source, best first. A source's entries are shared by
+    its hypotheses, which are beam_size consecutive rows of the state."""
+    batch = src.shape[0]
+    entries, state = graphs.encode(src, src_lengths)
+    state = select(state, np.repeat(np.arange(batch), beam_size))
+    beams = Beams(batch, beam_size, max_lengths, alpha, nbest, min_length, graphs.top)
+    prev = np.full(batch * beam_size, SOS_ID, dtype=np.int64)
+    for step in range(int(max_lengths.max())):
+        log_probs, state, _ = graphs.step(prev, entries, state)
+        rows, prev = beams.advance(step, log_probs)
+        if beams.done:
+            break
+        if rows.size < log_probs.shape[0]:  # sources left the batch
+            entries = select(entries, rows[::beam_size] // beam_size)
+        state = select(state, rows)
+    return beams.best()
+
+
+def token_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """Indices sorted by length, in batches of at most ``max_tokens`` padded tokens (+1 each)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        size = lengths[i] + 1
+        if current and max(longest, size) * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, size)
+    return [*batches, current] if current else batches
+
+
+@dataclass
+class Output:
+    """One input's nbest outputs, best first: (text, score) pairs."""
+
+    hypotheses: list[tuple[str, float]]
+
+    @property
+    def text(self) -> str:
+        return self.hypotheses[0][0]
+
+    @property
+    def score(self) -> float:
+        return self.hypotheses[0][1]
+
+
+class OnnxModel:
+    """An exported model directory: tokenizers, vocabularies and the graphs (``int8``: the
+    quantized ones, when exported with --quantize int8)."""
+
+    def __init__(self, directory: str | Path, int8: bool = False, threads: int = 0) -> None:
+        self.directory = directory = Path(directory)
+        settings = json.loads((directory / "runtime.json").read_text(encoding="utf-8"))
+        kind = "int8" if int8 else "float32"
+        if kind not in settings["graphs"]:
+            raise FileNotFoundError(f"{directory}: no {kind} graphs (export with --quantize int8)")
+        encoder, step = settings["graphs"][kind]
+        top_k = directory / settings["top_k"] if "top_k" in settings else None
+        self.graphs = Graphs(directory / encoder, directory / step, top_k, threads)
+        self.decoding = settings["decoding"]
+        self.src_tokenizer = Tokenizer(settings["src_tokenizer"], directory, "src")
+        self.tgt_tokenizer = Tokenizer(settings["tgt_tokenizer"], directory, "tgt")
+        self.src_vocab = Vocabulary(directory / "src_vocab.txt")
+        self.tgt_vocab = Vocabulary(directory / "tgt_vocab.txt")
+
+    def generate(
+        self, texts: list[str], beam: int | None = None, nbest: int = 1, length_penalty: float | None = None
+    ) -> list[Output]:
+        """Outputs for ``texts``, in order; defaults from the model's decoding settings."""
+        d = self.decoding
+        beam = beam or d["beam_size"]
+        if nbest > beam:
+            raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam})")
+        alpha = d["length_penalty"] if length_penalty is None else length_penalty
+        sources = [self.src_vocab.encode(self.src_tokenizer.encode(t))[: d["max_input_len"]] for t in texts]
+        found: list[list[Hypothesis]] = [[Hypothesis([], 0.0)] for _ in texts]
+        todo = [i for i, ids in enumerate(sources) if ids]
+        for positions in token_batches([len(sources[i]) for i in todo], d["batch_tokens"]):
+            indices = [todo[p] for p in positions]
+            src, src_lengths, max_lengths = self._batch([sources[i] for i in indices])
+            if beam == 1:
+                hyps = [
+                    [h]
+                    for h in greedy_search(self.graphs, src, src_lengths, max_lengths, d["min_output_len"])
+                ]
+            else:
+                hyps = beam_search(
+                    self.graphs, src, src_lengths, max_lengths, beam, alpha, nbest, d["min_output_len"]
+                )
+            for i, h in zip(indices, hyps, strict=True):
+                found[i] = h
+        return [
+            Output([(self.tgt_tokenizer.decode(self.tgt_vocab.decode(h.token_ids)), h.score) for h in hyps])
+            for hyps in found
+        ]
+
+    def _batch(self, sources: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Padded ids, lengths and each output's length limit (<eos> included)."""
+        d = self.decoding
+        lengths = np.array([len(ids) for ids in sources], dtype=np.int64)
+        src = np.full((len(sources), int(lengths.max())), PAD_ID, dtype=np.int64)
+        for row, ids in enumerate(sources):
+            src[row, : len(ids)] = ids
+        limits = [math.ceil(d["max_length_ratio"] * n) + d["max_length_offset"] for n in lengths.tolist()]
+        if d["max_output_len"]:
+            limits = [min(limit, d["max_output_len"] + 1) for limit in limits]
+        return src, lengths, np.maximum(np.array(limits, dtype=np.int64), 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Generate with an exported model: one output per input line."
+    )
+    parser.add_argument("model", type=Path, help="directory written by `seq2seqkit export --format onnx`")
+    parser.add_argument("--input", type=Path, help="input file (default: stdin)")
+    parser.add_argument("--beam", type=int, help="beam size (default: the model's; 1 = greedy)")
+    parser.add_argument("--int8", action="store_true", help="use the int8 graphs")
+    args = parser.parse_args(argv)
+    try:
+        model = OnnxModel(args.model, int8=args.int8)
+    except (OSError, ValueError) as err:  # a missing or damaged export: one line, no traceback
+        print(f"runtime.py: error: {err}", file=sys.stderr)
+        return 1
+    stream = args.input.open(encoding="utf-8") if args.input else sys.stdin
+    lines = [line.rstrip("\n") for line in stream]
+    for output in model.generate(lines, beam=args.beam):
+        print(output.text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

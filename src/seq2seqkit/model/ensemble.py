@@ -1,0 +1,63 @@
+"""Ensembles: several trained networks that decode as one.
+
+At each step the ensemble's next-token distribution is the mean of its members' distributions,
+log(1/N sum_i p_i(y | y_<t, x)), the usual ensemble of NMT systems (Sutskever et al., 2014 used
+five LSTMs). Each member encodes the source and keeps its own decoder state; search sees one model
+through the same ``encode`` / ``init_state`` / ``step`` / ``select`` calls as for a single network.
+Members must share the target vocabulary (the pipeline checks the vocabularies match). The
+attention returned is the first member's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from seq2seqkit.model.seq2seq import Seq2Seq
+
+
+@dataclass
+class Members:
+    """One entry per member (its encoder output or decoder state), selected together."""
+
+    parts: list
+
+    def select(self, indices: torch.Tensor) -> Members:
+        return Members([part.select(indices) for part in self.parts])
+
+
+class Ensemble(nn.Module):
+    """Networks of one vocabulary decoding together: the mean of their probabilities."""
+
+    copy_gate = None  # no pointer-generator members: their extended vocabularies would differ
+    ctc_head = None
+
+    def __init__(self, members: list[Seq2Seq]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two networks")
+        self.members = nn.ModuleList(members)  # registered: .eval(), .to(), parameters()
+        self.networks = list(members)  # the same modules, typed
+
+    def encode(
+        self, src: torch.Tensor, src_lengths: torch.Tensor, extended_ids: torch.Tensor | None = None
+    ) -> Members:
+        return Members([member.encode(src, src_lengths, extended_ids) for member in self.networks])
+
+    def init_state(self, enc: Members) -> Members:
+        return Members([m.init_state(e) for m, e in zip(self.networks, enc.parts, strict=True)])
+
+    def step(
+        self, prev_token: torch.Tensor, enc: Members, state: Members, needed: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Members, torch.Tensor | None]:
+        """log of the members' mean next-token probabilities (batch, vocab; ``needed`` rows only,
+        as ``Seq2Seq.step``), their new states, and the first member's attention."""
+        steps = [
+            member.step(prev_token, e, s, needed)
+            for member, e, s in zip(self.networks, enc.parts, state.parts, strict=True)
+        ]
+        log_probs = torch.stack([lp.float() for lp, _, _ in steps]).logsumexp(0) - math.log(len(steps))
+        return log_probs, Members([s for _, s, _ in steps]), steps[0][2]

@@ -1,0 +1,253 @@
+"""Text in, text out: a trained network with its tokenizers and vocabularies (the public model).
+
+model = seq2seqkit.load("runs/g2p")
+outputs = model.generate(["hello"], beam=5)
+outputs[0].text, outputs[0].score, outputs[0].hypotheses[0].attention
+
+A speech model takes audio file paths, or arrays of samples with their rate:
+seq2seqkit.load("runs/asr-an4").generate([waveform], sample_rate=16000)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seq2seqkit import checkpoint
+from seq2seqkit.build import load_featurizers, model_for
+from seq2seqkit.config import Config, config_from_dict
+from seq2seqkit.data.audio import AudioInput, Waveform
+from seq2seqkit.data.batching import collate
+from seq2seqkit.data.featurizers import Encoded, SourceFeaturizer, TextFeaturizer, shorten
+from seq2seqkit.data.vocab import FIELD_SEPARATOR, UNK_ID
+from seq2seqkit.decoding.generate import generate_ids
+from seq2seqkit.decoding.search import Span
+from seq2seqkit.device import autocast_dtype, resolve_device
+from seq2seqkit.errors import ConfigError, ModelFileError
+from seq2seqkit.model.ensemble import Ensemble
+from seq2seqkit.model.seq2seq import Seq2Seq
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Hypothesis:
+    """One output: detokenized text, its tokens, total log-probability, attention (output
+    tokens + <eos>, source tokens) or None, and for a copying model asked for them the
+    generation probabilities p_gen per output token + <eos> (1 - p_gen went to copying)."""
+
+    text: str
+    tokens: list[str]
+    score: float
+    attention: torch.Tensor | None
+    copy_gate: torch.Tensor | None = None
+
+
+@dataclass
+class Output:
+    """The n-best hypotheses for one input, best first."""
+
+    source_tokens: list[str]
+    hypotheses: list[Hypothesis]
+
+    @property
+    def text(self) -> str:
+        return self.hypotheses[0].text
+
+    @property
+    def score(self) -> float:
+        return self.hypotheses[0].score
+
+
+class Pipeline:
+    """A Seq2Seq network plus what turns its inputs into features and its output ids into text."""
+
+    def __init__(
+        self, config: Config, model: Seq2Seq, source: SourceFeaturizer, target: TextFeaturizer
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.source = source
+        self.target = target
+        self.truncated = 0  # inputs cut to decoding.max_input_len so far
+        self.ensemble: Ensemble | None = None  # generate with these networks together (``ensemble``)
+
+    def encode_source(self, text: str | AudioInput) -> Encoded:
+        """Features of one input, cut to decoding.max_input_len positions; the first cut is logged,
+        the rest counted in ``truncated`` (a test set's long lines should not flood the console)."""
+        encoded = self.source.encode(text)  # type: ignore[arg-type]  # audio for an audio featurizer
+        limit = self.config.decoding.max_input_len
+        if len(encoded.features) > limit:
+            self.truncated += 1
+            if self.truncated == 1:
+                log.warning(
+                    "input of %d tokens truncated to %d (decoding.max_input_len, data.long_sources "
+                    "%s); further truncations are counted",
+                    len(encoded.features),
+                    limit,
+                    self.config.data.long_sources,
+                )
+            encoded = shorten(encoded, limit, window=self.config.data.long_sources == "window")
+        return encoded
+
+    def set_decoding(self, **changes: Any) -> None:
+        """Change decoding settings (e.g. precision="bfloat16") for this session; the model
+        directory is not touched. Unknown or invalid settings raise ConfigError."""
+        raw = self.config.to_dict()
+        raw["decoding"].update(changes)
+        self.config = config_from_dict(raw, source="decoding settings")
+
+    def generate(
+        self,
+        texts: Sequence[str | AudioInput | Any],
+        beam: int | None = None,
+        nbest: int = 1,
+        length_penalty: float | None = None,
+        batch_tokens: int | None = None,
+        copy_gates: bool = False,
+        sample_rate: int | None = None,
+    ) -> list[Output]:
+        """Outputs for ``texts``, in order. Defaults come from the config's decoding section.
+        ``copy_gates``: also each hypothesis's p_gen per step (a copying model; for pictures).
+        A speech model reads audio file paths, or 1-D arrays of samples at ``sample_rate`` Hz."""
+        decoding = self.config.decoding
+        device = next(self.model.parameters()).device
+        sources = [self.encode_source(_as_audio(text, sample_rate)) for text in texts]
+        # a copying model: each source's ids over the target vocabulary extended by its unknown words
+        copying = self.model.copy_gate is not None
+        no_extension: tuple[list[int], list[str]] = ([], [])
+        extended = [self.target.vocab.encode_extended(s.labels) if copying else no_extension for s in sources]
+        found = generate_ids(
+            self.ensemble or self.model,
+            [source.features for source in sources],
+            beam_size=beam or decoding.beam_size,
+            nbest=nbest,
+            length_penalty=decoding.length_penalty if length_penalty is None else length_penalty,
+            coverage_penalty=decoding.coverage_penalty,
+            max_length_ratio=decoding.max_length_ratio,
+            max_length_offset=decoding.max_length_offset,
+            min_length=decoding.min_output_len,
+            max_length=decoding.max_output_len,
+            batch_tokens=batch_tokens or decoding.batch_tokens,
+            dtype=autocast_dtype(device, decoding.precision),
+            extended_ids=[ids for ids, _ in extended] if copying else None,
+            block_ngram_repeat=decoding.block_ngram_repeat,
+            spans=[self._span(s, ids) for s, (ids, _) in zip(sources, extended, strict=True)]
+            if decoding.span_constrained
+            else None,
+            method=decoding.method,
+            ctc_weight=decoding.ctc_weight,
+        )
+        outputs = []
+        for source, (_, unknown), hyps in zip(sources, extended, found, strict=True):
+            gates = (
+                self._copy_gates(source, [hyp.token_ids for hyp in hyps]) if copying and copy_gates else None
+            )
+            converted = []
+            for index, hyp in enumerate(hyps):
+                tokens, text = self.target.decode(hyp.token_ids, unknown)
+                gate = None if gates is None else gates[index, : len(hyp.token_ids) + 1]
+                converted.append(Hypothesis(text, tokens, hyp.score, hyp.attention, gate))
+            outputs.append(Output(source.labels, converted))
+        return outputs
+
+    def _span(self, source: Encoded, extended_ids: list[int]) -> Span:
+        """Where an output may come from: the last field (a question's context), whole words; each
+        position's id over the output vocabulary there, else -1 (a copying model's extended ids
+        name every word, a shared vocabulary all but the unknown ones)."""
+        labels = source.labels
+        first = len(labels) - labels[::-1].index(FIELD_SEPARATOR) if FIELD_SEPARATOR in labels else 0
+        ids = extended_ids if self.model.copy_gate is not None else self.target.vocab.encode(labels)
+        assert isinstance(self.source, TextFeaturizer), "span-constrained decoding needs text sources"
+        starts, ends = self.source.tokenizer.word_edges(labels)
+        return Span(
+            [-1 if index < first or ids[index] == UNK_ID else ids[index] for index in range(len(labels))],
+            starts,
+            ends,
+        )
+
+    @torch.no_grad()
+    def _copy_gates(self, source: Encoded, outputs: list[list[int]]) -> torch.Tensor | None:
+        """p_gen (len(outputs), steps) of each output of one source, re-read by teacher forcing
+        (the same states the search went through); copied ids are read back as <unk>, as in search."""
+        if not outputs or not len(source.features):
+            return None
+        known = len(self.target.vocab)
+        device = next(self.model.parameters()).device
+        plain = [[i if i < known else UNK_ID for i in ids] for ids in outputs]
+        batch = collate([source.features] * len(outputs), plain, range(len(outputs)))
+        was_training = self.model.training
+        self.model.eval()
+        gate = self.model(
+            batch.src.to(device), batch.src_lengths.to(device), batch.tgt_in.to(device)
+        ).copy_gate
+        self.model.train(was_training)
+        assert gate is not None
+        return gate.float().cpu()
+
+    def save(self, directory: Path) -> None:
+        """Config, tokenizers, vocabularies and weights into ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        checkpoint.save_config(directory, self.config)
+        files = {**self.source.files("src"), **self.target.files("tgt")}
+        for name, data in files.items():
+            checkpoint.atomic_write(directory / name, data)
+        checkpoint.write_checksums(directory, [checkpoint.CONFIG, *files])
+        checkpoint.save_weights(directory / checkpoint.WEIGHTS, self.model)
+
+
+def _as_audio(source: Any, sample_rate: int | None) -> str | AudioInput:
+    """A text or path as it is; an array of samples as a ``Waveform`` at ``sample_rate``."""
+    if isinstance(source, (str, Path, Waveform)):
+        return source
+    if sample_rate is None:
+        raise ValueError("generate(): pass sample_rate= with arrays of audio samples")
+    return Waveform(source.numpy() if isinstance(source, torch.Tensor) else source, sample_rate)
+
+
+def load(directory: str | Path, weights: str | Path | None = None, device: str = "auto") -> Pipeline:
+    """Load a model directory (never unpickles anything) onto ``device`` (auto: a GPU when CUDA is
+    available, else the CPU; wherever it was trained); ``weights`` picks another weights file."""
+    directory = Path(directory)
+    target_device = resolve_device(device)
+    checkpoint.check_model_dir(directory)
+    checkpoint.verify_checksums(directory)  # first: a damaged config is damage, not a wrong setting
+    config = checkpoint.load_config_from_dir(directory)
+    try:
+        source, target = load_featurizers(config.data, directory)
+    except FileNotFoundError as err:
+        raise ModelFileError(f"{err.filename}: missing from the model directory") from None
+    except (OSError, UnicodeDecodeError, ValueError, RuntimeError) as err:
+        raise ModelFileError(f"{directory}: damaged tokenizer or vocabulary ({err})") from None
+    pipeline = Pipeline(
+        config,
+        model_for(config.model, source, target, target_device),
+        source,
+        target,
+    )
+    checkpoint.load_weights(Path(weights) if weights else directory / checkpoint.WEIGHTS, pipeline.model)
+    pipeline.model.eval()
+    return pipeline
+
+
+def ensemble(pipelines: Sequence[Pipeline]) -> Pipeline:
+    """Several trained models of one task as one (``model/ensemble.py``): the first one's config
+    and featurizers, the mean of all their next-token probabilities. They must read and write
+    through the same tokenizers and vocabularies (e.g. runs of one recipe with different seeds)."""
+    first = pipelines[0]
+    files = {**first.source.files("src"), **first.target.files("tgt")}
+    if any({**p.source.files("src"), **p.target.files("tgt")} != files for p in pipelines[1:]):
+        raise ConfigError("an ensemble's models need identical tokenizers and vocabularies")
+    models = [p.model for p in pipelines if p.model.copy_gate is None and p.ensemble is None]
+    if len(models) < len(pipelines):
+        raise ConfigError("an ensemble takes plain networks: no copy attention, no nested ensembles")
+    if first.config.decoding.method != "attention":
+        raise ConfigError("an ensemble decodes with decoding.method attention (no CTC methods)")
+    pipeline = Pipeline(first.config, first.model, first.source, first.target)
+    pipeline.ensemble = Ensemble(models)
+    return pipeline
