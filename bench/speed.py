@@ -35,10 +35,10 @@ from pathlib import Path
 import torch
 from memory_over_run import memory_line
 
-from seq2seqkit.config import load_config
 from seq2seqkit.device import configure_memory, native_bfloat16
 from seq2seqkit.metrics import bleu, chrf
 from seq2seqkit.pipeline import Pipeline, load
+from seq2seqkit.recipes import load_config
 from seq2seqkit.tasks import read_split
 
 ROOT = Path(__file__).resolve().parent.parent

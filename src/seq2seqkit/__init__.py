@@ -9,12 +9,23 @@ model.generate(["hello"], beam=5)[0].text
 
 from typing import Any
 
-from seq2seqkit.config import Config, load_config
+from seq2seqkit.config import Config
 from seq2seqkit.errors import Seq2SeqError
 from seq2seqkit.pipeline import Output, Pipeline, ensemble, load
+from seq2seqkit.recipes import load_config
+from seq2seqkit.version import __version__
 
-__all__ = ["Config", "Output", "Pipeline", "Seq2SeqError", "ensemble", "load", "load_config", "train"]
-__version__ = "0.1.0"
+__all__ = [
+    "Config",
+    "Output",
+    "Pipeline",
+    "Seq2SeqError",
+    "__version__",
+    "ensemble",
+    "load",
+    "load_config",
+    "train",
+]
 
 
 def __getattr__(name: str) -> Any:

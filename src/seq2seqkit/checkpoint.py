@@ -1,6 +1,7 @@
 """The model directory on disk: what is saved where, and loading it without running any code.
 
     DIR/config.yaml              the resolved config (plain YAML, read with yaml.safe_load)
+    DIR/format.json              the format revision of this layout and the version that wrote it
     DIR/src_vocab.txt, tgt_vocab.txt
     DIR/src.spm.model, ...       SentencePiece models, when used
     DIR/checksums.json           SHA-256 of the files above (written once, when training starts)
@@ -34,8 +35,13 @@ from safetensors.torch import save_file
 
 from seq2seqkit.config import Config, config_from_dict
 from seq2seqkit.errors import ConfigError, ModelFileError
+from seq2seqkit.version import __version__
 
-CONFIG, WEIGHTS, CHECKSUMS = "config.yaml", "model.safetensors", "checksums.json"
+CONFIG, WEIGHTS, CHECKSUMS, FORMAT = "config.yaml", "model.safetensors", "checksums.json", "format.json"
+# The layout revision of a model directory: raise it with any change that an older toolkit would
+# misread, and teach ``check_format`` to read (or name how to convert) the older ones. Directories
+# from before revisions were recorded have no format.json: revision 0, the same layout as 1.
+FORMAT_REVISION = 1
 CHECKPOINTS, AVERAGING = "checkpoints", "averaging"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 
@@ -53,6 +59,28 @@ def atomic_write(path: Path, data: bytes) -> None:
 def save_config(directory: Path, config: Config) -> None:
     text = yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)
     atomic_write(directory / CONFIG, text.encode("utf-8"))
+
+
+def save_format(directory: Path) -> None:
+    record = {"format_revision": FORMAT_REVISION, "written_by": f"seq2seqkit {__version__}"}
+    atomic_write(directory / FORMAT, json.dumps(record, indent=1).encode("utf-8"))
+
+
+def check_format(directory: Path) -> None:
+    """Refuse a directory written in a newer format revision than this toolkit reads."""
+    path = directory / FORMAT
+    if not path.is_file():
+        return  # revision 0
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        revision, writer = int(record["format_revision"]), str(record.get("written_by", "?"))
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ModelFileError(f"{path}: damaged") from None
+    if revision > FORMAT_REVISION:
+        raise ModelFileError(
+            f"{directory}: written by {writer} in model format revision {revision}; this seq2seqkit "
+            f"({__version__}) reads revisions up to {FORMAT_REVISION}: pip install --upgrade seq2seqkit"
+        )
 
 
 def load_config_from_dir(directory: Path) -> Config:
@@ -79,6 +107,7 @@ def check_model_dir(directory: Path) -> None:
         )
     if not (directory / CONFIG).is_file():
         raise ModelFileError(f"{directory}: not a model directory (no {CONFIG})")
+    check_format(directory)
 
 
 def _digest(tensors: dict[str, torch.Tensor]) -> str:

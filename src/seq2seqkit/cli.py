@@ -15,15 +15,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seq2seqkit import extras
 from seq2seqkit.config import DECODING_METHODS
 from seq2seqkit.device import configure_memory
 from seq2seqkit.errors import DataError, Seq2SeqError
 from seq2seqkit.metrics import METRICS
+from seq2seqkit.version import __version__
 
 if TYPE_CHECKING:
     from seq2seqkit.pipeline import Pipeline
 
 EXAMPLES = """examples:
+  seq2seqkit recipes
   seq2seqkit train g2p --output runs/g2p
   seq2seqkit train g2p --set training.max_minutes=5 --set model.dropout=0.3
   echo hello | seq2seqkit generate runs/g2p --beam 5
@@ -62,11 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seq2seqkit",
-        description="Train, run and evaluate RNN encoder-decoder models.",
+        description="Train, run and evaluate sequence-to-sequence models.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_recipes(sub)
     _add_train(sub)
     _add_generate(sub)
     _add_transcribe(sub)
@@ -86,13 +91,40 @@ def _add_device(parser: argparse.ArgumentParser, default: str = "auto") -> None:
     )
 
 
+def _add_recipes(sub: argparse._SubParsersAction) -> None:
+    recipes = sub.add_parser(
+        "recipes",
+        help="list the built-in recipes",
+        description="List the built-in recipes (seq2seqkit train NAME), or print one to copy and edit.",
+    )
+    recipes.add_argument("name", nargs="?", help="print this recipe's YAML")
+    recipes.set_defaults(run=_recipes)
+
+
+def _recipes(args: argparse.Namespace) -> int:
+    from seq2seqkit import recipes
+
+    if args.name:
+        print(recipes.resolve(args.name).read_text(encoding="utf-8"), end="")
+        return 0
+    rows = recipes.listing()
+    width = max(len(name) for name, _, _ in rows)
+    for name, task, description in rows:
+        print(f"{name:<{width}}  {task:<13}  {description}")
+    return 0
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser(
         "train",
-        help="train a model from a YAML config",
+        help="train a model from a recipe",
         description="Train a model; the last line printed is the model directory.",
     )
-    train.add_argument("config", type=Path, help="YAML config (see configs/)")
+    train.add_argument(
+        "config",
+        metavar="RECIPE",
+        help="a YAML recipe file, or a built-in recipe's name (seq2seqkit recipes)",
+    )
     train.add_argument("--output", type=Path, help="model directory (default: the config's output_dir)")
     train.add_argument(
         "--set",
@@ -343,10 +375,9 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    try:
-        from seq2seqkit.export.onnx import export_onnx
-    except ImportError as err:
-        raise Seq2SeqError(f"export needs {err.name}: pip install 'seq2seqkit[onnx]'") from None
+    extras.require("onnx")
+    from seq2seqkit.export.onnx import export_onnx
+
     print(export_onnx(args.model, args.output, args.quantize))
     return 0
 
@@ -356,6 +387,7 @@ def _serve(args: argparse.Namespace) -> int:
         _check_positive(f"--{name.replace('_', '-')}", getattr(args, name))
     if args.timeout <= 0 or args.batch_wait_ms < 0:
         raise Seq2SeqError("--timeout must be positive and --batch-wait-ms at least 0")
+    extras.require("serve")
     from seq2seqkit.serve.app import ServeSettings
     from seq2seqkit.serve.schemas import Limits
     from seq2seqkit.serve.server import serve
@@ -378,7 +410,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from seq2seqkit.config import load_config
+    from seq2seqkit.recipes import load_config
     from seq2seqkit.workflow import train
 
     overrides = [*args.overrides, *([f"training.device={args.device}"] if args.device else [])]
@@ -456,7 +488,8 @@ def _generate(args: argparse.Namespace) -> int:
     if pipeline.truncated:
         limit = pipeline.config.decoding.max_input_len
         print(
-            f"seq2seqkit: {pipeline.truncated} inputs were truncated to {limit} tokens (decoding.max_input_len)",
+            f"seq2seqkit: {pipeline.truncated} inputs were truncated to {limit} tokens "
+            "(decoding.max_input_len)",
             file=sys.stderr,
         )
     return 0
@@ -492,6 +525,7 @@ def _write_attention_maps(
 ) -> None:
     """One heatmap per output; for a speech model (``speech``: its audio featurizer and the
     inputs) under the spectrogram the model read."""
+    extras.require("plots")
     from seq2seqkit.plots import attention_heatmap, speech_attention
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -520,6 +554,8 @@ def _write_attention_maps(
 
 def _analyze_curves(args: argparse.Namespace) -> int:
     from seq2seqkit.checkpoint import load_config_from_dir
+
+    extras.require("plots")
     from seq2seqkit.plots import training_curves
     from seq2seqkit.tasks import task_of
 
@@ -533,7 +569,10 @@ def _analyze_length(args: argparse.Namespace) -> int:
     import seq2seqkit
     from seq2seqkit.data.readers import read_parallel
     from seq2seqkit.evaluation import evaluate, length_edges, length_of, score_by_length, segments_of
+
+    extras.require("plots")
     from seq2seqkit.plots import length_plot
+    from seq2seqkit.recipes import check_corpora
     from seq2seqkit.tasks import read_split, task_of
 
     _check_positive("--beam", args.beam)
@@ -553,6 +592,7 @@ def _analyze_length(args: argparse.Namespace) -> int:
             raise Seq2SeqError("--src needs --ref")
         pairs = read_parallel(args.src, args.ref)
     else:
+        check_corpora(first.config.data)
         pairs = read_split(first.config, args.split)
     if not pairs:
         raise Seq2SeqError("nothing to analyze: the split is empty; use --src and --ref")
@@ -593,6 +633,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from seq2seqkit.data.readers import read_parallel
     from seq2seqkit.evaluation import evaluate
+    from seq2seqkit.recipes import check_corpora
     from seq2seqkit.tasks import read_split, task_of
 
     _check_positive("--beam", args.beam)
@@ -607,6 +648,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise Seq2SeqError("with --model and --src, give exactly one --ref")
         pairs = read_parallel(args.src, args.ref[0])
     else:
+        check_corpora(pipeline.config.data)
         pairs = read_split(pipeline.config, args.split)
         if not pairs:
             raise Seq2SeqError(f"the model's config has no {args.split} split; use --src and --ref")

@@ -2,9 +2,10 @@
 
 Unknown keys are rejected with a "did you mean" suggestion, values are checked against their
 type, choices and range, and ``--set section.key=value`` overrides are applied before checking.
-``task`` must name a registered task (``tasks.TASKS``, the one list of applications), whose
-defaults fill in what the YAML file leaves unset. Only ``build.py`` and the training workflow
-read it; components take plain keyword arguments.
+This module knows no task: ``tasks.task_config`` fills in a task's defaults and checks what the
+task reads, and ``recipes.load_config`` reads a recipe through both, so the dependency runs one
+way (tasks -> config). Only ``build.py`` and the training workflow read the config; components
+take plain keyword arguments.
 """
 
 from __future__ import annotations
@@ -232,7 +233,8 @@ class DecodingConfig:
 @dataclass(frozen=True)
 class Config:
     name: str = "model"
-    # a registered task (seq2seqkit/tasks): translation, summarization, qa, g2p, copy, reverse, sort
+    description: str = ""  # one line: `seq2seqkit recipes` lists it, the model card shows it
+    # a registered task (seq2seqkit/tasks): translation, summarization, qa, asr, g2p, copy, reverse, sort
     task: str = "translation"
     output_dir: str = "runs/model"
     data: DataConfig = DataConfig()
@@ -251,17 +253,8 @@ def _plain(value: Any) -> Any:
     return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a YAML config, apply ``key.path=value`` overrides, validate.
-
-    A config may start from another with ``base: other.yaml`` (relative to its own folder): its
-    sections are merged over the base's, key by key, so a variant states only what differs.
-    """
-    raw = _read_with_bases(Path(path), seen=())
-    return config_from_dict(apply_overrides(raw, overrides), source=str(path))
-
-
-def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+def read_recipe(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML recipe as nested dicts, merged over its ``base: other.yaml`` (relative to its folder)."""
     raw = _read_yaml(path)
     base = raw.pop("base", None)
     if base is None:
@@ -271,7 +264,7 @@ def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     base_path = path.parent / base
     if base_path.resolve() in seen or len(seen) > 8:
         raise ConfigError(f"{path}: base configs form a cycle through {base_path}")
-    return _merge(_read_with_bases(base_path, (*seen, path.resolve())), raw)
+    return merge(read_recipe(base_path, (*seen, path.resolve())), raw)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -290,12 +283,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """``override`` over ``base``, recursively for sections present in both."""
     merged = _deep_copy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -327,25 +320,12 @@ def _deep_copy(raw: Any) -> Any:
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    """The typed config of ``raw`` as it stands (no task defaults: see ``tasks.task_config``)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level")
-    config = _build(Config, _with_task_defaults(raw, source), prefix="", source=source)
+    config = _build(Config, raw, prefix="", source=source)
     _check_consistency(config, source)
     return config
-
-
-def _with_task_defaults(raw: dict[str, Any], source: str) -> dict[str, Any]:
-    """``raw`` over the defaults of the task it names, which must be registered."""
-    from seq2seqkit.tasks import TASKS  # the registry imports the config's types in turn
-
-    name = raw.get("task", Config.task)
-    if not isinstance(name, str) or name not in TASKS:
-        close = difflib.get_close_matches(str(name), TASKS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"{source}: task = {name!r} is not a registered task{hint} (allowed: {', '.join(TASKS)})"
-        )
-    return _merge(dict(TASKS[name].defaults), raw)
 
 
 def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
@@ -414,20 +394,8 @@ def _as_float(value: Any) -> Any:
 
 
 def _check_consistency(config: Config, source: str) -> None:
-    """Rules that involve more than one key."""
-    from seq2seqkit.tasks import GENERAL_READERS, TASKS
-
+    """Rules that involve more than one key (those involving the task: ``tasks.task_config``)."""
     model, data = config.model, config.data
-    formats = [*GENERAL_READERS, *TASKS[config.task].readers]
-    if data.format not in formats:
-        close = difflib.get_close_matches(data.format, formats, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"{source}: data.format = {data.format!r} is not a format of task {config.task!r}{hint} "
-            f"(allowed: {', '.join(formats)})"
-        )
-    if data.format in GENERAL_READERS and not data.train:
-        raise ConfigError(f"{source}: data.train is required for data.format {data.format!r}")
     memory = model.encoder.hidden_size * (2 if model.encoder.bidirectional else 1)
     dec = model.decoder
     if dec.context == "attention" and dec.attention == "dot" and memory != dec.hidden_size:

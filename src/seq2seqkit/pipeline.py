@@ -194,10 +194,11 @@ class Pipeline:
         """Config, tokenizers, vocabularies and weights into ``directory``."""
         directory.mkdir(parents=True, exist_ok=True)
         checkpoint.save_config(directory, self.config)
+        checkpoint.save_format(directory)
         files = {**self.source.files("src"), **self.target.files("tgt")}
         for name, data in files.items():
             checkpoint.atomic_write(directory / name, data)
-        checkpoint.write_checksums(directory, [checkpoint.CONFIG, *files])
+        checkpoint.write_checksums(directory, [checkpoint.CONFIG, checkpoint.FORMAT, *files])
         checkpoint.save_weights(directory / checkpoint.WEIGHTS, self.model)
 
 

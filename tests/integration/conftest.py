@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 import seq2seqkit
-from seq2seqkit.config import Config, config_from_dict
+from seq2seqkit.config import Config
+from seq2seqkit.tasks import task_config
 
 SCRIPT = Path(sys.executable).parent / "seq2seqkit"
 COMMAND = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "seq2seqkit.cli"]
@@ -30,7 +31,7 @@ FAST = {"precision": "float32", "threads": 1, "batch_tokens": 800}
 
 def reverse_config(seed: int = 1) -> Config:
     """A tiny model that starts to learn to reverse letters in a few seconds (``seed``: its draws)."""
-    return config_from_dict(
+    return task_config(
         {
             "task": "reverse",
             "data": {"synthetic": {"train_size": 2000, "eval_size": 20, "min_length": 3, "max_length": 8}},
@@ -54,7 +55,7 @@ def fields_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     lines = [json.dumps({"question": f"q {i}", "context": f"c {i} d", "answer": f"a {i}"}) for i in range(20)]
     for split in ("train", "valid", "test"):
         (directory / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
-    config = config_from_dict(
+    config = task_config(
         {
             "task": "translation",
             "data": {

@@ -131,7 +131,14 @@ def test_bad_audio_in_a_manifest_is_one_line_naming_the_line(trained, tmp_path):
     assert message.count(str(tmp_path / "broken.wav")) == 1
     assert message.endswith("(set data.skip_bad_lines: true to skip such lines)")
     transcribe = subprocess.run(
-        [sys.executable, "-m", "seq2seqkit", "transcribe", str(trained / "model"), str(tmp_path / "nope.wav")],
+        [
+            sys.executable,
+            "-m",
+            "seq2seqkit",
+            "transcribe",
+            str(trained / "model"),
+            str(tmp_path / "nope.wav"),
+        ],
         capture_output=True,
         text=True,
     )

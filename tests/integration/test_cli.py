@@ -99,7 +99,9 @@ def test_generate_from_stdin(model_dir: Path, input_file: Path, pipeline: seq2se
     assert piped.stdout == "".join(output.text + "\n" for output in pipeline.generate(INPUTS))
 
 
-def test_generate_beam_one_is_greedy(model_dir: Path, input_file: Path, pipeline: seq2seqkit.Pipeline) -> None:
+def test_generate_beam_one_is_greedy(
+    model_dir: Path, input_file: Path, pipeline: seq2seqkit.Pipeline
+) -> None:
     result = run("generate", model_dir, "--input", input_file, "--beam", 1, "--scores")
     assert result.returncode == 0, result.stderr
     expected = pipeline.generate(INPUTS, beam=1)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import seq2seqkit
-from seq2seqkit.config import config_from_dict
 from seq2seqkit.data.readers import read_parallel
+from seq2seqkit.tasks import task_config
 
 SCRIPT = Path(sys.executable).parent / "seq2seqkit"
 COMMAND = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "seq2seqkit.cli"]
@@ -35,7 +35,7 @@ def test_tiny_translation_model_trains_and_generates_german(debian_en_de: Path, 
         for lang in ("en", "de"):
             head(debian_en_de / f"{split}.{lang}", tmp_path / f"{split}.{lang}", count)
     spm = {"type": "sentencepiece", "vocab_size": 400}
-    config = config_from_dict(
+    config = task_config(
         {
             "task": "translation",
             "data": {

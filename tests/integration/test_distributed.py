@@ -21,9 +21,8 @@ from test_resume import assert_same_checkpoints, last_checkpoint, raw_config  # 
 
 import seq2seqkit
 from seq2seqkit import checkpoint
-from seq2seqkit.config import config_from_dict
 from seq2seqkit.data.batching import BatchSampler
-from seq2seqkit.tasks import read_split
+from seq2seqkit.tasks import read_split, task_config
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
@@ -49,7 +48,7 @@ def test_two_processes_step_as_one_process_with_twice_the_batch(tmp_path: Path) 
     raw["model"]["dropout"] = 0.0  # no random draws: the two runs differ only in how they batch
     raw["training"]["teacher_forcing_ratio"] = 1.0
     raw["training"]["batch_tokens"] = 8  # per process; some batches hold a single (long) example
-    config = config_from_dict({**raw, "training": {**raw["training"], "batch_tokens": 16}})
+    config = task_config({**raw, "training": {**raw["training"], "batch_tokens": 16}})
     pairs = read_split(config, "train")
     lengths = [len(p.src) for p in pairs], [len(p.tgt) for p in pairs]
     assert any(len(b) == 1 for b in BatchSampler(*lengths, 16, 3).epoch(0)), "a rank must get no example"

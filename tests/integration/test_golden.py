@@ -18,7 +18,8 @@ import pytest
 import torch
 
 import seq2seqkit
-from seq2seqkit.config import Config, load_config
+from seq2seqkit.config import Config
+from seq2seqkit.recipes import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden.json")

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 
 import seq2seqkit
-from seq2seqkit.config import Config, config_from_dict
+from seq2seqkit.config import Config
 from seq2seqkit.evaluation import evaluate
 from seq2seqkit.plots import attention_heatmap
-from seq2seqkit.tasks import read_split, task_of
+from seq2seqkit.tasks import read_split, task_config, task_of
 
 
 def synthetic_config(
     task: str, context: str, *, max_length: int, encoder_hidden: int, steps: int, rnn: str = "lstm"
 ) -> Config:
-    return config_from_dict(
+    return task_config(
         {
             "task": task,
             "data": {
@@ -97,7 +97,7 @@ def test_reverse_with_coverage_attention(tmp_path: Path) -> None:
     """Bahdanau attention with coverage and its loss (See et al., 2017) learns reversal too."""
     raw = synthetic_config("reverse", "attention", max_length=6, encoder_hidden=32, steps=200).to_dict()
     raw["model"]["decoder"].update(attention="bahdanau", coverage=True)
-    model_dir = seq2seqkit.train(config_from_dict(raw), tmp_path / "coverage")
+    model_dir = seq2seqkit.train(task_config(raw), tmp_path / "coverage")
     scores = json.loads((model_dir / "test_scores.json").read_text())
     assert scores["exact match"] >= 90.0
 
@@ -108,7 +108,7 @@ def test_copy_attention_copies_words_the_vocabulary_lacks(tmp_path: Path) -> Non
     raw = synthetic_config("copy", "attention", max_length=5, encoder_hidden=32, steps=300).to_dict()
     raw["data"]["max_vocab_size"] = 8  # the 4 specials and 4 letters
     raw["model"]["decoder"]["copy"] = True
-    model_dir = seq2seqkit.train(config_from_dict(raw), tmp_path / "copy")
+    model_dir = seq2seqkit.train(task_config(raw), tmp_path / "copy")
     pipeline = seq2seqkit.load(model_dir)
     known = set(pipeline.target.vocab.tokens[4:])
     unknown = sorted(set("abcdef") - known)

@@ -21,7 +21,8 @@ from safetensors.torch import load_file
 
 import seq2seqkit
 from seq2seqkit import checkpoint
-from seq2seqkit.config import Config, config_from_dict
+from seq2seqkit.config import Config
+from seq2seqkit.tasks import task_config
 
 COMMAND = [sys.executable, "-m", "seq2seqkit.cli"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -65,7 +66,7 @@ def raw_config(max_steps: int) -> dict[str, Any]:
 
 
 def config(max_steps: int) -> Config:
-    return config_from_dict(raw_config(max_steps))
+    return task_config(raw_config(max_steps))
 
 
 def last_checkpoint(
@@ -118,7 +119,7 @@ def test_resume_with_another_model_is_refused(tmp_path: Path) -> None:
     raw = raw_config(6)
     raw["model"]["dropout"] = 0.1
     with pytest.raises(seq2seqkit.Seq2SeqError, match="differs"):
-        seq2seqkit.train(config_from_dict(raw), tmp_path / "run", resume=True)
+        seq2seqkit.train(task_config(raw), tmp_path / "run", resume=True)
 
 
 def test_training_into_a_trained_directory_is_refused(tmp_path: Path) -> None:

@@ -117,7 +117,10 @@ def test_metrics_in_prometheus_text_format(client: TestClient) -> None:
     assert 'seq2seqkit_requests_total{route="/v1/generate",status="200"}' in text
     assert 'seq2seqkit_requests_total{route="/v1/generate",status="422"}' in text
     assert 'seq2seqkit_batch_inputs_bucket{le="2.0",model="reverse"}' in text
-    assert "seq2seqkit_request_seconds_bucket" in text and 'seq2seqkit_waiting_inputs{model="reverse"} 0.0' in text
+    assert (
+        "seq2seqkit_request_seconds_bucket" in text
+        and 'seq2seqkit_waiting_inputs{model="reverse"} 0.0' in text
+    )
 
 
 BAD_REQUESTS = [

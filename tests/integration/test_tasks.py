@@ -12,8 +12,7 @@ import soundfile
 
 import seq2seqkit
 from seq2seqkit.cli import main
-from seq2seqkit.config import config_from_dict
-from seq2seqkit.tasks import TASKS
+from seq2seqkit.tasks import TASKS, task_config
 
 TINY_MODEL = {
     "embedding_size": 8,
@@ -63,7 +62,7 @@ def tiny_data(task: str, directory: Path) -> dict[str, object]:
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_every_task_trains_and_scores(name: str, tmp_path: Path) -> None:
     task = TASKS[name]
-    config = config_from_dict(
+    config = task_config(
         {
             "task": name,
             "data": tiny_data(name, tmp_path),
@@ -86,7 +85,7 @@ def test_every_task_trains_and_scores(name: str, tmp_path: Path) -> None:
 def test_generate_reads_json_lines_for_a_model_with_several_source_fields(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = config_from_dict(
+    config = task_config(
         {
             "task": "qa",
             "data": {**tiny_data("qa", tmp_path), "shared_vocab": True},

@@ -10,11 +10,12 @@ import torch
 
 import seq2seqkit
 from seq2seqkit import checkpoint, workflow
-from seq2seqkit.config import Config, config_from_dict
+from seq2seqkit.config import Config
+from seq2seqkit.tasks import task_config
 
 
 def tiny_config(**training: object) -> Config:
-    return config_from_dict(
+    return task_config(
         {
             "task": "reverse",
             "data": {"format": "synthetic", "synthetic": {"train_size": 200, "eval_size": 20}},

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "seq2seqkit"
-# modules every layer may use: the typed config, errors, the model directory, the processor
-LEAVES = {"config", "errors", "checkpoint", "device"}
+# modules every layer may use: the typed config, errors, the model directory, the processor, the
+# optional packages, the version
+LEAVES = {"config", "errors", "checkpoint", "device", "extras", "version"}
 # what each folder may import of the package, beside itself and the leaves
 ALLOWED = {
     "kernels": set(),
@@ -53,6 +54,16 @@ def test_each_layer_imports_only_what_is_below_it(folder: str) -> None:
 def test_leaves_import_no_layer_above_them() -> None:
     for leaf in LEAVES:
         assert package_imports(PACKAGE / f"{leaf}.py") <= LEAVES, leaf
+
+
+def test_the_config_knows_no_task() -> None:
+    """tasks/ builds on the config, not the other way round: not even inside a function."""
+    imported = {
+        node.module
+        for node in ast.walk(ast.parse((PACKAGE / "config.py").read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert not {name for name in imported if name.startswith(("seq2seqkit.tasks", "seq2seqkit.recipes"))}
 
 
 def test_import_seq2seqkit_does_not_load_the_trainer() -> None:

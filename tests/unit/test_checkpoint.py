@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -11,16 +12,17 @@ import torch
 import seq2seqkit
 from seq2seqkit import checkpoint
 from seq2seqkit.build import build_featurizers, build_model
-from seq2seqkit.config import Config, config_from_dict
+from seq2seqkit.config import Config
 from seq2seqkit.errors import ModelFileError
 from seq2seqkit.pipeline import Pipeline
-from seq2seqkit.tasks import read_split
+from seq2seqkit.tasks import read_split, task_config
+from seq2seqkit.version import __version__
 
 TEXTS = ["abc", "hello", "", "dcba", "aaaaaaaaaaaa"]
 
 
 def make_config(rnn: str = "lstm", context: str = "attention", tie: bool = False) -> Config:
-    return config_from_dict(
+    return task_config(
         {
             "task": "reverse",
             "data": {"format": "synthetic", "synthetic": {"train_size": 50, "alphabet_size": 8}},
@@ -255,10 +257,37 @@ def test_damaged_training_state_is_refused(tmp_path: Path, victim: str) -> None:
         checkpoint.load_training_state(tmp_path / "last", model, optimizer)
 
 
+def test_the_directory_records_its_format_revision_and_writer(saved: Path) -> None:
+    record = json.loads((saved / "format.json").read_text())
+    assert record == {
+        "format_revision": checkpoint.FORMAT_REVISION,
+        "written_by": f"seq2seqkit {__version__}",
+    }
+
+
+def test_a_newer_format_revision_is_refused_in_one_line(saved: Path) -> None:
+    record = {"format_revision": checkpoint.FORMAT_REVISION + 1, "written_by": "seq2seqkit 9.0"}
+    (saved / "format.json").write_text(json.dumps(record))
+    checkpoint.write_checksums(saved, ["config.yaml", "format.json", "src_vocab.txt", "tgt_vocab.txt"])
+    with pytest.raises(ModelFileError) as caught:
+        seq2seqkit.load(saved)
+    message = str(caught.value)
+    assert "written by seq2seqkit 9.0 in model format revision 2" in message and "\n" not in message
+    assert message.endswith("pip install --upgrade seq2seqkit")
+
+
+def test_a_directory_from_before_format_revisions_loads(saved: Path) -> None:
+    expected = seq2seqkit.load(saved).generate(["abc"])[0].text
+    (saved / "format.json").unlink()
+    checkpoint.write_checksums(saved, ["config.yaml", "src_vocab.txt", "tgt_vocab.txt"])
+    assert seq2seqkit.load(saved).generate(["abc"])[0].text == expected
+
+
 def test_saving_leaves_no_temporary_files(saved: Path) -> None:
     assert not list(saved.glob("*.tmp"))
     assert {p.name for p in saved.iterdir()} == {
         "config.yaml",
+        "format.json",
         "src_vocab.txt",
         "tgt_vocab.txt",
         "model.safetensors",

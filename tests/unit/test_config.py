@@ -17,10 +17,10 @@ from seq2seqkit.config import (
     EncoderConfig,
     ModelConfig,
     apply_overrides,
-    config_from_dict,
-    load_config,
 )
 from seq2seqkit.errors import ConfigError
+from seq2seqkit.recipes import load_config
+from seq2seqkit.tasks import task_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "src" / "seq2seqkit" / "recipes"
 MINIMAL = {"task": "reverse"}  # the default task, translation, needs a data.train path
@@ -50,7 +50,7 @@ def _yaml(tmp_path: Path, text: str = YAML) -> Path:
 
 def _error(raw: dict[str, Any]) -> str:
     with pytest.raises(ConfigError) as err:
-        config_from_dict(raw)
+        task_config(raw)
     return str(err.value)
 
 
@@ -70,11 +70,11 @@ def test_load_config(tmp_path: Path) -> None:
 
 def test_to_dict_round_trips(tmp_path: Path) -> None:
     config = load_config(_yaml(tmp_path))
-    assert config_from_dict(config.to_dict()) == config
+    assert task_config(config.to_dict()) == config
 
 
 def test_integer_for_a_float_becomes_a_float() -> None:
-    lr = config_from_dict({**MINIMAL, "training": {"lr": 1}}).training.lr
+    lr = task_config({**MINIMAL, "training": {"lr": 1}}).training.lr
     assert lr == 1.0 and isinstance(lr, float)
 
 
@@ -131,7 +131,7 @@ def test_wrong_type_names_key_and_type(section: str, key: str, value: Any, expec
 
 
 def test_optional_int_accepts_none() -> None:
-    assert config_from_dict({**MINIMAL, "data": {"format": "synthetic", "max_vocab_size": None}})
+    assert task_config({**MINIMAL, "data": {"format": "synthetic", "max_vocab_size": None}})
 
 
 @pytest.mark.parametrize(
@@ -159,7 +159,7 @@ def test_out_of_range_names_key_and_range(raw: dict[str, Any], expected: str) ->
 
 
 def test_range_bounds_are_inclusive() -> None:
-    config = config_from_dict({**MINIMAL, "model": {"dropout": 0.99}, "training": {"lr": 0.0}})
+    config = task_config({**MINIMAL, "model": {"dropout": 0.99}, "training": {"lr": 0.0}})
     assert config.model.dropout == 0.99 and config.training.lr == 0.0
 
 
@@ -183,7 +183,7 @@ def test_literal_choices(raw: dict[str, Any], expected: str) -> None:
 
 def test_every_literal_choice_is_accepted() -> None:
     for kind in ("bahdanau", "dot", "general", "concat"):
-        config = config_from_dict({**MINIMAL, "model": {"decoder": {"attention": kind}}})
+        config = task_config({**MINIMAL, "model": {"decoder": {"attention": kind}}})
         assert config.model.decoder.attention == kind
 
 
@@ -205,7 +205,7 @@ def test_overrides_parse_values_as_yaml_and_create_sections() -> None:
         raw, ["model.decoder.input_feeding=true", "name=my model", "data.max_vocab_size=null", "output_dir="]
     )
     assert raw == {"task": "sort", "data": {"format": "synthetic"}}, "the input is not modified"
-    config = config_from_dict(merged)
+    config = task_config(merged)
     assert config.model.decoder.input_feeding is True
     assert config.name == "my model"
     assert config.data.max_vocab_size is None
@@ -240,7 +240,7 @@ def test_overridden_value_is_still_checked(tmp_path: Path) -> None:
 
 
 def test_override_with_exponent_notation() -> None:
-    assert config_from_dict(apply_overrides(MINIMAL, ["training.lr=3e-4"])).training.lr == 3e-4
+    assert task_config(apply_overrides(MINIMAL, ["training.lr=3e-4"])).training.lr == 3e-4
 
 
 def test_invalid_yaml_names_the_file_and_line(tmp_path: Path) -> None:
@@ -286,10 +286,10 @@ def test_dot_attention_needs_matching_sizes() -> None:
         "dot attention needs model.decoder.hidden_size (12) equal to the encoder output size (16)" in message
     )
     model["decoder"]["hidden_size"] = 16
-    assert config_from_dict({**MINIMAL, "model": model}).model.decoder.hidden_size == 16
+    assert task_config({**MINIMAL, "model": model}).model.decoder.hidden_size == 16
     # without attention the sizes do not matter
     model["decoder"] = {"hidden_size": 12, "attention": "dot", "context": "init"}
-    assert config_from_dict({**MINIMAL, "model": model})
+    assert task_config({**MINIMAL, "model": model})
 
 
 def test_tied_embeddings_need_matching_sizes() -> None:
@@ -297,7 +297,7 @@ def test_tied_embeddings_need_matching_sizes() -> None:
     message = _error({**MINIMAL, "model": model})
     assert "tie_embeddings needs model.decoder.hidden_size (64) == model.embedding_size (32)" in message
     model["decoder"]["hidden_size"] = 32
-    assert config_from_dict({**MINIMAL, "model": model}).model.decoder.tie_embeddings
+    assert task_config({**MINIMAL, "model": model}).model.decoder.tie_embeddings
 
 
 def test_base_config_is_merged_key_by_key(tmp_path: Path) -> None:
@@ -345,12 +345,12 @@ def test_configs_folder_is_not_empty() -> None:
 @pytest.mark.parametrize(("section", "key"), [("training", "lr"), ("model", "dropout")])
 def test_nan_is_out_of_range(section: str, key: str) -> None:
     with pytest.raises(ConfigError):
-        config_from_dict({**MINIMAL, section: {key: float("nan")}})
+        task_config({**MINIMAL, section: {key: float("nan")}})
 
 
 def test_huge_integer_for_a_float_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
-        config_from_dict({**MINIMAL, "training": {"lr": 10**400}})
+        task_config({**MINIMAL, "training": {"lr": 10**400}})
 
 
 # ---- fuzz: random nested dicts give a Config or a ConfigError, nothing else ---------------------
@@ -428,9 +428,9 @@ def _deep_copy(tree: Any) -> Any:
 
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(raw=st.dictionaries(KEYS, VALUES, max_size=6) | mutated_valid_configs())
-def test_fuzz_config_from_dict_only_raises_config_error(raw: dict[str, Any]) -> None:
+def test_fuzz_task_config_only_raises_config_error(raw: dict[str, Any]) -> None:
     try:
-        config = config_from_dict(raw)
+        config = task_config(raw)
     except ConfigError as err:
         assert str(err).startswith("config: ")
         event("ConfigError")
@@ -440,30 +440,30 @@ def test_fuzz_config_from_dict_only_raises_config_error(raw: dict[str, Any]) -> 
 
 
 def test_mutation_base_is_valid() -> None:
-    assert config_from_dict(VALID).data.format == "synthetic"
+    assert task_config(VALID).data.format == "synthetic"
 
 
 def test_decoder_config_defaults_are_consistent() -> None:
     """The default model is valid on its own: 2 x 256 encoder outputs feed a 512 decoder."""
-    assert config_from_dict(MINIMAL).model.decoder == DecoderConfig()
+    assert task_config(MINIMAL).model.decoder == DecoderConfig()
 
 
 def test_joint_sentencepiece_needs_the_same_sentencepiece_settings_on_both_sides() -> None:
     spm = {"type": "sentencepiece", "vocab_size": 100}
     data = {"train": "corpus/train", "joint_sentencepiece": True, "src_tokenizer": spm}
     with pytest.raises(ConfigError, match="data.joint_sentencepiece needs src_tokenizer and tgt_tokenizer"):
-        config_from_dict({"data": data})
-    assert config_from_dict({"data": {**data, "tgt_tokenizer": spm}}).data.joint_sentencepiece
+        task_config({"data": data})
+    assert task_config({"data": {**data, "tgt_tokenizer": spm}}).data.joint_sentencepiece
 
 
 def test_task_defaults_fill_in_what_the_file_leaves_unset() -> None:
-    g2p = config_from_dict({"task": "g2p"})
+    g2p = task_config({"task": "g2p"})
     assert (g2p.data.format, g2p.data.src_tokenizer.type, g2p.data.tgt_tokenizer.type) == (
         "cmudict",
         "char",
         "word",
     )
-    sort = config_from_dict({"task": "sort", "data": {"src_tokenizer": {"type": "word"}}})
+    sort = task_config({"task": "sort", "data": {"src_tokenizer": {"type": "word"}}})
     assert sort.data.synthetic.task == "sort" and sort.data.src_tokenizer.type == "word"  # the file wins
 
 
@@ -478,9 +478,9 @@ def test_data_format_must_belong_to_the_task() -> None:
 
 def test_several_source_fields_are_a_list_of_names_and_survive_saving() -> None:
     raw = {"data": {"format": "jsonl", "train": "t.jsonl", "src_fields": ["question", "context"]}}
-    config = config_from_dict(raw)
+    config = task_config(raw)
     assert config.data.src_fields == ("question", "context")
-    again = config_from_dict(yaml.safe_load(yaml.safe_dump(config.to_dict())))
+    again = task_config(yaml.safe_load(yaml.safe_dump(config.to_dict())))
     assert again == config
     assert "data.src_fields must be a list of str" in _error(
         {"data": {**raw["data"], "src_fields": "question"}}
@@ -494,19 +494,19 @@ def test_several_source_fields_are_a_list_of_names_and_survive_saving() -> None:
 def test_minimum_output_length_must_not_exceed_the_maximum() -> None:
     raw = {**MINIMAL, "decoding": {"min_output_len": 5, "max_output_len": 3}}
     assert "decoding.min_output_len must not exceed decoding.max_output_len" in _error(raw)
-    assert config_from_dict({**MINIMAL, "decoding": {"min_output_len": 5}}).decoding.max_output_len == 0
+    assert task_config({**MINIMAL, "decoding": {"min_output_len": 5}}).decoding.max_output_len == 0
 
 
 def test_location_needs_additive_attention() -> None:
     message = _error({**MINIMAL, "model": {"decoder": {"attention": "dot", "location": True}}})
     assert "model.decoder.location needs context 'attention' with additive attention" in message
-    assert config_from_dict({**MINIMAL, "model": {"decoder": {"attention": "concat", "location": True}}})
+    assert task_config({**MINIMAL, "model": {"decoder": {"attention": "concat", "location": True}}})
 
 
 def test_coverage_needs_additive_attention() -> None:
     message = _error({**MINIMAL, "model": {"decoder": {"attention": "general", "coverage": True}}})
     assert "model.decoder.coverage needs context 'attention' with additive attention" in message
-    config = config_from_dict({**MINIMAL, "model": {"decoder": {"attention": "bahdanau", "coverage": True}}})
+    config = task_config({**MINIMAL, "model": {"decoder": {"attention": "bahdanau", "coverage": True}}})
     assert config.model.decoder.coverage and config.training.coverage_loss_weight == 1.0
 
 
@@ -519,7 +519,7 @@ def test_span_constrained_decoding_needs_output_ids_that_name_source_tokens() ->
     message = _error({**MINIMAL, "decoding": {"span_constrained": True}})
     assert "decoding.span_constrained needs model.decoder.copy or data.shared_vocab" in message
     shared = {**MINIMAL, "data": {"shared_vocab": True}, "decoding": {"span_constrained": True}}
-    assert config_from_dict(shared).decoding.span_constrained
+    assert task_config(shared).decoding.span_constrained
 
 
 def test_long_sources_policy_is_checked() -> None:

@@ -6,7 +6,6 @@ import os
 import pytest
 import torch
 
-from seq2seqkit.config import config_from_dict
 from seq2seqkit.device import (
     autocast_dtype,
     configure_memory,
@@ -16,6 +15,7 @@ from seq2seqkit.device import (
     use_bfloat16,
 )
 from seq2seqkit.errors import ConfigError
+from seq2seqkit.tasks import task_config
 
 
 def _resident_mb() -> float:
@@ -82,7 +82,7 @@ def test_training_in_bfloat16_where_the_lstm_cannot_is_a_clear_error() -> None:
 
 def test_config_refuses_an_unknown_device() -> None:
     with pytest.raises(ConfigError, match="training.device = 'gpu'"):
-        config_from_dict({"task": "reverse", "training": {"device": "gpu"}})
+        task_config({"task": "reverse", "training": {"device": "gpu"}})
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -90,7 +90,7 @@ def test_a_cpu_model_generates_the_same_on_the_gpu(tmp_path) -> None:
     """Saved from one device, loaded on the other: float32 outputs agree up to rounding."""
     import seq2seqkit
 
-    config = config_from_dict(
+    config = task_config(
         {
             "task": "reverse",
             "data": {"synthetic": {"train_size": 500, "eval_size": 20, "max_length": 8}},

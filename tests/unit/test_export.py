@@ -16,9 +16,8 @@ import torch
 
 import seq2seqkit
 from seq2seqkit.build import build_featurizers, build_model
-from seq2seqkit.config import config_from_dict
 from seq2seqkit.pipeline import Pipeline
-from seq2seqkit.tasks import read_split
+from seq2seqkit.tasks import read_split, task_config
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -40,7 +39,7 @@ VARIANTS = {
 
 
 def make_config(rnn: str, encoder: dict[str, Any], decoder: dict[str, Any]) -> Any:
-    return config_from_dict(
+    return task_config(
         {
             "task": "reverse",
             "data": {"format": "synthetic", "synthetic": {"train_size": 50, "alphabet_size": 8}},
@@ -73,7 +72,7 @@ def saved_model(directory: Path, rnn: str, encoder: dict, decoder: dict) -> Pipe
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pipeline, runtime.OnnxModel]:
     """A tiny model that has started to learn to reverse letters, and its export (a few seconds)."""
-    config = config_from_dict(
+    config = task_config(
         {
             "task": "reverse",
             "data": {"synthetic": {"train_size": 2000, "eval_size": 20, "min_length": 3, "max_length": 8}},

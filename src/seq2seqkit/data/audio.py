@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 import numpy as np
 import torch
 
+from seq2seqkit import extras
 from seq2seqkit.errors import DataError, ModelFileError
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ AudioInput = str | Path | Waveform
 def audio_info(path: Path) -> str | None:
     """What is wrong with the audio file at ``path`` (missing, unreadable, not audio, empty), or
     None; reads the header only (a manifest is checked before any training starts)."""
-    import soundfile
+    soundfile = extras.load("speech", "soundfile")
 
     if not path.is_file():
         return f"{path}: no such audio file"
@@ -56,8 +57,7 @@ def read_audio(source: AudioInput, sample_rate: int) -> np.ndarray:
     if isinstance(source, Waveform):
         samples, rate, name = np.asarray(source.samples, dtype=np.float32), source.sample_rate, "waveform"
     else:
-        import soundfile
-
+        soundfile = extras.load("speech", "soundfile")
         name = str(source)
         problem = audio_info(Path(source))
         if problem is not None:
@@ -70,8 +70,7 @@ def read_audio(source: AudioInput, sample_rate: int) -> np.ndarray:
     if samples.ndim != 1 or samples.size == 0 or not np.isfinite(samples).all():
         raise DataError(f"{name}: audio must be a non-empty 1-D array of finite samples")
     if rate != sample_rate:
-        import soxr
-
+        soxr = extras.load("speech", "soxr")
         samples = soxr.resample(samples, rate, sample_rate).astype(np.float32)
     return samples
 
@@ -79,8 +78,7 @@ def read_audio(source: AudioInput, sample_rate: int) -> np.ndarray:
 def log_mel(samples: np.ndarray, sample_rate: int, bins: int, frame_ms: float, shift_ms: float) -> np.ndarray:
     """(frames, bins) Kaldi log-mel filterbank of float samples in [-1, 1] (no dither: the same
     audio gives the same features)."""
-    import kaldi_native_fbank as knf
-
+    knf = extras.load("speech", "kaldi_native_fbank")
     options = knf.FbankOptions()
     options.frame_opts.samp_freq = sample_rate
     options.frame_opts.frame_length_ms = frame_ms

@@ -51,7 +51,11 @@ class Metrics:
             registry=self.registry,
         )
         self.batch_requests = Histogram(
-            "seq2seqkit_batch_requests", "requests per batch", ["model"], buckets=SIZES, registry=self.registry
+            "seq2seqkit_batch_requests",
+            "requests per batch",
+            ["model"],
+            buckets=SIZES,
+            registry=self.registry,
         )
         self.batch_seconds = Histogram(
             "seq2seqkit_batch_seconds",
