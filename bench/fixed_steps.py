@@ -51,6 +51,12 @@ def checkout(revision: str, runs: Path) -> Path:
     return tree
 
 
+def for_revision(code: str, source: Path) -> str:
+    """``code`` written for this checkout, made to import the package of the revision in ``source``
+    (named seq2seq before the release's rename)."""
+    return code if (source / "seq2seqkit").is_dir() else code.replace("seq2seqkit", "seq2seq")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -68,8 +74,8 @@ def main() -> None:
             print(f"training {args.steps} steps with {label} -> {out}", file=sys.stderr)
             overrides = [f"training.max_steps={args.steps}", f"training.validate_every={args.steps}",
                          "training.threads=2", "training.evaluate_test=false"]  # fmt: skip
-            # the entry point by hand: older revisions have no seq2seqkit/__main__.py
-            cli = "import sys; from seq2seqkit.cli import main; sys.exit(main())"
+            # the entry point by hand: older revisions have no __main__.py
+            cli = for_revision("import sys; from seq2seqkit.cli import main; sys.exit(main())", source)
             command = [sys.executable, "-c", cli, "train", str(CONFIG), "--output", str(out)]
             command += [arg for item in overrides for arg in ("--set", item)]
             env = {**os.environ, "PYTHONPATH": str(source)}
@@ -80,7 +86,7 @@ def main() -> None:
         for label, (source, out) in models.items():
             # the revision's own code decodes its model, in a process of its own
             decoded = out / f"test-beam{beam}.json"
-            command = [sys.executable, "-c", DECODE, str(out), str(beam), str(decoded)]
+            command = [sys.executable, "-c", for_revision(DECODE, source), str(out), str(beam), str(decoded)]
             subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(source)}, check=True)
             test = json.loads(decoded.read_text(encoding="utf-8"))
             hypotheses, references = test["hypotheses"], [[r] for r in test["references"]]

@@ -29,7 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fixed_steps import checkout  # bench/ is on the path of a script run from it
+from fixed_steps import checkout, for_revision  # bench/ is on the path of a script run from it
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "bench" / "matched-en-de.yaml"
@@ -66,7 +66,7 @@ def train(source: Path, out: Path, steps: int) -> float:
     shutil.rmtree(out, ignore_errors=True)
     overrides = [f"training.max_steps={steps}", "training.max_minutes=0", "training.validate_every=100000",
                  "training.log_every=50", "training.threads=2", "training.evaluate_test=false"]  # fmt: skip
-    command = [sys.executable, "-c", CLI, "train", str(CONFIG), "--output", str(out)]
+    command = [sys.executable, "-c", for_revision(CLI, source), "train", str(CONFIG), "--output", str(out)]
     command += [arg for item in overrides for arg in ("--set", item)]
     env = {**os.environ, "PYTHONPATH": str(source)}
     subprocess.run(
@@ -82,7 +82,7 @@ def decode(source: Path, model: Path, length_penalty: float | None) -> dict[str,
     env = {**os.environ, "PYTHONPATH": str(source)}
     penalty = [] if length_penalty is None else [str(length_penalty)]
     result = subprocess.run(
-        [sys.executable, "-c", DECODE, str(model), *penalty],
+        [sys.executable, "-c", for_revision(DECODE, source), str(model), *penalty],
         cwd=ROOT,
         env=env,
         check=True,

@@ -2,7 +2,8 @@
 
 Prepare the model directory, read the task's splits, build the pipeline (featurizers and model)
 or reload it to resume, encode the data, run the ``Trainer`` with the task's validation, then
-score the best weights on the test split. Under torchrun every process runs this; rank 0 alone
+score the best weights on the test split; the model card (``model_card.py``) is written when
+training starts and rewritten when it ends. Under torchrun every process runs this; rank 0 alone
 builds the featurizers and writes the model directory, which the others then read.
 """
 
@@ -26,7 +27,9 @@ from seq2seqkit.data.vocab import UNK_ID
 from seq2seqkit.device import configure_memory, resolve_device
 from seq2seqkit.errors import ConfigError
 from seq2seqkit.evaluation import EvaluationResult, evaluate
+from seq2seqkit.model_card import PairCounts, write_model_card
 from seq2seqkit.pipeline import Pipeline
+from seq2seqkit.recipes import check_corpora
 from seq2seqkit.tasks import Task, task_of
 from seq2seqkit.training.distributed import World
 from seq2seqkit.training.reporter import setup_logging
@@ -76,13 +79,14 @@ def _train(config: Config, out: Path, resume: bool, device: torch.device, world:
         pipeline = _load_pipeline(out, config, device)
     if world.rank:  # dropout draws differ between ranks; DDP gives all of them rank 0's weights
         torch.manual_seed(cfg.seed + world.rank)
+    data = _encode_training_data(pipeline, train_pairs)
     trainer = Trainer(
         config=cfg,
         model=pipeline.model,
         loss=build_loss(
             pipeline.model, coverage_weight=cfg.coverage_loss_weight, ctc_weight=config.model.ctc_weight
         ),
-        data=_encode_training_data(pipeline, train_pairs),
+        data=data,
         valid=_encode_validation_data(pipeline, valid_pairs),
         validate=lambda: evaluate(pipeline, valid_pairs, task, beam=1).scores,
         selection=Selection(task.primary.name, task.primary.higher_is_better),
@@ -91,6 +95,9 @@ def _train(config: Config, out: Path, resume: bool, device: torch.device, world:
     )
     if resume:
         trainer.restore()
+    counts = PairCounts(len(train_pairs), len(data.src), len(valid_pairs), len(test_pairs))
+    if world.is_main:
+        write_model_card(out, config, trainer, counts, finished=False)
     trainer.run()
     if not world.is_main:
         return out
@@ -98,11 +105,13 @@ def _train(config: Config, out: Path, resume: bool, device: torch.device, world:
     checkpoint.load_weights(out / checkpoint.WEIGHTS, pipeline.model)
     if cfg.evaluate_test and test_pairs:
         _test_report(pipeline, test_pairs, task, config.decoding.beam_size, out)
+    write_model_card(out, config, trainer, counts, finished=True)
     return out
 
 
 def _read_splits(task: Task, config: Config) -> tuple[list[Pair], list[Pair], list[Pair]]:
     """Train, valid and test pairs; the test split is read now, so a bad file fails before training."""
+    check_corpora(config.data)
     report = ReadReport()
     train_pairs, valid_pairs, test_pairs = (
         task.read(config.data, s, report) for s in ("train", "valid", "test")
