@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,6 +35,7 @@ from seq2seqkit.model.frontends import (
     TokenEmbedding,
 )
 from seq2seqkit.model.seq2seq import Seq2Seq
+from seq2seqkit.model.transformer import TransformerDecoder, TransformerEncoder
 from seq2seqkit.training.loss import (
     Loss,
     PointerGeneratorLoss,
@@ -133,15 +135,14 @@ def build_frontend(config: ModelConfig, src_size: int, separator_id: int | None 
     """What the encoder reads its input through: token embeddings (with the field-match feature
     where configured: ``separator_id`` is then the source vocabulary's ``<sep>``), or for audio
     frames of ``src_size`` bins frame stacking or the convolutional subsampler (with SpecAugment
-    where configured)."""
+    where configured). Embeddings are embedding_size wide, or a Transformer's d_model."""
+    size = config.transformer.d_model if config.architecture == "transformer" else config.embedding_size
     if config.frontend == "embedding" and config.encoder.field_match:
         if separator_id is None:
             raise ConfigError(f"model.encoder.field_match: the source vocabulary has no {FIELD_SEPARATOR}")
-        return FieldMatchEmbedding(
-            src_size, config.embedding_size, PAD_ID, separator_id, common=len(SPECIALS) + COMMON_TOKENS
-        )
+        return FieldMatchEmbedding(src_size, size, PAD_ID, separator_id, common=len(SPECIALS) + COMMON_TOKENS)
     if config.frontend == "embedding":
-        return TokenEmbedding(src_size, config.embedding_size, PAD_ID)
+        return TokenEmbedding(src_size, size, PAD_ID)
     masks = config.spec_augment
     augment = None
     if masks.freq_masks or masks.time_masks:
@@ -150,7 +151,7 @@ def build_frontend(config: ModelConfig, src_size: int, separator_id: int | None 
         )
     if config.frontend == "stack":
         return FrameStacking(src_size, config.frame_stack, augment)
-    return Conv2dSubsampling(src_size, config.frontend_channels, config.embedding_size, augment)
+    return Conv2dSubsampling(src_size, config.frontend_channels, size, augment)
 
 
 def build_model(
@@ -167,6 +168,8 @@ def build_model(
     the source vocabulary's ``<sep>`` (``separator_id(source)``), which field_match needs."""
     device = torch.device(device) if device is not None else torch.get_default_device()
     ops = ops if ops is not None else ops_for(device)
+    if config.architecture == "transformer":
+        return _transformer(config, src_size, tgt_vocab_size, ops, separator_id).to(device)
     enc, dec = config.encoder, config.decoder
     if dec.copy:  # the copy loss reads the attention, whose gradient the input-feeding kernel drops
         ops = dataclasses.replace(ops, input_feeding_lstm=None)
@@ -209,6 +212,43 @@ def build_model(
     copy_gate = nn.Linear(dec.hidden_size + config.embedding_size, 1) if dec.copy else None
     ctc_head = nn.Linear(encoder.output_size, tgt_vocab_size) if config.ctc_weight > 0 else None
     return Seq2Seq(encoder, decoder, copy_gate, UNK_ID, ctc_head).to(device)
+
+
+def _transformer(
+    config: ModelConfig, src_size: int, tgt_vocab_size: int, ops: Ops, separator_id: int | None
+) -> Seq2Seq:
+    """The Transformer of ``config.transformer`` through the same frontends and output heads."""
+    t = config.transformer
+    sizes: dict[str, Any] = dict(  # what both stacks are built with
+        d_model=t.d_model,
+        heads=t.heads,
+        ff_size=t.ff_size,
+        dropout=t.dropout,
+        attention_dropout=t.attention_dropout,
+        norm=t.norm,
+        positions=t.positions,
+        max_positions=t.max_positions,
+        ops=ops,
+    )
+    frontend = build_frontend(config, src_size, separator_id)
+    encoder = TransformerEncoder(frontend=frontend, layers=t.encoder_layers, **sizes)
+    decoder = TransformerDecoder(
+        vocab_size=tgt_vocab_size,
+        layers=t.decoder_layers,
+        pad_id=PAD_ID,
+        tie_embeddings=config.decoder.tie_embeddings,
+        **sizes,
+    )
+    if t.share_embeddings:  # one vocabulary (data.shared_vocab): one matrix for both sides' tokens
+        assert isinstance(frontend, TokenEmbedding)
+        decoder.embedding.weight = frontend.weight
+        if config.decoder.tie_embeddings:
+            decoder.output_layer.weight = frontend.weight
+    copy_gate = nn.Linear(2 * t.d_model, 1) if config.decoder.copy else None
+    ctc_head = nn.Linear(t.d_model, tgt_vocab_size) if config.ctc_weight > 0 else None
+    # learned positions end: the decoder reads <sos> y_1 .. y_n, at most max_positions tokens
+    limit = t.max_positions if t.positions == "learned" else None
+    return Seq2Seq(encoder, decoder, copy_gate, UNK_ID, ctc_head, max_output_positions=limit)
 
 
 def model_for(

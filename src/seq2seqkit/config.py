@@ -145,7 +145,31 @@ class SpecAugmentConfig:
 
 
 @dataclass(frozen=True)
+class TransformerConfig:
+    """The Transformer (Vaswani et al., 2017), for model.architecture: transformer: self-attention
+    in the encoder; masked self-attention and cross-attention in the decoder; no recurrence."""
+
+    encoder_layers: int = bounded(3, 1)
+    decoder_layers: int = bounded(3, 1)
+    d_model: int = bounded(256, 1)  # the embeddings' and every layer's size
+    heads: int = bounded(4, 1)  # d_model / heads per head
+    ff_size: int = bounded(1024, 1)  # the position-wise feed-forward network's inner size
+    dropout: float = bounded(0.1, 0.0, 0.99)  # on embeddings + positions, sublayer outputs, FFN
+    attention_dropout: float = bounded(0.1, 0.0, 0.99)  # on the attention weights
+    # pre: x + Sublayer(LayerNorm(x)), trains without a long warmup; post: the paper's
+    # LayerNorm(x + Sublayer(x))
+    norm: Literal["pre", "post"] = "pre"
+    positions: Literal["sinusoidal", "learned"] = "sinusoidal"
+    max_positions: int = bounded(1024, 1)  # learned positions: the longest input and output
+    # one embedding matrix for source and target tokens (needs data.shared_vocab)
+    share_embeddings: bool = False
+
+
+@dataclass(frozen=True)
 class ModelConfig:
+    # rnn: the recurrent encoder-decoder (rnn_type, encoder, decoder); transformer: the
+    # Transformer of the transformer section, through the same frontends, outputs and decoding
+    architecture: Literal["rnn", "transformer"] = "rnn"
     rnn_type: Literal["lstm", "gru"] = "lstm"
     embedding_size: int = bounded(256, 1)
     dropout: float = bounded(0.2, 0.0, 0.99)
@@ -161,6 +185,7 @@ class ModelConfig:
     ctc_weight: float = bounded(0.0, 0.0, 1.0)
     encoder: EncoderConfig = EncoderConfig()
     decoder: DecoderConfig = DecoderConfig()
+    transformer: TransformerConfig = TransformerConfig()
 
 
 @dataclass(frozen=True)
@@ -170,7 +195,7 @@ class TrainingConfig:
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = bounded(1e-3, 0.0)
     weight_decay: float = bounded(0.0, 0.0)
-    scheduler: Literal["constant", "plateau", "warmup_cosine"] = "constant"
+    scheduler: Literal["constant", "plateau", "warmup_cosine", "inverse_sqrt"] = "constant"
     warmup_steps: int = bounded(0, 0)
     min_lr: float = bounded(0.0, 0.0)
     plateau_factor: float = bounded(0.5, 0.0, 1.0)
@@ -396,13 +421,11 @@ def _as_float(value: Any) -> Any:
 def _check_consistency(config: Config, source: str) -> None:
     """Rules that involve more than one key (those involving the task: ``tasks.task_config``)."""
     model, data = config.model, config.data
-    memory = model.encoder.hidden_size * (2 if model.encoder.bidirectional else 1)
     dec = model.decoder
-    if dec.context == "attention" and dec.attention == "dot" and memory != dec.hidden_size:
-        raise ConfigError(
-            f"{source}: dot attention needs model.decoder.hidden_size ({dec.hidden_size}) equal to "
-            f"the encoder output size ({memory}); use attention 'general' or change the sizes"
-        )
+    if model.architecture == "transformer":
+        _check_transformer(config, source)
+    else:
+        _check_rnn_sizes(model, source)
     if dec.location and not (dec.context == "attention" and dec.attention in ("bahdanau", "concat")):
         raise ConfigError(
             f"{source}: model.decoder.location needs context 'attention' with additive attention "
@@ -421,11 +444,6 @@ def _check_consistency(config: Config, source: str) -> None:
     if dec.copy and dec.context != "attention":
         raise ConfigError(
             f"{source}: model.decoder.copy needs context 'attention' (it copies where it attends)"
-        )
-    if dec.tie_embeddings and dec.hidden_size != model.embedding_size:
-        raise ConfigError(
-            f"{source}: model.decoder.tie_embeddings needs model.decoder.hidden_size "
-            f"({dec.hidden_size}) == model.embedding_size ({model.embedding_size})"
         )
     if data.joint_sentencepiece and not (
         data.src_tokenizer.type == "sentencepiece" and data.src_tokenizer == data.tgt_tokenizer
@@ -462,6 +480,61 @@ def _check_audio(config: Config, source: str) -> None:
         raise ConfigError(
             f"{source}: model.ctc_weight 1 trains the CTC head alone; "
             "decode it with decoding.method ctc_greedy"
+        )
+
+
+def _check_rnn_sizes(model: ModelConfig, source: str) -> None:
+    """Sizes of the recurrent family that must agree."""
+    memory = model.encoder.hidden_size * (2 if model.encoder.bidirectional else 1)
+    dec = model.decoder
+    if dec.context == "attention" and dec.attention == "dot" and memory != dec.hidden_size:
+        raise ConfigError(
+            f"{source}: dot attention needs model.decoder.hidden_size ({dec.hidden_size}) equal to "
+            f"the encoder output size ({memory}); use attention 'general' or change the sizes"
+        )
+    if dec.tie_embeddings and dec.hidden_size != model.embedding_size:
+        raise ConfigError(
+            f"{source}: model.decoder.tie_embeddings needs model.decoder.hidden_size "
+            f"({dec.hidden_size}) == model.embedding_size ({model.embedding_size})"
+        )
+
+
+# options of the recurrent family that a Transformer does not have, with their RNN-only values
+RNN_ONLY = {
+    "model.decoder.context": lambda c: c.model.decoder.context != "attention",
+    "model.decoder.input_feeding": lambda c: c.model.decoder.input_feeding,
+    "model.decoder.coverage": lambda c: c.model.decoder.coverage,
+    "model.decoder.location": lambda c: c.model.decoder.location,
+    "model.encoder.pooling": lambda c: c.model.encoder.pooling != "last",
+    "training.teacher_forcing_ratio": lambda c: c.training.teacher_forcing_ratio < 1,
+}
+
+
+def _check_transformer(config: Config, source: str) -> None:
+    """A Transformer: no RNN-only option set, heads dividing d_model, lengths within its positions."""
+    for key, is_set in RNN_ONLY.items():
+        if is_set(config):
+            raise ConfigError(
+                f"{source}: {key} is an option of the RNN family, not of architecture transformer"
+            )
+    t = config.model.transformer
+    if t.d_model % t.heads:
+        raise ConfigError(
+            f"{source}: model.transformer.d_model ({t.d_model}) must be a multiple of heads ({t.heads})"
+        )
+    if t.share_embeddings and not config.data.shared_vocab:
+        raise ConfigError(f"{source}: model.transformer.share_embeddings needs data.shared_vocab")
+    lengths = {"data.max_tgt_len + 1": config.data.max_tgt_len + 1}
+    if config.data.source == "text":  # audio positions come after the frontend's subsampling
+        lengths |= {
+            "data.max_src_len": config.data.max_src_len,
+            "decoding.max_input_len": config.decoding.max_input_len,
+        }
+    too_long = [f"{name} ({value})" for name, value in lengths.items() if value > t.max_positions]
+    if t.positions == "learned" and too_long:
+        raise ConfigError(
+            f"{source}: {too_long[0]} exceeds model.transformer.max_positions ({t.max_positions}) "
+            "of learned positions"
         )
 
 

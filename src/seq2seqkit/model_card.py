@@ -66,8 +66,8 @@ def render_model_card(out: Path, config: Config, trainer: Trainer, pairs: PairCo
 
 
 def _title(config: Config, trainer: Trainer, finished: bool) -> list[str]:
-    article = "An" if config.model.rnn_type == "lstm" else "A"
-    what = f"{article} {config.model.rnn_type.upper()} encoder-decoder for the task `{config.task}`."
+    family = _family(config.model)
+    what = f"{'An' if family == 'LSTM' else 'A'} {family} encoder-decoder for the task `{config.task}`."
     if finished:
         status = f"Training finished at step {trainer.progress.step:,}."
     else:
@@ -78,11 +78,33 @@ def _title(config: Config, trainer: Trainer, finished: bool) -> list[str]:
     return [f"# {config.name}", "", *([config.description, ""] if config.description else []), what, status]
 
 
+def _family(m: ModelConfig) -> str:
+    return "Transformer" if m.architecture == "transformer" else m.rnn_type.upper()
+
+
+def _transformer(config: Config, parameters: int) -> list[str]:
+    m, t = config.model, config.model.transformer
+    rows = [
+        ("task", f"`{config.task}`"),
+        ("family", "Transformer encoder-decoder (Vaswani et al., 2017)"),
+        ("frontend", _frontend(config)),
+        ("layers", f"{t.encoder_layers} encoder, {t.decoder_layers} decoder; {t.norm}-norm"),
+        ("sizes", f"d_model {t.d_model}, {t.heads} heads, feed-forward {t.ff_size}"),
+        ("positions", f"{t.positions}" + (f" (up to {t.max_positions})" if t.positions == "learned" else "")),
+        ("extras", ", ".join(_extras(m)) or "none"),
+        ("dropout", f"{t.dropout:g}, attention {t.attention_dropout:g}"),
+        ("parameters", f"{parameters:,}"),
+    ]
+    return ["## Model", "", *_items(rows)]
+
+
 def _model(config: Config, parameters: int) -> list[str]:
+    if config.model.architecture == "transformer":
+        return _transformer(config, parameters)
     m, enc, dec = config.model, config.model.encoder, config.model.decoder
     rows = [
         ("task", f"`{config.task}`"),
-        ("family", f"{m.rnn_type.upper()} encoder-decoder"),
+        ("family", f"{_family(m)} encoder-decoder"),
         ("frontend", _frontend(config)),
         ("embedding size", str(m.embedding_size)),
         ("encoder", f"{_layers(enc.num_layers)} of {enc.hidden_size}"

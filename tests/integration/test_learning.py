@@ -102,10 +102,15 @@ def test_reverse_with_coverage_attention(tmp_path: Path) -> None:
     assert scores["exact match"] >= 90.0
 
 
-def test_copy_attention_copies_words_the_vocabulary_lacks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("architecture", ["rnn", "transformer"])
+def test_copy_attention_copies_words_the_vocabulary_lacks(tmp_path: Path, architecture: str) -> None:
     """A pointer-generator (See et al., 2017) with a vocabulary of only 4 of the 6 letters learns
-    to copy: the 2 unknown letters come out verbatim, which a plain softmax can only write as <unk>."""
-    raw = synthetic_config("copy", "attention", max_length=5, encoder_hidden=32, steps=300).to_dict()
+    to copy: the 2 unknown letters come out verbatim, which a plain softmax can only write as <unk>.
+    The Transformer's copy distribution is its last layer's cross-attention, heads averaged."""
+    if architecture == "rnn":
+        raw = synthetic_config("copy", "attention", max_length=5, encoder_hidden=32, steps=300).to_dict()
+    else:
+        raw = transformer_config("copy", steps=600).to_dict()
     raw["data"]["max_vocab_size"] = 8  # the 4 specials and 4 letters
     raw["model"]["decoder"]["copy"] = True
     model_dir = seq2seqkit.train(task_config(raw), tmp_path / "copy")
@@ -125,3 +130,35 @@ def test_copy_attention_copies_words_the_vocabulary_lacks(tmp_path: Path) -> Non
     assert picture.stat().st_size > 0
     scores = json.loads((model_dir / "test_scores.json").read_text())
     assert scores["exact match"] >= 90.0
+
+
+def transformer_config(task: str, steps: int) -> Config:
+    """A tiny Transformer (model.architecture: transformer) on a synthetic task."""
+    raw = synthetic_config(task, "attention", max_length=6, encoder_hidden=32, steps=steps).to_dict()
+    raw["model"] = {
+        "architecture": "transformer",
+        "transformer": {
+            "encoder_layers": 2,
+            "decoder_layers": 2,
+            "d_model": 32,
+            "heads": 4,
+            "ff_size": 64,
+            "dropout": 0.0,
+            "attention_dropout": 0.0,
+        },
+        "decoder": {"tie_embeddings": True},
+    }
+    raw["training"] |= {"lr": 3e-3, "warmup_steps": 50}
+    return task_config(raw)
+
+
+@pytest.mark.parametrize("task", ["reverse", "copy"])
+def test_a_tiny_transformer_learns(tmp_path: Path, task: str) -> None:
+    config = transformer_config(task, steps=800)
+    model_dir = seq2seqkit.train(config, tmp_path / task)
+    scores = json.loads((model_dir / "test_scores.json").read_text())
+    assert scores["exact match"] >= 95.0, scores
+    pipeline = seq2seqkit.load(model_dir)
+    expected = "fedcba" if task == "reverse" else "abcdef"
+    assert pipeline.generate(["abcdef"], beam=1)[0].text == expected
+    assert pipeline.generate(["abcdef"], beam=4)[0].text == expected

@@ -20,6 +20,10 @@ TINY_MODEL = {
     "encoder": {"hidden_size": 8, "num_layers": 1},
     "decoder": {"hidden_size": 16, "num_layers": 1},
 }
+TINY_TRANSFORMER = {
+    "architecture": "transformer",
+    "transformer": {"encoder_layers": 1, "decoder_layers": 1, "d_model": 8, "heads": 2, "ff_size": 16},
+}
 
 
 def tone_manifest(directory: Path) -> Path:
@@ -59,14 +63,15 @@ def tiny_data(task: str, directory: Path) -> dict[str, object]:
     return {"format": "squad" if task == "qa" else "jsonl", **splits}
 
 
+@pytest.mark.parametrize("architecture", ["rnn", "transformer"])
 @pytest.mark.parametrize("name", sorted(TASKS))
-def test_every_task_trains_and_scores(name: str, tmp_path: Path) -> None:
+def test_every_task_trains_and_scores(name: str, architecture: str, tmp_path: Path) -> None:
     task = TASKS[name]
     config = task_config(
         {
             "task": name,
             "data": tiny_data(name, tmp_path),
-            "model": TINY_MODEL,
+            "model": TINY_MODEL if architecture == "rnn" else TINY_TRANSFORMER,
             "training": {"max_steps": 3, "batch_tokens": 400, "precision": "float32", "threads": 1},
             "decoding": {"beam_size": 2, "max_length_offset": 2},
         }

@@ -524,3 +524,41 @@ def test_span_constrained_decoding_needs_output_ids_that_name_source_tokens() ->
 
 def test_long_sources_policy_is_checked() -> None:
     assert "data.long_sources" in _error({**MINIMAL, "data": {"long_sources": "middle"}})
+
+
+TRANSFORMER = {"task": "reverse", "model": {"architecture": "transformer"}}
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "key"),
+    [
+        ("model", {"decoder": {"input_feeding": True}}, "model.decoder.input_feeding"),
+        ("model", {"decoder": {"context": "init"}}, "model.decoder.context"),
+        ("model", {"decoder": {"coverage": True, "attention": "bahdanau"}}, "model.decoder.coverage"),
+        ("model", {"encoder": {"pooling": "mean"}}, "model.encoder.pooling"),
+        ("training", {"teacher_forcing_ratio": 0.5}, "training.teacher_forcing_ratio"),
+    ],
+)
+def test_rnn_only_options_are_refused_with_a_transformer(section: str, values: dict, key: str) -> None:
+    raw = {**TRANSFORMER, section: {**TRANSFORMER.get(section, {}), **values}}  # type: ignore[dict-item]
+    assert _error(raw) == f"config: {key} is an option of the RNN family, not of architecture transformer"
+
+
+def test_transformer_sizes_and_positions_are_checked() -> None:
+    model = {"architecture": "transformer", "transformer": {"d_model": 30, "heads": 4}}
+    assert "d_model (30) must be a multiple of heads (4)" in _error({"task": "reverse", "model": model})
+    model = {"architecture": "transformer", "transformer": {"share_embeddings": True}}
+    assert "share_embeddings needs data.shared_vocab" in _error({"task": "reverse", "model": model})
+    learned = {"architecture": "transformer", "transformer": {"positions": "learned", "max_positions": 100}}
+    assert "exceeds model.transformer.max_positions (100) of learned positions" in _error(
+        {"task": "reverse", "model": learned}
+    )
+    small = {"max_src_len": 50, "max_tgt_len": 50}
+    config = task_config(
+        {"task": "reverse", "model": learned, "data": small, "decoding": {"max_input_len": 90}}
+    )
+    assert config.model.transformer.positions == "learned"
+    tied = task_config(
+        {**TRANSFORMER, "model": {"architecture": "transformer", "decoder": {"tie_embeddings": True}}}
+    )
+    assert tied.model.decoder.tie_embeddings  # a Transformer ties d_model to d_model: no size rule

@@ -30,6 +30,17 @@ def test_warmup_ramps_linearly(kind: str) -> None:
     assert schedule.lr(50, 0.0) == pytest.approx(0.01)
 
 
+def test_inverse_sqrt_follows_vaswani_et_al() -> None:
+    """lr * min(step / warmup, sqrt(warmup / step)), steps counted from 1."""
+    schedule = LearningRateSchedule("inverse_sqrt", 0.002, warmup_steps=100, min_lr=1e-4)
+    assert schedule.lr(0, 0.0) == pytest.approx(0.002 / 100)
+    assert schedule.lr(99, 0.5) == pytest.approx(0.002)
+    assert schedule.lr(399, 0.5) == pytest.approx(0.002 * math.sqrt(100 / 400))
+    assert schedule.lr(10**6, 1.0) == pytest.approx(1e-4)  # never below min_lr
+    lrs = [schedule.lr(step, 0.0) for step in range(100, 1000)]
+    assert lrs == sorted(lrs, reverse=True)
+
+
 def test_warmup_cosine_endpoints() -> None:
     schedule = LearningRateSchedule("warmup_cosine", 0.01, warmup_steps=5, min_lr=0.001)
     assert schedule.lr(5, 0.0) == pytest.approx(0.01)

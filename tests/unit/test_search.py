@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from seq2seqkit.build import build_loss, build_model
-from seq2seqkit.config import DecoderConfig, EncoderConfig, ModelConfig
+from seq2seqkit.config import DecoderConfig, EncoderConfig, ModelConfig, TransformerConfig
 from seq2seqkit.data.batching import Batch, collate
 from seq2seqkit.data.vocab import EOS_ID, PAD_ID, SOS_ID
 from seq2seqkit.decoding.generate import generate_ids
@@ -41,7 +42,11 @@ VARIANTS = {
     "lstm-init": ("lstm", "init", "general", False),
     "gru-bahdanau-coverage": ("gru", "attention", "bahdanau", False),
     "lstm-concat-feeding-location": ("lstm", "attention", "concat", True),
+    "transformer": ("lstm", "attention", "general", False),  # architecture: transformer
 }
+TINY_TRANSFORMER = TransformerConfig(
+    encoder_layers=1, decoder_layers=2, d_model=16, heads=2, ff_size=32, dropout=0.0, attention_dropout=0.0
+)
 
 
 def make_model(variant: str) -> Seq2Seq:
@@ -62,6 +67,8 @@ def make_model(variant: str) -> Seq2Seq:
             location_width=5,
         ),
     )
+    if variant == "transformer":
+        config = dataclasses.replace(config, architecture="transformer", transformer=TINY_TRANSFORMER)
     return build_model(config, VOCAB, VOCAB).eval()
 
 

@@ -72,7 +72,7 @@ def generate_ids(
         batch = collate([sources[i] for i in indices], None, indices, extended)
         limits = [math.ceil(max_length_ratio * len(sources[i])) + max_length_offset for i in indices]
         allowed = None if spans is None else SourceSpans.of([spans[i] for i in indices], device)
-        bounds = Bounds(_max_lengths(limits, max_length, device), min_length, block_ngram_repeat, allowed)
+        bounds = Bounds(_max_lengths(limits, max_length, model), min_length, block_ngram_repeat, allowed)
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             found = _decode(model, batch, bounds, *search)
         for i, hyps in zip(indices, found, strict=True):
@@ -88,11 +88,14 @@ def _for_inference(model: Seq2Seq | Ensemble, dtype: torch.dtype | None) -> Seq2
     return model if dtype is None else copy.deepcopy(model).to(dtype)
 
 
-def _max_lengths(limits: list[int], max_length: int, device: torch.device) -> torch.Tensor:
-    """Each output's length limit, <eos> included: its own, within ``max_length`` + 1 if set."""
+def _max_lengths(limits: list[int], max_length: int, model: Seq2Seq | Ensemble) -> torch.Tensor:
+    """Each output's length limit, <eos> included: its own, within ``max_length`` + 1 if set and
+    within the model's positions where they end (learned positions)."""
     if max_length:
         limits = [min(limit, max_length + 1) for limit in limits]
-    return torch.tensor(limits, device=device).clamp(min=1)
+    if model.max_output_positions is not None:
+        limits = [min(limit, model.max_output_positions) for limit in limits]
+    return torch.tensor(limits, device=next(model.parameters()).device).clamp(min=1)
 
 
 class Bounds(NamedTuple):

@@ -67,6 +67,7 @@ def check_exportable(config: Config) -> None:
         (decoding.block_ngram_repeat > 0, "decoding.block_ngram_repeat"),
         (decoding.span_constrained, "decoding.span_constrained"),
         (config.data.long_sources == "window", "data.long_sources: window"),
+        (config.model.architecture == "transformer", "model.architecture: transformer"),
     ]
     for used, name in unsupported:
         if used:
@@ -99,7 +100,9 @@ class EncoderGraph(nn.Module):
         named = {"memory": enc.memory, "keys": enc.keys, "mask": enc.mask, "context": enc.context}
         entries = [tensor for tensor in (named[name] for name in self.entries) if tensor is not None]
         assert len(entries) == len(self.entries), "a model with attention has keys"
-        return (*entries, *_flatten(self.model.init_state(enc)))
+        state = self.model.init_state(enc)
+        assert isinstance(state, DecoderState), "check_exportable refuses the Transformer"
+        return (*entries, *_flatten(state))
 
 
 class StepGraph(nn.Module):
@@ -127,9 +130,10 @@ class StepGraph(nn.Module):
             context=unused if context is None else context,
             keys=entries.get("keys"),
         )
-        log_probs, state, attention = self.model.step(prev_tokens, enc, state)
+        log_probs, new_state, attention = self.model.step(prev_tokens, enc, state)
+        assert isinstance(new_state, DecoderState)
         head = (log_probs,) if attention is None else (log_probs, attention)
-        return (*head, *_flatten(state))
+        return (*head, *_flatten(new_state))
 
 
 def _flatten(state: DecoderState) -> list[torch.Tensor]:

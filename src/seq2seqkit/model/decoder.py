@@ -116,6 +116,10 @@ class RecurrentDecoder(nn.Module):
                 raise ValueError("tied embeddings need feature_size == embedding_size")
             self.output_layer.weight = self.embedding.weight
 
+    def precompute_keys(self, memory: torch.Tensor) -> torch.Tensor | None:
+        """The attention's keys of ``memory``, computed once per source (None without attention)."""
+        return None if self.attention is None else self.attention.precompute_keys(memory)
+
     @property
     def fused(self) -> bool:
         """True when teacher forcing can run all steps in one RNN call."""

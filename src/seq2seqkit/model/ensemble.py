@@ -41,6 +41,8 @@ class Ensemble(nn.Module):
             raise ValueError("an ensemble needs at least two networks")
         self.members = nn.ModuleList(members)  # registered: .eval(), .to(), parameters()
         self.networks = list(members)  # the same modules, typed
+        limits = [m.max_output_positions for m in members if m.max_output_positions is not None]
+        self.max_output_positions = min(limits) if limits else None
 
     def encode(
         self, src: torch.Tensor, src_lengths: torch.Tensor, extended_ids: torch.Tensor | None = None

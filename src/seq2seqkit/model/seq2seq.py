@@ -3,7 +3,8 @@
 The model holds no loss. ``forward`` returns a ``ModelOutput``, the one contract between the
 model and its loss: training picks the loss for the model's ``output_kind`` (``build.py``), and
 decoding uses ``init_state`` / ``step`` / ``DecoderState.select`` without knowing which variant
-it runs.
+it runs. The encoder and decoder are either family's, recurrent (``encoder.py``, ``decoder.py``)
+or Transformer (``transformer.py``): both offer the same calls.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from torch import nn
 
 from seq2seqkit.model.decoder import DecoderState, RecurrentDecoder
 from seq2seqkit.model.encoder import EncoderOutput, RecurrentEncoder
+from seq2seqkit.model.transformer import TransformerDecoder, TransformerEncoder, TransformerState
+
+Encoder = RecurrentEncoder | TransformerEncoder
+Decoder = RecurrentDecoder | TransformerDecoder
+# what the decoder carries between steps; decoding only calls its ``select``
+State = DecoderState | TransformerState
 
 # "softmax": p(y_t) = softmax(output_layer(features_t)) over the target vocabulary.
 # "pointer_generator": that distribution mixed with the attention over the source's words by a
@@ -57,18 +64,20 @@ def copy_distribution(
 
 
 class Seq2Seq(nn.Module):
-    """p(y | x) = prod_t p(y_t | y_<t, x) with a recurrent encoder and decoder, and optionally a
+    """p(y | x) = prod_t p(y_t | y_<t, x) with an encoder and decoder (recurrent or Transformer),
+    and optionally a
     copy gate p_gen = sigmoid(w [h~_t; y_{t-1}] + b) of a pointer-generator (See et al., 2017),
     and a CTC head: a linear map of the encoder's memory to the target vocabulary, whose blank is
     <pad> (Graves et al., 2006; trained beside the decoder as in Kim et al., 2017)."""
 
     def __init__(
         self,
-        encoder: RecurrentEncoder,
-        decoder: RecurrentDecoder,
+        encoder: Encoder,
+        decoder: Decoder,
         copy_gate: nn.Linear | None = None,
         unk_id: int = 1,
         ctc_head: nn.Linear | None = None,
+        max_output_positions: int | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -76,6 +85,8 @@ class Seq2Seq(nn.Module):
         self.copy_gate = copy_gate
         self.ctc_head = ctc_head
         self.unk_id = unk_id
+        # the most tokens (<eos> included) the decoder can produce: learned positions end; or None
+        self.max_output_positions = max_output_positions
         self.output_kind: OutputKind = "softmax" if copy_gate is None else "pointer_generator"
 
     @property
@@ -92,8 +103,9 @@ class Seq2Seq(nn.Module):
         Memory and keys are float32 (attention runs in float32): under autocast they are cast once
         here, not at every decoding step."""
         enc = self.encoder(src, src_lengths)
-        if self.decoder.attention is not None:
-            enc.keys = self.decoder.attention.precompute_keys(enc.memory).float()
+        keys = self.decoder.precompute_keys(enc.memory)
+        if keys is not None:
+            enc.keys = keys.float()
         enc.memory = enc.memory.float()
         enc.extended_ids = extended_ids
         return enc
@@ -127,16 +139,16 @@ class Seq2Seq(nn.Module):
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         return self.output_layer(features)
 
-    def init_state(self, enc: EncoderOutput) -> DecoderState:
+    def init_state(self, enc: EncoderOutput) -> State:
         return self.decoder.init_state(enc)
 
     def step(
         self,
         prev_token: torch.Tensor,
         enc: EncoderOutput,
-        state: DecoderState,
+        state: State,
         needed: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, State, torch.Tensor | None]:
         """Log-probabilities (batch, vocab) of the next token, the new state, attention (batch, S);
         with ``needed`` (row indices) the log-probabilities of those rows only: the output layer,
         the largest cost of a step, runs for no other row. A copying model's vocabulary is
@@ -146,13 +158,19 @@ class Seq2Seq(nn.Module):
             return t if needed is None else t.index_select(0, needed)
 
         if self.copy_gate is None:
-            features, state, attn = self.decoder.step(prev_token, enc, state)
+            features, state, attn = self._decoder_step(prev_token, enc, state)
             return torch.log_softmax(self.logits(rows(features)).float(), dim=-1), state, attn
         known = prev_token.masked_fill(prev_token >= self.output_layer.out_features, self.unk_id)
-        features, state, attn = self.decoder.step(known, enc, state)
+        features, state, attn = self._decoder_step(known, enc, state)
         assert attn is not None
         features, inputs = rows(features), rows(known)
         vocab_probs = torch.softmax(self.logits(features).float(), dim=-1)
         ids = rows(enc.extended_ids_for(known.size(0)))
         mixed = copy_distribution(vocab_probs, rows(attn).float(), self.gate(features, inputs), ids)
         return mixed.clamp_min(1e-30).log(), state, attn
+
+    def _decoder_step(
+        self, prev_token: torch.Tensor, enc: EncoderOutput, state: State
+    ) -> tuple[torch.Tensor, State, torch.Tensor | None]:
+        """The decoder's step on the state its own ``init_state`` made (the family's state type)."""
+        return self.decoder.step(prev_token, enc, state)  # type: ignore[arg-type]

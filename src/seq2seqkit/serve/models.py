@@ -77,9 +77,32 @@ class ServedModel:
         limit = self.pipeline.config.decoding.max_input_len
         return sum(min(len(self.pipeline.source.encode(text).features), limit) for text in texts)
 
+    def _family(self) -> dict[str, str | int]:
+        """The architecture's own description: an RNN's type, layers and attention, or a
+        Transformer's layers and sizes."""
+        model = self.pipeline.config.model
+        encoder, decoder, t = model.encoder, model.decoder, model.transformer
+        if model.architecture == "transformer":
+            return {
+                "architecture": "transformer",
+                "encoder": f"{t.encoder_layers} layers",
+                "decoder": f"{t.decoder_layers} layers",
+                "d_model": t.d_model,
+                "heads": t.heads,
+            }
+        return {
+            "architecture": "rnn",
+            "rnn_type": model.rnn_type,
+            "encoder": f"{encoder.num_layers}x{encoder.hidden_size}"
+            + (" bidirectional" if encoder.bidirectional else ""),
+            "decoder": f"{decoder.num_layers}x{decoder.hidden_size}",
+            "context": decoder.context,
+            "attention": decoder.attention if decoder.context == "attention" else "none",
+        }
+
     def info(self) -> ModelInfo:
         config = self.pipeline.config
-        encoder, decoder = config.model.encoder, config.model.decoder
+        decoder = config.model.decoder
         source_vocab = self.pipeline.source.vocab
         return ModelInfo(
             name=self.name,
@@ -91,12 +114,7 @@ class ServedModel:
             copies=decoder.copy,
             defaults={"beam": config.decoding.beam_size, "length_penalty": config.decoding.length_penalty},
             model={
-                "rnn_type": config.model.rnn_type,
-                "encoder": f"{encoder.num_layers}x{encoder.hidden_size}"
-                + (" bidirectional" if encoder.bidirectional else ""),
-                "decoder": f"{decoder.num_layers}x{decoder.hidden_size}",
-                "context": decoder.context,
-                "attention": decoder.attention if decoder.context == "attention" else "none",
+                **self._family(),
                 "parameters": sum(p.numel() for p in self.pipeline.model.parameters()),
                 "source_tokenizer": config.data.src_tokenizer.type,
                 "target_tokenizer": config.data.tgt_tokenizer.type,

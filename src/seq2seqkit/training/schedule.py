@@ -1,4 +1,6 @@
-"""Learning-rate schedules: constant, reduce-on-plateau, and linear warmup + cosine decay.
+"""Learning-rate schedules: constant, reduce-on-plateau, linear warmup + cosine decay, and linear
+warmup + inverse square root decay (the Transformer's, Vaswani et al., 2017, 5.3, with ``lr`` as
+its peak instead of d_model^-0.5).
 
 Kept as one small class with a JSON-able state, so that resuming restores it exactly.
 """
@@ -8,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-ScheduleKind = Literal["constant", "plateau", "warmup_cosine"]
+ScheduleKind = Literal["constant", "plateau", "warmup_cosine", "inverse_sqrt"]
 
 
 class LearningRateSchedule:
@@ -41,6 +43,9 @@ class LearningRateSchedule:
         if self.kind == "warmup_cosine":
             cosine = 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
             return warmup * (self.min_lr + (self.base_lr - self.min_lr) * cosine)
+        if self.kind == "inverse_sqrt":  # lr * min(step / warmup, sqrt(warmup / step))
+            decay = math.sqrt(self.warmup_steps / (step + 1)) if step + 1 > self.warmup_steps else 1.0
+            return warmup * max(self.min_lr, self.base_lr * decay)
         return warmup * max(self.min_lr, self.base_lr * self.scale)
 
     def observe(self, metric: float) -> None:

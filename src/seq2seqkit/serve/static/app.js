@@ -49,9 +49,12 @@ function currentModel() {
 
 function describe(model) {
   const m = model.model;
+  const size = ` · ${(m.parameters / 1e6).toFixed(2)}M parameters`;
+  if (m.architecture === "transformer") {
+    return `${model.task} · Transformer ${m.encoder} → ${m.decoder}, d_model ${m.d_model}, ${m.heads} heads` + size;
+  }
   const attention = model.attention ? `${m.attention} attention` : "no attention";
-  return `${model.task} · ${m.rnn_type.toUpperCase()} ${m.encoder} → ${m.decoder}, ${attention}` +
-    ` · ${(m.parameters / 1e6).toFixed(2)}M parameters`;
+  return `${model.task} · ${m.rnn_type.toUpperCase()} ${m.encoder} → ${m.decoder}, ${attention}` + size;
 }
 
 function buildInputs() {
