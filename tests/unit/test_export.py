@@ -35,21 +35,34 @@ VARIANTS = {
     "lstm-bahdanau": ("lstm", {}, {"attention": "bahdanau"}),
     "gru-every-step": ("gru", {"bidirectional": False}, {"context": "every_step"}),
     "lstm-init-mean": ("lstm", {"pooling": "mean"}, {"context": "init"}),
+    "transformer": ("transformer", {}, {}),  # model.architecture: transformer, TRANSFORMER's sizes
+}
+RNN_VARIANTS = [name for name in VARIANTS if name != "transformer"]
+TRANSFORMER = {
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "d_model": 16,
+    "heads": 2,
+    "ff_size": 32,
+    "dropout": 0.0,
 }
 
 
 def make_config(rnn: str, encoder: dict[str, Any], decoder: dict[str, Any]) -> Any:
+    model = {
+        "rnn_type": rnn,
+        "embedding_size": 16,
+        "dropout": 0.0,
+        "encoder": {"hidden_size": 8, "num_layers": 1, **encoder},
+        "decoder": {"hidden_size": 16, "num_layers": 1, **decoder},
+    }
+    if rnn == "transformer":
+        model = {"architecture": "transformer", "transformer": TRANSFORMER}
     return task_config(
         {
             "task": "reverse",
             "data": {"format": "synthetic", "synthetic": {"train_size": 50, "alphabet_size": 8}},
-            "model": {
-                "rnn_type": rnn,
-                "embedding_size": 16,
-                "dropout": 0.0,
-                "encoder": {"hidden_size": 8, "num_layers": 1, **encoder},
-                "decoder": {"hidden_size": 16, "num_layers": 1, **decoder},
-            },
+            "model": model,
             "decoding": {"beam_size": 3, "max_length_offset": 3},
         }
     )
@@ -69,19 +82,25 @@ def saved_model(directory: Path, rnn: str, encoder: dict, decoder: dict) -> Pipe
     return pipeline
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pipeline, runtime.OnnxModel]:
-    """A tiny model that has started to learn to reverse letters, and its export (a few seconds)."""
+@pytest.fixture(scope="module", params=["rnn", "transformer"])
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> tuple[Pipeline, runtime.OnnxModel]:
+    """A tiny model that has started to learn to reverse letters, and its export (a few seconds):
+    an LSTM with input feeding, or a Transformer."""
+    model: dict[str, Any] = {
+        "embedding_size": 16,
+        "dropout": 0.0,
+        "encoder": {"hidden_size": 16, "num_layers": 1},
+        "decoder": {"hidden_size": 32, "num_layers": 1, "input_feeding": True},
+    }
+    if request.param == "transformer":
+        model = {"architecture": "transformer", "transformer": {**TRANSFORMER, "d_model": 32, "heads": 4}}
     config = task_config(
         {
             "task": "reverse",
             "data": {"synthetic": {"train_size": 2000, "eval_size": 20, "min_length": 3, "max_length": 8}},
-            "model": {
-                "embedding_size": 16,
-                "dropout": 0.0,
-                "encoder": {"hidden_size": 16, "num_layers": 1},
-                "decoder": {"hidden_size": 32, "num_layers": 1, "input_feeding": True},
-            },
+            "model": model,
             "training": {
                 "precision": "float32",
                 "threads": 1,
@@ -130,7 +149,7 @@ def assert_step_equal(
         np.testing.assert_allclose(found_state["state_feed"], next_state.feed, atol=1e-5)
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", RNN_VARIANTS)
 def test_graphs_equal_pytorch_at_another_batch_and_length(tmp_path: Path, variant: str) -> None:
     pipeline = saved_model(tmp_path / "model", *VARIANTS[variant])
     export_onnx(tmp_path / "model", tmp_path / "onnx")

@@ -5,8 +5,10 @@ The output directory holds:
 
 - ``encoder.onnx``: src (batch, src_len) int64 ids and src_lengths (batch,) int64 -> the source
   entries the step reads (``memory``, ``keys``, ``mask`` with attention; ``context`` when it is fed
-  at every step) and the initial decoder state (``state_h``, ``state_c`` of an LSTM,
-  ``state_feed`` with input feeding), every tensor batch first.
+  at every step; a Transformer's ``keys``, every layer's cross-attention keys and values, and
+  ``mask``) and the initial decoder state (``state_h``, ``state_c`` of an LSTM, ``state_feed`` with
+  input feeding; a Transformer's key/value cache ``state_k0``, ``state_v0``, ... per layer, (rows,
+  heads, steps, d_k), empty at first and one step longer after each step), every tensor batch first.
 - ``decoder_step.onnx``: prev_tokens (rows,) int64, the source entries (sources, ...) and the
   state (rows, ...) -> ``log_probs`` (rows, vocab), ``attention`` (rows, src_len) with attention,
   and ``next_state_*``. As in decoding/search.py, rows = sources x k: a source's k hypotheses are
@@ -40,9 +42,10 @@ from torch import nn
 from seq2seqkit import checkpoint
 from seq2seqkit.config import Config
 from seq2seqkit.errors import ConfigError, Seq2SeqError
-from seq2seqkit.model.decoder import DecoderState
+from seq2seqkit.model.decoder import DecoderState, RecurrentDecoder
 from seq2seqkit.model.encoder import EncoderOutput
-from seq2seqkit.model.seq2seq import Seq2Seq
+from seq2seqkit.model.seq2seq import Seq2Seq, State
+from seq2seqkit.model.transformer import TransformerDecoder, TransformerState
 from seq2seqkit.pipeline import load
 
 Quantize = Literal["int8"]
@@ -67,7 +70,6 @@ def check_exportable(config: Config) -> None:
         (decoding.block_ngram_repeat > 0, "decoding.block_ngram_repeat"),
         (decoding.span_constrained, "decoding.span_constrained"),
         (config.data.long_sources == "window", "data.long_sources: window"),
-        (config.model.architecture == "transformer", "model.architecture: transformer"),
     ]
     for used, name in unsupported:
         if used:
@@ -76,6 +78,8 @@ def check_exportable(config: Config) -> None:
 
 def source_entries(model: Seq2Seq) -> list[str]:
     """The encoder outputs a decoder step reads, by name."""
+    if isinstance(model.decoder, TransformerDecoder):
+        return ["keys", "mask"]
     if model.decoder.attention is not None:
         return ["memory", "keys", "mask"]
     return ["context"] if model.decoder.context == "every_step" else []
@@ -83,6 +87,8 @@ def source_entries(model: Seq2Seq) -> list[str]:
 
 def state_names(model: Seq2Seq) -> list[str]:
     """The decoder state's tensors, by name."""
+    if isinstance(model.decoder, TransformerDecoder):
+        return [f"state_{kv}{layer}" for layer in range(len(model.decoder.stack)) for kv in "kv"]
     names = ["state_h", "state_c"] if model.decoder.rnn_type == "lstm" else ["state_h"]
     return [*names, "state_feed"] if model.decoder.input_feeding else names
 
@@ -100,9 +106,7 @@ class EncoderGraph(nn.Module):
         named = {"memory": enc.memory, "keys": enc.keys, "mask": enc.mask, "context": enc.context}
         entries = [tensor for tensor in (named[name] for name in self.entries) if tensor is not None]
         assert len(entries) == len(self.entries), "a model with attention has keys"
-        state = self.model.init_state(enc)
-        assert isinstance(state, DecoderState), "check_exportable refuses the Transformer"
-        return (*entries, *_flatten(state))
+        return (*entries, *_flatten(self.model.init_state(enc)))
 
 
 class StepGraph(nn.Module):
@@ -112,11 +116,12 @@ class StepGraph(nn.Module):
         super().__init__()
         self.model = model
         self.entries = source_entries(model)
-        self.lstm = model.decoder.rnn_type == "lstm"
+        self.lstm = isinstance(model.decoder, RecurrentDecoder) and model.decoder.rnn_type == "lstm"
+        self.transformer = isinstance(model.decoder, TransformerDecoder)
 
     def forward(self, prev_tokens: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         entries = dict(zip(self.entries, tensors, strict=False))
-        state = _unflatten(list(tensors[len(self.entries) :]), self.lstm)
+        state = _unflatten(list(tensors[len(self.entries) :]), self.lstm, self.transformer)
         unused = prev_tokens.new_zeros(0)  # what this variant's step never reads
         context = entries.get("context")
         if context is not None:
@@ -131,19 +136,22 @@ class StepGraph(nn.Module):
             keys=entries.get("keys"),
         )
         log_probs, new_state, attention = self.model.step(prev_tokens, enc, state)
-        assert isinstance(new_state, DecoderState)
         head = (log_probs,) if attention is None else (log_probs, attention)
         return (*head, *_flatten(new_state))
 
 
-def _flatten(state: DecoderState) -> list[torch.Tensor]:
+def _flatten(state: State) -> list[torch.Tensor]:
     """The state's tensors batch first, in ``state_names`` order."""
+    if isinstance(state, TransformerState):
+        return [tensor for pair in zip(state.keys, state.values, strict=True) for tensor in pair]
     hidden = state.hidden if isinstance(state.hidden, tuple) else (state.hidden,)
     tensors = [h.transpose(0, 1) for h in hidden]  # layers, B, H -> B, layers, H
     return tensors if state.feed is None else [*tensors, state.feed]
 
 
-def _unflatten(tensors: list[torch.Tensor], lstm: bool) -> DecoderState:
+def _unflatten(tensors: list[torch.Tensor], lstm: bool, transformer: bool) -> State:
+    if transformer:
+        return TransformerState(keys=tensors[0::2], values=tensors[1::2])
     layers_first = [t.transpose(0, 1) for t in tensors[: 2 if lstm else 1]]
     hidden = (layers_first[0], layers_first[1]) if lstm else layers_first[0]
     feed = tensors[2 if lstm else 1] if len(tensors) > (2 if lstm else 1) else None
@@ -177,26 +185,40 @@ def _export_encoder(
     """Export the encoder graph; returns its outputs for the example."""
     encoder = EncoderGraph(model)
     names = [*source_entries(model), *state_names(model)]
-    axes = {name: {0: "batch", 1: "src_len"} if name in POSITIONAL else {0: "batch"} for name in names}
+    axes = {name: _axes(name, model, "batch") for name in names}
     inputs = {"src": {0: "batch", 1: "src_len"}, "src_lengths": {0: "batch"}}
     _export(encoder, (src, src_lengths), path, list(inputs), names, {**inputs, **axes})
     with torch.no_grad():
         return list(encoder(src, src_lengths))
 
 
+def _axes(name: str, model: Seq2Seq, first: str) -> dict[int, str]:
+    """The dynamic axes of a tensor the graphs exchange: the first (batch, sources or rows), the
+    source length of the source entries, the steps of a Transformer's cache."""
+    if name.startswith(("state_", "next_state_")) and isinstance(model.decoder, TransformerDecoder):
+        return {0: first, 2: "steps"}  # rows, heads, steps, d_k
+    if name == "keys" and isinstance(model.decoder, TransformerDecoder):
+        return {0: first, 4: "src_len"}  # sources, layers, 2, heads, src_len, d_k
+    return {0: first, 1: "src_len"} if name in POSITIONAL else {0: first}
+
+
 def _export_step(model: Seq2Seq, encoded: list[torch.Tensor], path: Path) -> None:
-    """Export the step graph, traced with 2 rows per source (as beam search has k per source)."""
+    """Export the step graph, traced with 2 rows per source (as beam search has k per source),
+    from the state after one step (a cache of one position: its length must not be traced as 0)."""
     entries, states = source_entries(model), state_names(model)
     sources = encoded[0].size(0)
     state = [t.repeat_interleave(2, dim=0) for t in encoded[len(entries) :]]
     prev = torch.full((2 * sources,), 2)  # <sos>
-    heads = ["log_probs"] if model.decoder.attention is None else ["log_probs", "attention"]
+    with torch.no_grad():
+        state = list(StepGraph(model)(prev, *encoded[: len(entries)], *state)[-len(states) :])
+    heads = ["log_probs", "attention"] if "mask" in entries else ["log_probs"]  # mask: attention
     next_states = [f"next_{name}" for name in states]
     by_row = {0: "rows"}
     axes = {
         "prev_tokens": by_row,
-        **{name: {0: "sources", 1: "src_len"} if name in POSITIONAL else {0: "sources"} for name in entries},
-        **{name: by_row for name in [*states, *next_states, "log_probs"]},
+        **{name: _axes(name, model, "sources") for name in entries},
+        **{name: _axes(name, model, "rows") for name in [*states, *next_states]},
+        "log_probs": by_row,
         "attention": {0: "rows", 1: "src_len"},
     }
     axes = {name: axis for name, axis in axes.items() if name != "attention" or "attention" in heads}

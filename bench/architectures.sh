@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# RNN against Transformer at the same wall-clock budget, one after the other on this machine:
+# each row trains a built-in recipe (with the overrides given) and prints the test scores that
+# training wrote (beam and greedy), its steps and its machine kind. Models go under OUT (default
+# runs/architectures); a model trained to its end there is kept (delete its directory to retrain).
+#
+#   flock /tmp/cpu.lock bash bench/architectures.sh            # every row below
+#   flock /tmp/cpu.lock bash bench/architectures.sh g2p         # the rows whose name starts so
+#
+# Budgets are wall-clock minutes: run nothing else CPU-heavy meanwhile.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
+cd "$ROOT"
+OUT=${OUT:-runs/architectures}
+S2S=".venv/bin/python -m seq2seqkit"
+# name | recipe | overrides (split at spaces)
+ROWS=(
+  "g2p-rnn|g2p|training.max_minutes=15 training.max_steps=0"
+  "g2p-transformer|g2p-transformer|"
+  "en-de-rnn|mt-debian-en-de|"
+  "en-de-transformer|mt-debian-en-de-transformer|"
+)
+for row in "${ROWS[@]}"; do
+  IFS='|' read -r name recipe overrides <<<"$row"
+  [[ $name == "${1:-}"* ]] || continue
+  if ! grep -qs "finished at step" "$OUT/$name/train.log"; then  # not trained to its end yet
+    rm -rf "${OUT:?}/$name"
+    sets=()
+    for item in $overrides; do sets+=(--set "$item"); done
+    $S2S train "$recipe" --output "$OUT/$name" "${sets[@]}" >/dev/null
+  fi
+  echo "== $name ($recipe${overrides:+ with $overrides})"
+  grep "finished at step" "$OUT/$name/train.log" | tail -1
+  grep -E "^\- \*\*CPU kind\*\*|^\- \*\*parameters\*\*" "$OUT/$name/README.md"
+  cat "$OUT/$name/test_scores.json"
+  echo
+done
