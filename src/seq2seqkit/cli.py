@@ -105,7 +105,7 @@ def _recipes(args: argparse.Namespace) -> int:
     from seq2seqkit import recipes
 
     if args.name:
-        print(recipes.resolve(args.name).read_text(encoding="utf-8"), end="")
+        print(recipes.standalone_text(args.name), end="")
         return 0
     rows = recipes.listing()
     width = max(len(name) for name, _, _ in rows)

@@ -69,6 +69,13 @@ def test_the_recipes_command_lists_them_and_prints_one() -> None:
     assert shown.stdout == (recipes.builtin_dir() / "toy_reverse.yaml").read_text()
 
 
+def test_a_printed_recipe_with_a_base_stands_alone(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("mine.yaml").write_text(recipes.standalone_text("g2p_long"))
+    assert "base" not in yaml.safe_load(Path("mine.yaml").read_text())
+    assert recipes.load_config("mine.yaml") == recipes.load_config("g2p_long")
+
+
 def test_version_has_one_source() -> None:
     result = cli("--version")
     assert result.stdout.strip() == f"seq2seqkit {__version__}"

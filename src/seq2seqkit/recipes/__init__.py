@@ -17,6 +17,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
+import yaml
+
 from seq2seqkit.config import Config, DataConfig, apply_overrides, read_recipe
 from seq2seqkit.errors import ConfigError, DataError
 from seq2seqkit.tasks import task_config
@@ -81,6 +83,17 @@ def load_config(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ())
     """
     path = resolve(recipe)
     return task_config(apply_overrides(read_recipe(path), overrides), source=str(path))
+
+
+def standalone_text(recipe: str | Path) -> str:
+    """A recipe's YAML to copy and edit anywhere: the file as written, or, for one that starts
+    from a ``base:``, its sections merged over the base's (a copy elsewhere could not find it)."""
+    path = resolve(recipe)
+    text = path.read_text(encoding="utf-8")
+    if "base" not in (yaml.safe_load(text) or {}):
+        return text
+    merged = yaml.safe_dump(read_recipe(path), sort_keys=False, allow_unicode=True)
+    return f"# {path.name} merged over its base\n{merged}"
 
 
 def listing() -> list[tuple[str, str, str]]:
