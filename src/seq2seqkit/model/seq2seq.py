@@ -66,8 +66,8 @@ def copy_distribution(
 class Seq2Seq(nn.Module):
     """p(y | x) = prod_t p(y_t | y_<t, x) with an encoder and decoder (recurrent or Transformer),
     and optionally a copy gate p_gen = sigmoid(w [h~_t; y_{t-1}] + b) of a pointer-generator (See
-    et al., 2017), and a CTC head: a linear map of the encoder's memory to the target vocabulary, whose blank is
-    <pad> (Graves et al., 2006; trained beside the decoder as in Kim et al., 2017)."""
+    et al., 2017), and a CTC head: a linear map of the encoder's memory to the target vocabulary,
+    whose blank is <pad> (Graves et al., 2006; trained beside the decoder as in Kim et al., 2017)."""
 
     def __init__(
         self,
