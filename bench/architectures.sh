@@ -19,6 +19,10 @@ ROWS=(
   "g2p-transformer|g2p-transformer|"
   "en-de-rnn|mt-debian-en-de|"
   "en-de-transformer|mt-debian-en-de-transformer|"
+  "summarize-rnn|summarize-debian|"
+  "summarize-transformer|summarize-debian-transformer|"
+  "qa-rnn|qa-squad-20min|"
+  "qa-transformer|qa-squad-20min-transformer|"
 )
 for row in "${ROWS[@]}"; do
   IFS='|' read -r name recipe overrides <<<"$row"

@@ -117,15 +117,21 @@ def _recipes(args: argparse.Namespace) -> int:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser(
         "train",
-        help="train a model from a recipe",
-        description="Train a model; the last line printed is the model directory.",
+        help="train a model from a recipe, or from data with a recipe chosen for it",
+        description="Train a model from a recipe, or from your pairs: given a data file or folder "
+        "(TSV, JSONL, parallel text, a speech manifest) instead of a recipe, it chooses the recipe "
+        "from the data, prints each choice with its reason, and writes the recipe into the model "
+        "directory. The last line printed is the model directory.",
     )
     train.add_argument(
         "config",
-        metavar="RECIPE",
-        help="a YAML recipe file, or a built-in recipe's name (seq2seqkit recipes)",
+        nargs="+",
+        metavar="RECIPE|DATA",
+        help="a YAML recipe, a built-in recipe's name (seq2seqkit recipes), or data: a TSV or JSONL "
+        "file, a folder holding train.*, or two parallel files STEM.X STEM.Y",
     )
-    train.add_argument("--output", type=Path, help="model directory (default: the config's output_dir)")
+    train.add_argument("--output", type=Path, help="model directory (default: the recipe's output_dir; "
+                       "for data, runs/ and the data's name)")  # fmt: skip
     train.add_argument(
         "--set",
         dest="overrides",
@@ -140,6 +146,21 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         metavar="DEVICE",
         help="auto, cpu, cuda or cuda:N (default: the config's training.device); under torchrun each "
         "process takes the GPU of its local rank",
+    )
+    data = train.add_argument_group("training from data (instead of a recipe)")
+    data.add_argument("--minutes", type=float, help="training budget in minutes (data: default 10; "
+                      "a recipe: overrides training.max_minutes)")  # fmt: skip
+    data.add_argument(
+        "--target", help="JSONL: the target field (default: tgt, target, output, answer or summary)"
+    )
+    data.add_argument(
+        "--pair", metavar="SRC-TGT", help="parallel files: which suffix is the source, e.g. en-de"
+    )
+    data.add_argument("--task", help="the task and its metrics (default: chosen from the data)")
+    train.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the recipe (and for data, the choices) and the warnings; train nothing",
     )
     train.set_defaults(run=_train)
 
@@ -410,12 +431,61 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from seq2seqkit.recipes import load_config
+    from seq2seqkit.recipes import is_recipe, load_config, standalone_text
     from seq2seqkit.workflow import train
 
+    if args.minutes is not None and args.minutes <= 0:
+        raise Seq2SeqError(f"--minutes must be above 0, got {args.minutes:g}")
     overrides = [*args.overrides, *([f"training.device={args.device}"] if args.device else [])]
-    config = load_config(args.config, overrides)
-    out = train(config, args.output, resume=args.resume)
+    if len(args.config) > 1 or not is_recipe(args.config[0]):
+        return _train_on_data(args, overrides)
+    if args.minutes is not None:
+        overrides.append(f"training.max_minutes={args.minutes}")
+    config = load_config(args.config[0], overrides)
+    if args.dry_run:
+        from seq2seqkit.workflow import dry_run
+
+        print(standalone_text(args.config[0]), end="")
+        _print_warnings(dry_run(config))
+        return 0
+    return _trained(train(config, args.output, resume=args.resume))
+
+
+def _train_on_data(args: argparse.Namespace, overrides: list[str]) -> int:
+    """Train on data with the recipe chosen for it (printed, and written into the model directory),
+    or with --resume the one written there before; --dry-run prints the choices and warnings."""
+    from seq2seqkit import auto, checkpoint
+    from seq2seqkit.preflight import data_warnings
+    from seq2seqkit.recipes import load_config
+    from seq2seqkit.tasks import task_of
+    from seq2seqkit.workflow import train
+
+    paths = [Path(p) for p in args.config]
+    out = args.output or Path("runs") / auto.data_name(paths)
+    if args.resume:
+        if not (out / "recipe.yaml").is_file():
+            raise Seq2SeqError(
+                f"{out}: no recipe.yaml to resume from; name the model directory with --output"
+            )
+        return _trained(train(load_config(out / "recipe.yaml", overrides), out, resume=True))
+    if not args.dry_run and checkpoint.latest_checkpoint(out) is not None:
+        raise Seq2SeqError(f"{out} already holds a trained model; choose another --output, or --resume it")
+    minutes = args.minutes if args.minutes is not None else auto.DEFAULT_MINUTES
+    chosen = auto.choose(paths, out, minutes, args.target, args.pair, args.task)
+    print(chosen.text(), end="", flush=True)
+    if args.dry_run:
+        config = chosen.config
+        _print_warnings(data_warnings(config, task_of(config), chosen.splits))
+        return 0
+    return _trained(train(load_config(auto.write(chosen, out), overrides), out))
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}")
+
+
+def _trained(out: Path) -> int:
     if os.environ.get("RANK", "0") == "0":  # under torchrun: once, from rank 0
         print(out)
     return 0

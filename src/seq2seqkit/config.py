@@ -259,7 +259,8 @@ class DecodingConfig:
 class Config:
     name: str = "model"
     description: str = ""  # one line: `seq2seqkit recipes` lists it, the model card shows it
-    # a registered task (seq2seqkit/tasks): translation, summarization, qa, asr, g2p, copy, reverse, sort
+    # a registered task (seq2seqkit/tasks): translation, summarization, qa, asr, g2p, transduction,
+    # copy, reverse, sort
     task: str = "translation"
     output_dir: str = "runs/model"
     data: DataConfig = DataConfig()

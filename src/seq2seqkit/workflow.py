@@ -29,6 +29,7 @@ from seq2seqkit.errors import ConfigError
 from seq2seqkit.evaluation import EvaluationResult, evaluate
 from seq2seqkit.model_card import PairCounts, write_model_card
 from seq2seqkit.pipeline import Pipeline
+from seq2seqkit.preflight import data_warnings
 from seq2seqkit.recipes import check_corpora
 from seq2seqkit.tasks import Task, task_of
 from seq2seqkit.training.distributed import World
@@ -36,6 +37,7 @@ from seq2seqkit.training.reporter import setup_logging
 from seq2seqkit.training.trainer import EncodedPairs, Selection, Trainer
 
 log = logging.getLogger("seq2seqkit")
+DROPPED_SHARE = 0.01  # of the training pairs, past the length limits: more is warned about
 
 
 def train(config: Config, output_dir: str | Path | None = None, resume: bool = False) -> Path:
@@ -70,6 +72,10 @@ def _train(config: Config, out: Path, resume: bool, device: torch.device, world:
 
     task = task_of(config)
     train_pairs, valid_pairs, test_pairs = _read_splits(task, config)
+    if world.is_main and not resume:
+        splits = {"train": train_pairs, "valid": valid_pairs, "test": test_pairs}
+        for warning in data_warnings(config, task, splits):
+            log.warning("warning: %s", warning)
     if world.is_main and not resume:
         pipeline = _new_pipeline(config, train_pairs, device)
         _check_free_space(out, pipeline.model, cfg.average_last)
@@ -107,6 +113,13 @@ def _train(config: Config, out: Path, resume: bool, device: torch.device, world:
         _test_report(pipeline, test_pairs, task, config.decoding.beam_size, out)
     write_model_card(out, config, trainer, counts, finished=True)
     return out
+
+
+def dry_run(config: Config) -> list[str]:
+    """The warnings that training ``config`` would print before it starts (data_warnings)."""
+    task = task_of(config)
+    train_pairs, valid_pairs, test_pairs = _read_splits(task, config)
+    return data_warnings(config, task, {"train": train_pairs, "valid": valid_pairs, "test": test_pairs})
 
 
 def _read_splits(task: Task, config: Config) -> tuple[list[Pair], list[Pair], list[Pair]]:
@@ -233,6 +246,12 @@ def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs
     )
     if not encoded.src:
         raise ConfigError("no training pair is within data.max_src_len / data.max_tgt_len")
+    if dropped > DROPPED_SHARE * len(pairs):
+        log.warning(
+            "warning: data.max_src_len %d / data.max_tgt_len %d drop %.1f%% of the training pairs (%d): "
+            "raise them, or set data.long_sources: start to cut long sources instead",
+            data.max_src_len, data.max_tgt_len, 100 * dropped / len(pairs), dropped,
+        )  # fmt: skip
     return encoded
 
 

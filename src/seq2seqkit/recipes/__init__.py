@@ -71,8 +71,24 @@ def resolve(recipe: str | Path) -> Path:
     close = difflib.get_close_matches(str(recipe), builtin_names(), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ConfigError(
-        f"{recipe}: no such recipe file or built-in recipe{hint} (built-in: {', '.join(builtin_names())})"
+        f"{recipe}: no such recipe file or built-in recipe{hint}, nor data "
+        f"(built-in: {', '.join(builtin_names())})"
     )
+
+
+def is_recipe(argument: str) -> bool:
+    """Whether ``seq2seqkit train ARGUMENT`` names a recipe (a YAML file, or a built-in recipe's
+    name) rather than data (any other file or folder). A name that is both is refused."""
+    path = Path(argument)
+    if path.suffix in SUFFIXES:
+        return True
+    if (builtin_dir() / f"{argument}.yaml").is_file() and "/" not in argument and os.sep not in argument:
+        resolve(argument)  # refuses a name that is also a file or folder here
+        return True
+    if path.exists():
+        return False
+    resolve(argument)  # no such recipe, with the closest name
+    return True
 
 
 def load_config(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:

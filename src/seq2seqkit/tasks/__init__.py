@@ -15,12 +15,20 @@ from typing import Any
 from seq2seqkit.config import Config, config_from_dict, merge
 from seq2seqkit.data.readers import Pair, ReadReport
 from seq2seqkit.errors import ConfigError
-from seq2seqkit.tasks import asr, g2p, qa, summarization, synthetic, translation
+from seq2seqkit.tasks import asr, g2p, qa, summarization, synthetic, transduction, translation
 from seq2seqkit.tasks.task import GENERAL_READERS, Task
 
 TASKS: dict[str, Task] = {
     task.name: task
-    for task in (translation.TASK, summarization.TASK, qa.TASK, asr.TASK, g2p.TASK, *synthetic.TASKS)
+    for task in (
+        translation.TASK,
+        summarization.TASK,
+        qa.TASK,
+        asr.TASK,
+        g2p.TASK,
+        transduction.TASK,
+        *synthetic.TASKS,
+    )
 }
 
 

@@ -20,9 +20,14 @@ SPLIT_SEEDS = {"train": 1, "valid": 2, "test": 3}
 
 
 def read_synthetic(data: DataConfig, split: str, report: ReadReport) -> list[Pair]:
+    """The split's generated pairs; valid and test hold no training input (short strings over a
+    small alphabet repeat often), so they measure what was learned, not what was seen."""
     syn = data.synthetic
-    size = syn.train_size if split == "train" else syn.eval_size
-    return make_pairs(syn.task, size, SPLIT_SEEDS[split], syn.min_length, syn.max_length, syn.alphabet_size)
+    shape = (syn.min_length, syn.max_length, syn.alphabet_size)
+    if split == "train":
+        return make_pairs(syn.task, syn.train_size, SPLIT_SEEDS[split], *shape)
+    seen = {pair.src for pair in make_pairs(syn.task, syn.train_size, SPLIT_SEEDS["train"], *shape)}
+    return make_pairs(syn.task, syn.eval_size, SPLIT_SEEDS[split], *shape, exclude=seen)
 
 
 def synthetic_task(name: str) -> Task:

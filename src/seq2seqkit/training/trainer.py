@@ -40,6 +40,8 @@ log = logging.getLogger("seq2seqkit")
 # en-de model, 300 steps: peak RSS 2,251 MB never, 1,881 MB every 10 steps at the same tok/s,
 # 1,693 MB every 2 steps but 11% slower (docs/speed.md).
 RELEASE_MEMORY_EVERY = 10
+# the budget warning measures the speed between these steps (after the first, slower ones)
+SPEED_STEPS = (5, 25)
 
 
 class TrainingInterrupted(Seq2SeqError):
@@ -96,6 +98,8 @@ class Trainer:
     validate: called at each validation, returns scores by metric name (``selection.metric`` among
     them) of the model as it is; the trainer adds the teacher-forced loss of ``valid``.
     """
+
+    _speed_from: float | None = None  # elapsed seconds at SPEED_STEPS[0] of this session
 
     def __init__(
         self,
@@ -268,6 +272,23 @@ class Trainer:
         tokens = sum(len(self.data.tgt[i]) + 1 for i in indices)
         p.target_tokens += tokens
         self.reporter.step(p.step, tokens, loss, self._lr)
+        if p.step == SPEED_STEPS[0]:
+            self._speed_from = p.elapsed
+        elif p.step == SPEED_STEPS[1] and self._speed_from is not None and self.world.is_main:
+            self._warn_short_budget((p.elapsed - self._speed_from) / (SPEED_STEPS[1] - SPEED_STEPS[0]))
+
+    def _warn_short_budget(self, seconds_per_step: float) -> None:
+        """Warn when max_minutes, the budget that ends first, buys less than one epoch at this speed."""
+        minutes = self.cfg.max_minutes
+        if not minutes or (self.total_steps and self.total_steps * seconds_per_step < 60 * minutes):
+            return
+        epochs = 60 * minutes / (seconds_per_step * self.batches_per_epoch)
+        if epochs < 1:
+            log.warning(
+                "warning: training.max_minutes %g buys about %.2f epochs at the speed of the first steps "
+                "(%.2f s a step, %d steps an epoch): raise it to %d or more, or train a smaller model",
+                minutes, epochs, seconds_per_step, self.batches_per_epoch, math.ceil(minutes / epochs),
+            )  # fmt: skip
 
     @property
     def _lr(self) -> float:

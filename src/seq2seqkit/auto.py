@@ -1,0 +1,462 @@
+"""``seq2seqkit train DATA``: a recipe chosen from the data itself, each choice with its reason.
+
+``choose(...)`` finds the pairs (``data/sniff.py``), holds out seeded valid and test splits when
+none lie beside the data, measures them (``data/profile.py``) and chooses, in this order: the task
+and its metrics, the tokenizer of each side, a shared vocabulary, copy, the family and its size,
+the length limits, and the batch, schedule and validation interval for the budget. The result is
+an ordinary recipe: ``write(...)`` puts it, and any held-out split files, in the model directory,
+where ``seqseqkit train DIR/recipe.yaml`` reproduces the run. The rules follow our measured
+recipes (docs/own-data.md); they read only the data's figures, never its name.
+"""
+
+from __future__ import annotations
+
+import copy as copy_module
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seq2seqkit.build import build_tokenizer
+from seq2seqkit.config import Config, TokenizerConfig
+from seq2seqkit.data.profile import Profile, SideProfile, profile
+from seq2seqkit.data.readers import Pair, read_lines
+from seq2seqkit.data.sniff import Found, find_data
+from seq2seqkit.errors import DataError
+from seq2seqkit.recipes import load_config
+from seq2seqkit.tasks import TASKS, read_split, task_config
+
+DEFAULT_MINUTES = 10.0
+HELD_OUT_SHARE = 0.05  # of the pairs, for each of valid and test, when none lie beside the data
+HELD_OUT_MAX = 2000
+SMALL_DATA = 5000  # pairs: below this, the smaller model with more dropout
+LONG_SOURCE = 150  # tokens: longer sources are cut to their start (or best window) at this length
+LENGTH_QUANTILE = 0.995  # the length limits keep this share of each side
+WINDOWS = {"start": "their start", "window": "the window of the last field that best matches the first"}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One decision, printed as ``what: value (reason)``."""
+
+    what: str
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.what}: {self.value} ({self.reason})"
+
+
+@dataclass
+class Chosen:
+    """The recipe (nested dicts, as YAML writes them), the choices behind it, and the splits."""
+
+    recipe: dict[str, Any]
+    choices: list[Choice]
+    found: Found
+    splits: dict[str, list[Pair]]
+    held_out: list[str] = field(default_factory=list)  # the splits taken from the training pairs
+
+    @property
+    def config(self) -> Config:
+        return task_config(self.recipe, "the chosen recipe")
+
+    def text(self) -> str:
+        """The recipe's YAML, the choices as comments above it."""
+        lines = ["# chosen from the data by seq2seqkit train, each choice with its reason:"]
+        lines += [f"#   {c}" for c in self.choices]
+        return "\n".join(lines) + "\n" + yaml.safe_dump(self.recipe, sort_keys=False, allow_unicode=True)
+
+
+def choose(
+    paths: Sequence[str | Path],
+    out: Path,
+    minutes: float = 10.0,
+    target: str | None = None,
+    pair: str | None = None,
+    task: str | None = None,
+    seed: int = 1,
+) -> Chosen:
+    """The recipe for the data at ``paths``, training into ``out`` for ``minutes``."""
+    found = find_data(paths, target, pair)
+    reader = task_config({"task": "asr" if found.audio else "translation", "data": found.data})
+    splits = {split: read_split(reader, split) for split in ("train", "valid", "test")}
+    if not splits["train"]:
+        raise DataError(f"{found.data['train']}: no pairs")
+    held_out = [split for split in ("valid", "test") if not splits[split]]
+    splits.update(hold_out(splits["train"], held_out, seed))
+    data = dict(found.data)
+    for split in ("train", *held_out) if held_out else ():
+        data[split] = str(_split_path(out, split, found).resolve())
+    if held_out:
+        data["tsv_header"] = data.get("tsv_header", False) and not found.audio
+    choices = [Choice("data", found.what, _split_reason(splits, held_out))]
+    prof = profile(splits["train"])
+    recipe = _recipe(prof, found, data, minutes, task, out, choices)
+    return Chosen(recipe, choices, found, splits, held_out)
+
+
+def data_name(paths: Sequence[Path]) -> str:
+    """A model directory's name for the data: the file's stem, or the folder's name for a folder
+    or for files named train.*."""
+    first = paths[0].resolve()
+    if first.is_dir():
+        return first.name
+    return first.parent.name if first.name.startswith("train.") else first.name.split(".")[0] or "model"
+
+
+def hold_out(pairs: list[Pair], splits: Sequence[str], seed: int) -> dict[str, list[Pair]]:
+    """Seeded, disjoint held-out ``splits`` (valid, test) of HELD_OUT_SHARE of ``pairs`` each, at
+    most HELD_OUT_MAX, and the training pairs left. Pairs with the same source go to one split
+    together, so no held-out source (or pair) occurs in training."""
+    if not splits:
+        return {"train": pairs}
+    groups: dict[str, list[Pair]] = {}
+    for pair in pairs:
+        groups.setdefault(pair.src, []).append(pair)
+    if len(groups) < 10 * (len(splits) + 1):
+        raise DataError(
+            f"{len(groups)} distinct sources are too few to hold out {' and '.join(splits)} splits"
+        )
+    order = list(groups)
+    random.Random(seed).shuffle(order)
+    size = max(1, min(HELD_OUT_MAX, round(HELD_OUT_SHARE * len(pairs))))
+    taken: dict[str, list[Pair]] = {split: [] for split in splits}
+    rest = iter(order)
+    for split in splits:
+        while len(taken[split]) < size:
+            taken[split] += groups[next(rest)]
+    held = {id(p) for split in splits for p in taken[split]}
+    return {"train": [p for p in pairs if id(p) not in held], **taken}
+
+
+def write(chosen: Chosen, out: Path) -> Path:
+    """The held-out split files and ``recipe.yaml`` in ``out``; returns the recipe's path."""
+    if chosen.held_out:
+        (out / "data").mkdir(parents=True, exist_ok=True)
+        for split in ("train", *chosen.held_out):
+            _write_split(chosen.splits[split], chosen.found, _split_path(out, split, chosen.found))
+    recipe = out / "recipe.yaml"
+    recipe.write_text(chosen.text(), encoding="utf-8")
+    load_config(recipe)  # what was written reads back
+    return recipe
+
+
+def _split_reason(splits: dict[str, list[Pair]], held_out: list[str]) -> str:
+    sizes = ", ".join(f"{len(splits[s]):,} {s}" for s in ("train", "valid", "test"))
+    if not held_out:
+        return f"{sizes}, from the files beside it"
+    return f"{sizes}; {' and '.join(held_out)} held out at random (seeded), no source in two splits"
+
+
+def _split_path(out: Path, split: str, found: Found) -> Path:
+    fmt = found.data["format"]
+    if fmt == "parallel":
+        return out / "data" / split  # + .src_suffix / .tgt_suffix
+    return out / "data" / f"{split}{'.jsonl' if fmt == 'jsonl' else '.tsv'}"
+
+
+def _write_split(pairs: list[Pair], found: Found, path: Path) -> None:
+    """The pairs as their source file held them: its own lines (a header row first), or for a
+    speech manifest, absolute audio paths and transcripts."""
+    data = found.data
+    if found.audio:
+        path.write_text("".join(f"{Path(p.src).resolve()}\t{p.tgt}\n" for p in pairs), encoding="utf-8")
+        return
+    if data["format"] == "parallel":
+        for side in (data["src_suffix"], data["tgt_suffix"]):
+            lines = dict(read_lines(Path(f"{data['train']}.{side}")))
+            text = "".join(lines[_line_number(p)] + "\n" for p in pairs)
+            Path(f"{path}.{side}").write_text(text, encoding="utf-8")
+        return
+    lines = dict(read_lines(Path(data["train"])))
+    header = [lines[min(lines)] + "\n"] if data.get("tsv_header") else []
+    path.write_text("".join(header + [lines[_line_number(p)] + "\n" for p in pairs]), encoding="utf-8")
+
+
+def _line_number(pair: Pair) -> int:
+    return int(pair.origin.rsplit(":", 1)[1])
+
+
+def _recipe(
+    prof: Profile, found: Found, data: dict[str, Any], minutes: float, task: str | None, out: Path,
+    choices: list[Choice],
+) -> dict[str, Any]:  # fmt: skip
+    if found.audio:
+        return _speech_recipe(data, minutes, out, choices)
+    src_tok, tgt_tok, shared, copy = _tokenizers(prof, choices)
+    task_name = _task(prof, task, copy, choices)
+    lengths = _lengths(prof, found, src_tok, tgt_tok, shared, choices)
+    data |= {"src_tokenizer": src_tok, "tgt_tokenizer": tgt_tok, "shared_vocab": shared, **lengths}
+    model, training = _model(prof, src_tok, tgt_tok, copy, minutes, choices)
+    short = prof.is_short_output
+    decoding = {
+        "beam_size": 5,
+        "length_penalty": 0.0 if short else 1.0,
+        "max_input_len": data["max_src_len"],
+        "max_output_len": data["max_tgt_len"],
+        **({"span_constrained": True} if task_name == "qa" else {}),
+    }
+    return {
+        "name": out.name,
+        "description": f"chosen from the data by seq2seqkit train; {minutes:g} min",
+        "task": task_name,
+        "output_dir": str(out),
+        "data": data,
+        "model": model,
+        "training": training,
+        "decoding": decoding,
+    }
+
+
+def _side_tokenizer(side: SideProfile) -> tuple[str, str]:
+    """Words for a closed set of frequent words, characters for short strings, else SentencePiece:
+    (type, reason)."""
+    if side.word_types <= 1000 and side.words_per_type >= 20:
+        return (
+            "word",
+            f"a closed set of {side.word_types:,} words, each seen {side.words_per_type:,.0f} times "
+            "on average",
+        )
+    if side.median_chars <= 30 and side.p99_chars <= 100:
+        return "char", f"short strings: median {side.median_chars:g} characters, {side.symbols} symbols"
+    return (
+        "sentencepiece",
+        f"median {_words(side.median_words)}, {side.word_types:,} word types, "
+        f"{side.singleton_share:.0%} seen once",
+    )
+
+
+def _pieces(*sides: SideProfile) -> tuple[int, str]:
+    """SentencePiece pieces for these sides' word types seen more than once: an eighth, 1k-16k,
+    in thousands (6k for Debian en-de's 48k recurring types, 16k for SQuAD's); (size, reason)."""
+    recurring = sum(side.word_types * (1 - side.singleton_share) for side in sides)
+    return int(
+        min(16000, max(1000, round(recurring / 8, -3)))
+    ), f"an eighth of the {recurring:,.0f} recurring word types"
+
+
+def _describe(tokenizer: dict[str, Any]) -> str:
+    kind = tokenizer["type"]
+    if kind == "sentencepiece":
+        return f"SentencePiece BPE, {tokenizer['vocab_size']:,} pieces"
+    return {"char": "characters", "word": "words"}[kind]
+
+
+def _tokenizers(prof: Profile, choices: list[Choice]) -> tuple[dict[str, Any], dict[str, Any], bool, bool]:
+    """Each side's tokenizer, whether they share one vocabulary, and copy."""
+    (src_type, src_why), (tgt_type, tgt_why) = _side_tokenizer(prof.src), _side_tokenizer(prof.tgt)
+    overlap = f"{prof.copy_share:.0%} of target words occur in their source"
+    copy = src_type != "char" and prof.copy_share >= 0.5
+    if copy:  # copying needs the target cut as its source is: one joint tokenizer
+        tgt_type, tgt_why = src_type, "as the source, for copying"
+    shared = src_type == tgt_type and prof.shared_symbols >= 0.9
+    tokenizers = []
+    for kind, side, why in ((src_type, prof.src, src_why), (tgt_type, prof.tgt, tgt_why)):
+        tokenizer: dict[str, Any] = {"type": kind}
+        if kind == "sentencepiece":
+            size, how = _pieces(prof.src, prof.tgt) if shared else _pieces(side)
+            tokenizer |= {"vocab_size": size, "model_type": "bpe"}
+            why += f"; {how}{' of both sides' if shared else ''}"
+        tokenizers.append((tokenizer, why))
+    for name, (tokenizer, why) in zip(("source", "target"), tokenizers, strict=True):
+        choices.append(Choice(f"tokenizer ({name})", _describe(tokenizer), why))
+    choices.append(
+        Choice(
+            "vocabulary",
+            "shared by both sides" if shared else "one per side",
+            f"{prof.shared_symbols:.0%} of target characters occur in sources",
+        )
+    )
+    if copy or prof.copy_share < 0.5:
+        choices.append(Choice("copy", "on, pointer-generator" if copy else "off", overlap))
+    else:
+        choices.append(
+            Choice("copy", "off", f"{overlap}, but {_describe(tokenizers[1][0])} hold every symbol")
+        )
+    return tokenizers[0][0], tokenizers[1][0], shared, copy
+
+
+def _task(prof: Profile, given: str | None, copy: bool, choices: list[Choice]) -> str:
+    """``given``, else from the outputs: spans of a context (QA), short strings, summaries, sentences."""
+    if given is not None:
+        if given not in TASKS:
+            raise DataError(f"--task {given!r} is not a task (tasks: {', '.join(TASKS)})")
+        name, reason = given, "--task"
+    elif prof.fields >= 2 and prof.span_share >= 0.9 and prof.is_short_output:
+        name, reason = "qa", f"{prof.span_share:.0%} of targets are spans of the last source field"
+    elif prof.is_short_output:
+        name, reason = (
+            "transduction",
+            f"short outputs, median {_words(prof.tgt.median_words)}: BLEU would stay near 0",
+        )
+    elif copy and prof.src.median_words >= 3 * prof.tgt.median_words:
+        name, reason = (
+            "summarization",
+            (
+                f"targets copied from sources {prof.src.median_words / max(1, prof.tgt.median_words):.0f}x "
+                "their length"
+            ),
+        )
+    else:
+        name, reason = "translation", f"sentences, median {_words(prof.tgt.median_words)}"
+    metrics = " and ".join(m.name for m in TASKS[name].metrics[:2])
+    choices.append(Choice("task", f"{name}, scored by {metrics}", reason))
+    return name
+
+
+def _words(count: float) -> str:
+    return f"{count:g} word{'' if count == 1 else 's'}"
+
+
+def _token_lengths(texts: list[str], tokenizer: Any) -> list[int]:
+    return sorted(len(tokenizer.encode(t)) for t in texts)
+
+
+def _lengths(
+    prof: Profile, found: Found, src_tok: dict[str, Any], tgt_tok: dict[str, Any], shared: bool,
+    choices: list[Choice],
+) -> dict[str, Any]:  # fmt: skip
+    """max_src_len / max_tgt_len at the LENGTH_QUANTILE of each side's tokens (a sample of up to
+    20k pairs, SentencePiece trained on it); longer sources are cut, not dropped, past LONG_SOURCE."""
+    sample = prof.sample
+    src_texts, tgt_texts = [p.src for p in sample], [p.tgt for p in sample]
+    src_tokenizer = build_tokenizer(TokenizerConfig(**src_tok), src_texts + (tgt_texts if shared else []))
+    tgt_tokenizer = (
+        src_tokenizer if tgt_tok == src_tok else build_tokenizer(TokenizerConfig(**tgt_tok), tgt_texts)
+    )
+    src_lengths = _token_lengths(src_texts, src_tokenizer)
+    tgt_lengths = _token_lengths(tgt_texts, tgt_tokenizer)
+    quantile = lambda values: values[min(len(values) - 1, int(LENGTH_QUANTILE * len(values)))]  # noqa: E731
+    max_src = _round_up(quantile(src_lengths))
+    max_tgt = _round_up(quantile(tgt_lengths))
+    limits: dict[str, Any] = {"max_src_len": max_src, "max_tgt_len": max_tgt}
+    if max_src > LONG_SOURCE:
+        cut = sum(1 for n in src_lengths if n > LONG_SOURCE) / len(src_lengths)
+        how = "window" if prof.fields >= 2 else "start"
+        limits |= {"max_src_len": LONG_SOURCE, "long_sources": how}
+        choices.append(Choice(
+            "long sources", f"cut to {LONG_SOURCE} tokens ({WINDOWS[how]})",
+            f"{cut:.0%} of sources are longer; the median is {src_lengths[len(src_lengths) // 2]}",
+        ))  # fmt: skip
+    choices.append(
+        Choice(
+            "length limits",
+            f"source {limits['max_src_len']}, target {max_tgt} tokens",
+            f"{LENGTH_QUANTILE:.1%} of each side fits; longer training pairs are dropped and counted",
+        )
+    )
+    return limits
+
+
+def _round_up(length: int) -> int:
+    step = 10 if length > 20 else 5
+    return max(step, math.ceil(length * 1.05 / step) * step)
+
+
+# The RNN recipes the model choice starts from: (model section, what it is, peak learning rate)
+Template = tuple[dict[str, Any], str, float]
+POINTER_GENERATOR: Template = (
+    {
+        "rnn_type": "lstm", "embedding_size": 256, "dropout": 0.2,
+        "encoder": {"hidden_size": 128, "num_layers": 1, "bidirectional": True},
+        "decoder": {"hidden_size": 256, "num_layers": 1, "context": "attention", "attention": "bahdanau",
+                    "input_feeding": True, "tie_embeddings": True, "copy": True},
+    },
+    "LSTM, biLSTM encoder 128, pointer-generator decoder 256 (the summarization recipe's)",
+    0.002,
+)  # fmt: skip
+STRINGS: Template = (
+    {
+        "rnn_type": "gru", "embedding_size": 128, "dropout": 0.2,
+        "encoder": {"hidden_size": 256, "num_layers": 1, "bidirectional": True},
+        "decoder": {"hidden_size": 512, "num_layers": 1, "context": "attention", "attention": "general"},
+    },
+    "GRU, biGRU encoder 256, decoder 512 with Luong attention (the G2P demo's)",
+    0.003,
+)  # fmt: skip
+SENTENCES: Template = (
+    {
+        "rnn_type": "lstm", "embedding_size": 256, "dropout": 0.2,
+        "encoder": {"hidden_size": 128, "num_layers": 2, "bidirectional": True},
+        "decoder": {"hidden_size": 256, "num_layers": 2, "context": "attention", "attention": "general",
+                    "tie_embeddings": True},
+    },
+    "LSTM, 2-layer biLSTM encoder 128, 2-layer decoder 256 with Luong attention (en-de's)",
+    0.002,
+)  # fmt: skip
+
+
+def _model(
+    prof: Profile, src_tok: dict[str, Any], tgt_tok: dict[str, Any], copy: bool, minutes: float,
+    choices: list[Choice],
+) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+    """The RNN family, sized as our measured recipes: the pointer-generator for copying, the G2P
+    demo's GRU for strings, the en-de LSTM for sentences; halved, with more dropout, under
+    SMALL_DATA pairs. Then the training section for the budget."""
+    small = prof.pairs < SMALL_DATA
+    strings = src_tok["type"] != "sentencepiece" and tgt_tok["type"] != "sentencepiece"
+    template, size, lr = POINTER_GENERATOR if copy else STRINGS if strings else SENTENCES
+    model: dict[str, Any] = copy_module.deepcopy(template)
+    if copy:
+        model["encoder"]["field_match"] = prof.fields >= 2
+    if strings and prof.pairs >= 50000:
+        model["dropout"] = 0.0  # as the G2P demo: with this much data, dropout only slows learning
+    if tgt_tok["type"] == "char":
+        model["decoder"]["tie_embeddings"] = False
+    if small:
+        model["embedding_size"] //= 2
+        model["dropout"] = 0.3
+        for part in ("encoder", "decoder"):
+            model[part]["hidden_size"] //= 2
+        size = f"half of {size}, dropout 0.3"
+    choices.append(
+        Choice(
+            "model",
+            f"RNN: {size}",
+            f"{prof.pairs:,} training pairs{' (few)' if small else ''}; at CPU budgets of 15-20 minutes our "
+            "RNN recipes beat our Transformers (docs/transformer.md)",
+        )
+    )
+    return model, _training(prof, tgt_tok, minutes, lr, small, choices)
+
+
+def _training(
+    prof: Profile, tgt_tok: dict[str, Any], minutes: float, lr: float, small: bool, choices: list[Choice]
+) -> dict[str, Any]:
+    """Batches of about 1% of the target tokens (500-4,000), warmup then cosine decay to the end
+    of the budget, and a validation about every minute at our recipes' speeds."""
+    per_target = prof.tgt.median_chars if tgt_tok["type"] == "char" else prof.tgt.median_words
+    batch = int(min(4000, max(500, round(prof.pairs * max(1.0, per_target) / 100, -2))))
+    validate = int(max(100, round(50 * minutes, -2)))
+    choices.append(
+        Choice(
+            "training",
+            f"{minutes:g} min, batches of {batch:,} tokens, lr {lr} warmup then cosine, "
+            f"validation every {validate} steps",
+            "the budget; batches of about 1% of the target tokens, 500-4,000",
+        )
+    )
+    return {
+        "batch_tokens": batch, "lr": lr, "scheduler": "warmup_cosine",
+        "warmup_steps": 100 if minutes <= 2 else 200, "max_minutes": minutes,
+        "label_smoothing": 0.1, "clip_grad_norm": 5.0, "validate_every": validate,
+        **({"precision": "float32"} if small else {}),  # bfloat16 autocast costs more than it saves
+    }  # fmt: skip
+
+
+def _speech_recipe(data: dict[str, Any], minutes: float, out: Path, choices: list[Choice]) -> dict[str, Any]:
+    """The AN4 recipe's listener, speller and CTC head, at this budget: our one measured speech recipe."""
+    recipe = load_config("asr-an4").to_dict()
+    recipe.update(name=out.name, output_dir=str(out), description=f"chosen from the data; {minutes:g} min")
+    recipe["data"] |= data | {"source": "audio"}
+    recipe["training"] |= {"max_minutes": minutes, "max_steps": 0, "evaluate_test": bool(data.get("test"))}
+    choices.append(Choice("task", "asr, scored by WER and CER", "audio sources"))
+    choices.append(
+        Choice("model", "the asr-an4 recipe's (BiLSTM listener, speller, CTC head)", "our speech recipe")
+    )
+    return recipe
