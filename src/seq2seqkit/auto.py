@@ -22,12 +22,12 @@ from typing import Any
 import yaml
 
 from seq2seqkit.build import build_tokenizer
-from seq2seqkit.config import Config, TokenizerConfig
+from seq2seqkit.config import Config, TokenizerConfig, read_recipe
 from seq2seqkit.data.profile import Profile, SideProfile, profile
 from seq2seqkit.data.readers import Pair, read_lines
 from seq2seqkit.data.sniff import Found, find_data
 from seq2seqkit.errors import DataError
-from seq2seqkit.recipes import load_config
+from seq2seqkit.recipes import load_config, resolve
 from seq2seqkit.tasks import TASKS, read_split, task_config
 
 DEFAULT_MINUTES = 10.0
@@ -89,11 +89,13 @@ def choose(
         raise DataError(f"{found.data['train']}: no pairs")
     held_out = [split for split in ("valid", "test") if not splits[split]]
     splits.update(hold_out(splits["train"], held_out, seed))
-    data = dict(found.data)
-    for split in ("train", *held_out) if held_out else ():
-        data[split] = str(_split_path(out, split, found).resolve())
-    if held_out:
-        data["tsv_header"] = data.get("tsv_header", False) and not found.audio
+    data = dict(found.data)  # with absolute paths: the written recipe works from any folder
+    for split in ("train", "valid", "test"):
+        written = split in held_out or (held_out and split == "train")
+        location = _split_path(out, split, found) if written else Path(data[split]) if data[split] else None
+        data[split] = str(location.resolve()) if location else ""
+    if held_out and found.audio:
+        data["tsv_header"] = False  # the written manifests have none
     choices = [Choice("data", found.what, _split_reason(splits, held_out))]
     prof = profile(splits["train"])
     recipe = _recipe(prof, found, data, minutes, task, out, choices)
@@ -131,7 +133,10 @@ def hold_out(pairs: list[Pair], splits: Sequence[str], seed: int) -> dict[str, l
         while len(taken[split]) < size:
             taken[split] += groups[next(rest)]
     held = {id(p) for split in splits for p in taken[split]}
-    return {"train": [p for p in pairs if id(p) not in held], **taken}
+    train = [p for p in pairs if id(p) not in held]
+    if not train:
+        raise DataError(f"no training pairs left after holding out {' and '.join(splits)} splits")
+    return {"train": train, **taken}
 
 
 def write(chosen: Chosen, out: Path) -> Path:
@@ -292,7 +297,8 @@ def _task(prof: Profile, given: str | None, copy: bool, choices: list[Choice]) -
     elif prof.is_short_output:
         name, reason = (
             "transduction",
-            f"short outputs, median {_words(prof.tgt.median_words)}: BLEU would stay near 0",
+            f"short outputs, median {_words(prof.tgt.median_words)}, {prof.tgt.median_chars:g} characters: "
+            "BLEU would stay near 0",
         )
     elif copy and prof.src.median_words >= 3 * prof.tgt.median_words:
         name, reason = (
@@ -451,7 +457,7 @@ def _training(
 
 def _speech_recipe(data: dict[str, Any], minutes: float, out: Path, choices: list[Choice]) -> dict[str, Any]:
     """The AN4 recipe's listener, speller and CTC head, at this budget: our one measured speech recipe."""
-    recipe = load_config("asr-an4").to_dict()
+    recipe = read_recipe(resolve("asr-an4"))
     recipe.update(name=out.name, output_dir=str(out), description=f"chosen from the data; {minutes:g} min")
     recipe["data"] |= data | {"source": "audio"}
     recipe["training"] |= {"max_minutes": minutes, "max_steps": 0, "evaluate_test": bool(data.get("test"))}

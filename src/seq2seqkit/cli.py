@@ -455,6 +455,7 @@ def _train_on_data(args: argparse.Namespace, overrides: list[str]) -> int:
     """Train on data with the recipe chosen for it (printed, and written into the model directory),
     or with --resume the one written there before; --dry-run prints the choices and warnings."""
     from seq2seqkit import auto, checkpoint
+    from seq2seqkit.config import apply_overrides
     from seq2seqkit.preflight import data_warnings
     from seq2seqkit.recipes import load_config
     from seq2seqkit.tasks import task_of
@@ -472,12 +473,13 @@ def _train_on_data(args: argparse.Namespace, overrides: list[str]) -> int:
         raise Seq2SeqError(f"{out} already holds a trained model; choose another --output, or --resume it")
     minutes = args.minutes if args.minutes is not None else auto.DEFAULT_MINUTES
     chosen = auto.choose(paths, out, minutes, args.target, args.pair, args.task)
+    chosen.recipe = apply_overrides(chosen.recipe, overrides)  # --set goes into the written recipe
+    config = chosen.config
     print(chosen.text(), end="", flush=True)
     if args.dry_run:
-        config = chosen.config
         _print_warnings(data_warnings(config, task_of(config), chosen.splits))
         return 0
-    return _trained(train(load_config(auto.write(chosen, out), overrides), out))
+    return _trained(train(load_config(auto.write(chosen, out)), out))
 
 
 def _print_warnings(warnings: list[str]) -> None:

@@ -77,8 +77,9 @@ class Profile:
 
     @property
     def is_short_output(self) -> bool:
-        """Targets of a few symbols or words (a word, a name, a code, a label), not sentences."""
-        return self.tgt.median_words <= 3
+        """Targets of a few words or characters (a word, its phonemes, a name, a code, a label), not
+        sentences."""
+        return self.tgt.median_words <= 3 or self.tgt.median_chars <= 20
 
 
 def profile(pairs: Sequence[Pair]) -> Profile:

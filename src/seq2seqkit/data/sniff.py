@@ -11,7 +11,8 @@ are the source and which the target, and which valid and test files lie beside t
 - **Parallel text**: two files ``STEM.X`` and ``STEM.Y``, or a folder holding ``train.X`` and
   ``train.Y``. Suffixes ``src`` and ``tgt`` say which side is which; otherwise ``--pair X-Y``.
 
-A folder is searched for ``train.tsv``, ``train.jsonl`` or ``train.X``/``train.Y``; a file named
+A folder is searched for ``train.tsv``, ``train.jsonl``, ``train.X``/``train.Y``, or a single
+TSV or JSONL file; a file named
 with ``train`` finds its splits by the same name with ``valid`` (or ``dev``) and ``test``.
 The result is a recipe's data section (``Found.data``); nothing is read beyond the first lines
 and, for JSONL, each line's field names. Problems are one-line ``DataError``s naming the file.
@@ -75,9 +76,12 @@ def _folder(folder: Path, target: str | None, pair: str | None) -> Found:
     sides = sorted(p for p in folder.glob("train.*") if p.is_file())
     if len(sides) == 2:
         return _parallel(sides[0], sides[1], pair)
+    files = [p for p in folder.iterdir() if p.suffix in TEXT_FORMATS and p.is_file()]
+    if len(files) == 1:
+        return _file(files[0], target)
     raise DataError(
-        f"{folder}: expected train.tsv, train.jsonl or two parallel files train.X and train.Y in it"
-        + (f" (found {', '.join(p.name for p in sides)})" if sides else "")
+        f"{folder}: expected train.tsv, train.jsonl, two parallel files train.X and train.Y, or a single "
+        "TSV or JSONL file in it" + (f" (found {', '.join(p.name for p in sides)})" if sides else "")
     )
 
 
