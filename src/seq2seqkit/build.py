@@ -34,9 +34,11 @@ from seq2seqkit.model.frontends import (
     SpecAugment,
     TokenEmbedding,
 )
+from seq2seqkit.model.reader import Network, PointerReader
 from seq2seqkit.model.seq2seq import Seq2Seq
 from seq2seqkit.model.transformer import TransformerDecoder, TransformerEncoder
 from seq2seqkit.training.loss import (
+    BoundaryLoss,
     Loss,
     PointerGeneratorLoss,
     SoftmaxCrossEntropy,
@@ -161,7 +163,7 @@ def build_model(
     ops: Ops | None = None,
     device: torch.device | str | None = None,
     separator_id: int | None = None,
-) -> Seq2Seq:
+) -> Network:
     """The configured network on ``device`` (default: torch's default device); ``ops`` switches
     the speed kernels (default: those of that device). ``src_size``: the source vocabulary's
     size, or the feature bins of audio frames (``SourceFeaturizer.input_size``); ``separator_id``:
@@ -171,6 +173,8 @@ def build_model(
     if config.architecture == "transformer":
         return _transformer(config, src_size, tgt_vocab_size, ops, separator_id).to(device)
     enc, dec = config.encoder, config.decoder
+    if dec.output == "pointer":
+        return _reader(config, src_size, separator_id).to(device)
     if dec.copy:  # the copy loss reads the attention, whose gradient the input-feeding kernel drops
         ops = dataclasses.replace(ops, input_feeding_lstm=None)
     encoder = RecurrentEncoder(
@@ -212,6 +216,17 @@ def build_model(
     copy_gate = nn.Linear(dec.hidden_size + config.embedding_size, 1) if dec.copy else None
     ctc_head = nn.Linear(encoder.output_size, tgt_vocab_size) if config.ctc_weight > 0 else None
     return Seq2Seq(encoder, decoder, copy_gate, UNK_ID, ctc_head).to(device)
+
+
+def _reader(config: ModelConfig, src_size: int, separator_id: int | None) -> PointerReader:
+    """A pointer reader of "question <sep> paragraph" with the encoder's sizes."""
+    if separator_id is None:
+        raise ConfigError("model.decoder.output pointer reads a source of two fields (question, paragraph)")
+    enc = config.encoder
+    frontend = build_frontend(config, src_size, separator_id)
+    return PointerReader(
+        frontend, separator_id, enc.hidden_size, enc.num_layers, config.rnn_type, config.dropout
+    )
 
 
 def _transformer(
@@ -256,7 +271,7 @@ def model_for(
     source: SourceFeaturizer,
     target: TextFeaturizer,
     device: torch.device | str | None = None,
-) -> Seq2Seq:
+) -> Network:
     """The configured network sized for these featurizers (``build_featurizers``)."""
     return build_model(
         config, source.input_size, len(target.vocab), device=device, separator_id=separator_id(source)
@@ -264,11 +279,13 @@ def model_for(
 
 
 def build_loss(
-    model: Seq2Seq, ops: Ops | None = None, coverage_weight: float = 0.0, ctc_weight: float = 0.0
+    model: Network, ops: Ops | None = None, coverage_weight: float = 0.0, ctc_weight: float = 0.0
 ) -> Loss:
     """The loss of the model's output kind, with ``ops``'s fused output-layer kernel if it has one
     (default: the kernels of the model's device), plus the coverage loss for a model with coverage,
     and joint with CTC for a model with a CTC head."""
+    if isinstance(model, PointerReader):
+        return BoundaryLoss()
     ops = ops if ops is not None else ops_for(next(model.parameters()).device)
     match model.output_kind:
         case "softmax":

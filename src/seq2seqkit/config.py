@@ -130,6 +130,9 @@ class DecoderConfig:
     location_width: int = bounded(31, 1)
     # pointer-generator copy attention (See et al., 2017): copy source words, unknown ones included
     copy: bool = False
+    # vocabulary: generate target tokens; pointer: a reader of "question <sep> paragraph" that
+    # points at the answer's start and end in the paragraph (model/reader.py; the encoder's sizes)
+    output: Literal["vocabulary", "pointer"] = "vocabulary"
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,7 @@ class DecodingConfig:
     # search ranking each partial hypothesis by ctc_weight * CTC prefix score + (1 - ctc_weight) *
     # attention, or rescore: the attention beam's n-best re-ranked by the same weights
     method: DecodingMethod = "attention"
+    max_answer_words: int = bounded(15, 1)  # a pointer reader's longest answer, in words
     ctc_weight: float = bounded(0.3, 0.0, 1.0)  # joint and rescore
 
 
@@ -454,11 +458,30 @@ def _check_consistency(config: Config, source: str) -> None:
             "sentencepiece settings"
         )
     _check_audio(config, source)
+    _check_pointer(config, source)
     if data.src_fields and data.format == "parallel":
         raise ConfigError(
             f"{source}: data.src_fields needs data.format tsv or jsonl (parallel text has one field)"
         )
     _check_settings(config, source)
+
+
+def _check_pointer(config: Config, source: str) -> None:
+    """A pointer reader reads a question and a paragraph of text, and generates nothing."""
+    model = config.model
+    if model.decoder.output != "pointer":
+        return
+    conflicts = {
+        "model.architecture transformer": model.architecture == "transformer",
+        "model.decoder.copy": model.decoder.copy,
+        "model.ctc_weight": model.ctc_weight > 0,
+        "data.source audio": config.data.source == "audio",
+    }
+    for name, conflict in conflicts.items():
+        if conflict:
+            raise ConfigError(
+                f"{source}: model.decoder.output pointer (a span reader) does not go with {name}"
+            )
 
 
 def _check_audio(config: Config, source: str) -> None:

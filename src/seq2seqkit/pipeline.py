@@ -23,13 +23,15 @@ from seq2seqkit.build import load_featurizers, model_for
 from seq2seqkit.config import Config, config_from_dict
 from seq2seqkit.data.audio import AudioInput, Waveform
 from seq2seqkit.data.batching import collate
-from seq2seqkit.data.featurizers import Encoded, SourceFeaturizer, TextFeaturizer, shorten
-from seq2seqkit.data.vocab import FIELD_SEPARATOR, UNK_ID
+from seq2seqkit.data.featurizers import Encoded, SourceFeaturizer, TextFeaturizer, context_start, shorten
+from seq2seqkit.data.vocab import UNK_ID
 from seq2seqkit.decoding.generate import generate_ids
 from seq2seqkit.decoding.search import Span
+from seq2seqkit.decoding.span import read_spans
 from seq2seqkit.device import autocast_dtype, resolve_device
 from seq2seqkit.errors import ConfigError, ModelFileError
 from seq2seqkit.model.ensemble import Ensemble
+from seq2seqkit.model.reader import Network, PointerReader
 from seq2seqkit.model.seq2seq import Seq2Seq
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,7 @@ class Pipeline:
     """A Seq2Seq network plus what turns its inputs into features and its output ids into text."""
 
     def __init__(
-        self, config: Config, model: Seq2Seq, source: SourceFeaturizer, target: TextFeaturizer
+        self, config: Config, model: Network, source: SourceFeaturizer, target: TextFeaturizer
     ) -> None:
         self.config = config
         self.model = model
@@ -118,6 +120,8 @@ class Pipeline:
         decoding = self.config.decoding
         device = next(self.model.parameters()).device
         sources = [self.encode_source(_as_audio(text, sample_rate)) for text in texts]
+        if isinstance(self.model, PointerReader):
+            return self._read(self.model, sources, batch_tokens or decoding.batch_tokens)
         # a copying model: each source's ids over the target vocabulary extended by its unknown words
         copying = self.model.copy_gate is not None
         no_extension: tuple[list[int], list[str]] = ([], [])
@@ -156,12 +160,27 @@ class Pipeline:
             outputs.append(Output(source.labels, converted))
         return outputs
 
+    def _read(self, reader: PointerReader, sources: list[Encoded], batch_tokens: int) -> list[Output]:
+        """A pointer reader's outputs: the best span of each paragraph, as the paragraph's own text
+        of it (one hypothesis each)."""
+        assert isinstance(self.source, TextFeaturizer), "a pointer reader reads text"
+        tokenizer = self.source.tokenizer
+        edges = [tokenizer.word_edges(source.labels) for source in sources]
+        features = [source.features for source in sources]
+        spans = read_spans(reader, features, edges, self.config.decoding.max_answer_words, batch_tokens)
+        outputs = []
+        for source, span in zip(sources, spans, strict=True):
+            tokens = [] if span is None else source.labels[span.start : span.end + 1]
+            score = 0.0 if span is None else span.score
+            outputs.append(Output(source.labels, [Hypothesis(tokenizer.decode(tokens), tokens, score, None)]))
+        return outputs
+
     def _span(self, source: Encoded, extended_ids: list[int]) -> Span:
         """Where an output may come from: the last field (a question's context), whole words; each
         position's id over the output vocabulary there, else -1 (a copying model's extended ids
         name every word, a shared vocabulary all but the unknown ones)."""
         labels = source.labels
-        first = len(labels) - labels[::-1].index(FIELD_SEPARATOR) if FIELD_SEPARATOR in labels else 0
+        first = context_start(labels)
         ids = extended_ids if self.model.copy_gate is not None else self.target.vocab.encode(labels)
         assert isinstance(self.source, TextFeaturizer), "span-constrained decoding needs text sources"
         starts, ends = self.source.tokenizer.word_edges(labels)
@@ -244,9 +263,12 @@ def ensemble(pipelines: Sequence[Pipeline]) -> Pipeline:
     files = {**first.source.files("src"), **first.target.files("tgt")}
     if any({**p.source.files("src"), **p.target.files("tgt")} != files for p in pipelines[1:]):
         raise ConfigError("an ensemble's models need identical tokenizers and vocabularies")
-    models = [p.model for p in pipelines if p.model.copy_gate is None and p.ensemble is None]
-    if len(models) < len(pipelines):
-        raise ConfigError("an ensemble takes plain networks: no copy attention, no nested ensembles")
+    models = [p.model for p in pipelines if isinstance(p.model, Seq2Seq) and p.model.copy_gate is None]
+    if len(models) < len(pipelines) or any(p.ensemble is not None for p in pipelines):
+        raise ConfigError(
+            "an ensemble takes plain encoder-decoders: no copy attention, no pointer readers, "
+            "no nested ensembles"
+        )
     if first.config.decoding.method != "attention":
         raise ConfigError("an ensemble decodes with decoding.method attention (no CTC methods)")
     pipeline = Pipeline(first.config, first.model, first.source, first.target)

@@ -70,7 +70,10 @@ def _vocabulary(config: Config, prof: Profile) -> list[str]:
 
 
 def _copy(config: Config, prof: Profile) -> list[str]:
-    if config.model.decoder.copy or config.data.tgt_tokenizer.type == "char" or prof.copy_share < COPY_SHARE:
+    decoder = config.model.decoder
+    if decoder.copy or decoder.output == "pointer" or config.data.tgt_tokenizer.type == "char":
+        return []
+    if prof.copy_share < COPY_SHARE:
         return []
     return [
         f"model.decoder.copy is off, but {prof.copy_share:.0%} of target words occur in their source: set "

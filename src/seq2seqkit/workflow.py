@@ -21,7 +21,7 @@ import torch
 from seq2seqkit import checkpoint
 from seq2seqkit.build import build_featurizers, build_loss, load_featurizers, model_for
 from seq2seqkit.config import Config
-from seq2seqkit.data.featurizers import Encoded, shorten
+from seq2seqkit.data.featurizers import Encoded, TextFeaturizer, answer_span, shorten, window_around
 from seq2seqkit.data.readers import Pair, ReadReport
 from seq2seqkit.data.vocab import UNK_ID
 from seq2seqkit.device import configure_memory, resolve_device
@@ -110,7 +110,8 @@ def _train(config: Config, out: Path, resume: bool, device: torch.device, world:
 
     checkpoint.load_weights(out / checkpoint.WEIGHTS, pipeline.model)
     if cfg.evaluate_test and test_pairs:
-        _test_report(pipeline, test_pairs, task, config.decoding.beam_size, out)
+        beam = 1 if pipeline.model.output_kind == "pointer" else config.decoding.beam_size  # no beam
+        _test_report(pipeline, test_pairs, task, beam, out)
     write_model_card(out, config, trainer, counts, finished=True)
     return out
 
@@ -222,6 +223,8 @@ def _append(
 def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs:
     """Model inputs of the training pairs: sources over data.max_src_len dropped or cut
     (data.long_sources), targets over data.max_tgt_len dropped; both counted."""
+    if pipeline.model.output_kind == "pointer":
+        return _encode_reader_pairs(pipeline, pairs, training=True)
     data = pipeline.config.data
     encoded, dropped, cut = _encoded_pairs(pipeline), 0, 0
     for pair in pairs:
@@ -255,8 +258,38 @@ def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs
     return encoded
 
 
+def _encode_reader_pairs(pipeline: Pipeline, pairs: list[Pair], training: bool) -> EncodedPairs:
+    """A pointer reader's inputs, and as targets the answer's first and last positions in its
+    paragraph. In training a source over data.max_src_len keeps a window of its paragraph that
+    holds the answer, placed at random per pair (seeded by its index), so short windows buy epochs
+    (Min et al., 2018); in validation a source is cut as generation cuts it. A pair whose answer
+    is not in its (cut) paragraph is left out and counted."""
+    assert isinstance(pipeline.source, TextFeaturizer), "a pointer reader reads text"
+    tokenizer, limit = pipeline.source.tokenizer, pipeline.config.data.max_src_len
+    encoded, missing = _encoded_pairs(pipeline), 0
+    for index, pair in enumerate(pairs):
+        source = pipeline.source.encode(pair.src) if training else pipeline.encode_source(pair.src)
+        span = answer_span(source, pair.tgt, tokenizer)
+        if span is None:
+            missing += 1
+            continue
+        if training:
+            source, span = window_around(source, limit, span, random.Random(index).random())
+        _append(encoded, source, list(span), None)
+    log.info(
+        "%s pairs: %d with their answer's position, %d left out (the answer's words are not in the %s)",
+        "training" if training else "validation", len(encoded.src), missing,
+        "paragraph" if training else "paragraph as generation cuts it",
+    )  # fmt: skip
+    if training and not encoded.src:
+        raise ConfigError("no training answer occurs in its paragraph (model.decoder.output pointer)")
+    return encoded
+
+
 def _encode_validation_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs:
     """Model inputs of the validation pairs as generation sees them (cut to decoding.max_input_len)."""
+    if pipeline.model.output_kind == "pointer":
+        return _encode_reader_pairs(pipeline, pairs, training=False)
     encoded = _encoded_pairs(pipeline)
     for pair in pairs:
         source = pipeline.encode_source(pair.src)

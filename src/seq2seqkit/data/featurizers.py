@@ -8,6 +8,7 @@ attention pictures. The target side is always text: ids out, text back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -15,7 +16,7 @@ from typing import NamedTuple, Protocol
 from torch import Tensor
 
 from seq2seqkit.data.batching import Features
-from seq2seqkit.data.tokenizers import Tokenizer, TokenizerType, load_tokenizer
+from seq2seqkit.data.tokenizers import Tokenizer, TokenizerType, WordTokenizer, load_tokenizer
 from seq2seqkit.data.vocab import FIELD_SEPARATOR, Vocabulary
 
 
@@ -84,7 +85,7 @@ def shorten(encoded: Encoded, limit: int, window: bool = False) -> Encoded:
         return encoded
     if not window or FIELD_SEPARATOR not in encoded.labels or isinstance(encoded.features, Tensor):
         return Encoded(encoded.features[:limit], encoded.labels[:limit])
-    last_field = len(encoded.labels) - encoded.labels[::-1].index(FIELD_SEPARATOR)
+    last_field = context_start(encoded.labels)
     room = limit - last_field
     if room <= 0:
         return Encoded(encoded.features[:limit], encoded.labels[:limit])
@@ -112,3 +113,52 @@ def _word(token: str) -> str:
     one or two characters (articles, punctuation, short pieces) match too often to count."""
     word = token.lstrip("\u2581").lower()
     return word if len(word) > 2 else ""
+
+
+def context_start(labels: Sequence[str]) -> int:
+    """The first position of a source's last field (after its last <sep>; 0 for one field)."""
+    return len(labels) - list(labels)[::-1].index(FIELD_SEPARATOR) if FIELD_SEPARATOR in labels else 0
+
+
+def _text(labels: Sequence[str], words: bool) -> tuple[str, list[int]]:
+    """The lower-cased text that ``labels`` spell (pieces with SentencePiece's word mark, characters,
+    or ``words``, which get spaces between them), and where each label's text ends in it."""
+    text, ends = "", []
+    for label in labels:
+        text += (" " if words and text else "") + label.replace("\u2581", " ").lower()
+        ends.append(len(text))
+    return text, ends
+
+
+def answer_span(encoded: Encoded, answer: str, tokenizer: Tokenizer) -> tuple[int, int] | None:
+    """The first and last positions of the first place in the last field of ``encoded`` that reads
+    ``answer`` (as the tokenizer normalises it; lower case; not inside a longer word); or None."""
+    first, words = context_start(encoded.labels), isinstance(tokenizer, WordTokenizer)
+    text, ends = _text(encoded.labels[first:], words)
+    wanted = _text(tokenizer.encode(answer), words)[0].strip()
+    found = re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", text) if wanted else None
+    if found is None:
+        return None
+    start = next(i for i, end in enumerate(ends) if end > found.start())
+    last = next(i for i, end in enumerate(ends) if end >= found.end())
+    return first + start, first + last
+
+
+def window_around(
+    encoded: Encoded, limit: int, span: tuple[int, int], offset: float
+) -> tuple[Encoded, tuple[int, int]]:
+    """``encoded`` cut to ``limit`` positions, its first fields whole and a window of its last field
+    that holds ``span``, placed at ``offset`` (0-1) of the room around it; and the span's positions
+    in the cut. Unchanged when it fits (or when the span cannot fit)."""
+    first = context_start(encoded.labels)
+    room = limit - first
+    start, end = span
+    if len(encoded.labels) <= limit or end - start + 1 > room:
+        return encoded, span
+    lowest, highest = max(first, end - room + 1), min(start, len(encoded.labels) - room)
+    begin = lowest + round(offset * (highest - lowest))
+    kept = [*range(first), *range(begin, begin + room)]
+    features = encoded.features
+    assert not isinstance(features, Tensor), "a window of text ids"
+    cut = Encoded([features[i] for i in kept], [encoded.labels[i] for i in kept])
+    return cut, (start - begin + first, end - begin + first)

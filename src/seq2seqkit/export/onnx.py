@@ -62,6 +62,7 @@ def check_exportable(config: Config) -> None:
     """Raise ConfigError naming the first setting that the graphs or ``runtime.py`` lack."""
     dec, decoding = config.model.decoder, config.decoding
     unsupported = [
+        (dec.output == "pointer", "model.decoder.output: pointer (a span reader)"),
         (dec.copy, "model.decoder.copy (pointer-generator copy)"),
         (dec.coverage, "model.decoder.coverage"),
         (dec.location, "model.decoder.location"),
@@ -165,6 +166,7 @@ def export_onnx(model_dir: Path, output: Path, quantize: Quantize | None = None)
     if pipeline.source.vocab is None:
         raise ConfigError("ONNX export supports text sources only")
     model = pipeline.model.cpu().eval()  # the graphs are traced on the CPU
+    assert isinstance(model, Seq2Seq)  # check_exportable refused a reader
     output.mkdir(parents=True, exist_ok=True)
     encoder_path, step_path = (output / name for name in GRAPHS["float32"])
     # two sources of different lengths; ids within any vocabulary

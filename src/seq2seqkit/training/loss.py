@@ -80,6 +80,21 @@ class PointerGeneratorLoss:
         return self(output, batch)
 
 
+class BoundaryLoss:
+    """-log P_start(s) - log P_end(e) of a pointer reader (output kind "pointer"), averaged over the
+    batch's boundaries: its targets are the answer's (start, end) source positions, held where the
+    other kinds hold token ids (``tgt_out[:, 0]`` and ``tgt_out[:, 1]``). Label smoothing does
+    not apply (positions off the paragraph have probability 0)."""
+
+    def __call__(self, output: ModelOutput, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
+        log_probs = torch.log_softmax(output.features.float(), dim=-1)  # (batch, 2, src_len)
+        gold = batch.tgt_out[:, :2].unsqueeze(-1)  # (batch, 2, 1)
+        return -log_probs.gather(2, gold).mean()
+
+    def nll(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
+        return self(output, batch)
+
+
 def coverage_penalty(attention: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """See et al. (2017)'s coverage loss: sum_s min(a_ts, c_ts) with c_t the sum of a_1..a_{t-1},
     averaged over real target steps. attention (batch, tgt_len, src_len); mask (batch, tgt_len).

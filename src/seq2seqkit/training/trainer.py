@@ -29,7 +29,7 @@ from seq2seqkit.config import TrainingConfig
 from seq2seqkit.data.batching import Batch, BatchSampler, Features, collate, token_batches
 from seq2seqkit.device import autocast_dtype, peak_memory_mb, release_free_memory
 from seq2seqkit.errors import ConfigError, Seq2SeqError
-from seq2seqkit.model.seq2seq import Seq2Seq
+from seq2seqkit.model.reader import Network
 from seq2seqkit.training.distributed import World
 from seq2seqkit.training.loss import Loss
 from seq2seqkit.training.reporter import Reporter
@@ -105,7 +105,7 @@ class Trainer:
         self,
         *,
         config: TrainingConfig,
-        model: Seq2Seq,
+        model: Network,
         loss: Loss,
         data: EncodedPairs,
         valid: EncodedPairs,

@@ -1,0 +1,152 @@
+"""The pointer reader (model.decoder.output: pointer): its boundary logits, the answer's position
+in the data, answer-holding windows, span decoding, and a tiny reader that learns."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+import seq2seqkit
+from seq2seqkit.data.featurizers import Encoded, answer_span, window_around
+from seq2seqkit.data.tokenizers import CharTokenizer, WordTokenizer
+from seq2seqkit.data.vocab import join_fields
+from seq2seqkit.decoding.span import best_spans
+from seq2seqkit.errors import ConfigError
+from seq2seqkit.export.onnx import check_exportable
+from seq2seqkit.model.frontends import FieldMatchEmbedding
+from seq2seqkit.model.reader import PointerReader
+from seq2seqkit.pipeline import ensemble
+from seq2seqkit.tasks import task_config
+
+SEP = 3
+
+
+def _reader() -> PointerReader:
+    torch.manual_seed(0)
+    frontend = FieldMatchEmbedding(20, 8, pad_id=0, separator_id=SEP, common=0)
+    return PointerReader(frontend, SEP, hidden_size=6, num_layers=2, dropout=0.0).eval()
+
+
+def test_boundary_logits_cover_the_paragraph_only() -> None:
+    src = torch.tensor([[5, 6, SEP, 7, 8, 9, 10], [5, SEP, 11, 12, 0, 0, 0]])
+    logits = _reader()(src, torch.tensor([7, 4])).features
+    assert logits.shape == (2, 2, 7)
+    finite = torch.isfinite(logits)
+    assert finite[0, :, 3:].all() and not finite[0, :, :3].any()
+    assert finite[1, :, 2:4].all() and not finite[1, :, :2].any() and not finite[1, :, 4:].any()
+
+
+def test_padding_changes_no_logit() -> None:
+    reader = _reader()
+    alone = reader(torch.tensor([[5, SEP, 11, 12]]), torch.tensor([4])).features
+    padded = reader(
+        torch.tensor([[5, SEP, 11, 12, 0, 0], [5, 6, SEP, 7, 8, 9]]), torch.tensor([4, 6])
+    ).features
+    torch.testing.assert_close(padded[0, :, :4], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_best_spans_equal_the_brute_force_best() -> None:
+    torch.manual_seed(1)
+    log_probs = torch.log_softmax(torch.randn(4, 2, 9), dim=-1)
+    starts = torch.rand(4, 9) < 0.7
+    ends = torch.rand(4, 9) < 0.7
+    for row, span in enumerate(best_spans(log_probs, starts, ends, max_words=3)):
+        word = starts[row].long().cumsum(0)
+        candidates = [
+            (float(log_probs[row, 0, i] + log_probs[row, 1, j]), i, j)
+            for i, j in itertools.product(range(9), repeat=2)
+            if i <= j and starts[row, i] and ends[row, j] and int(word[j] - word[i]) < 3
+        ]
+        if not candidates:
+            assert span is None
+            continue
+        score, i, j = max(candidates)
+        assert span is not None and (span.start, span.end) == (i, j)
+        assert span.score == pytest.approx(score)
+
+
+def test_the_answer_is_found_as_the_paragraph_spells_it() -> None:
+    tokenizer = WordTokenizer()
+    labels = [
+        "when",
+        "?",
+        "<sep>",
+        "in",
+        "280",
+        "days",
+        ",",
+        "about",
+        "2",
+        ",",
+        "then",
+        "May",
+        "12",
+        ",",
+        "2008",
+        ".",
+    ]
+    encoded = Encoded(list(range(len(labels))), labels)
+    assert answer_span(encoded, "2", tokenizer) == (8, 8)  # not inside 280
+    assert answer_span(encoded, "may 12", tokenizer) == (11, 12)
+    assert answer_span(encoded, "June", tokenizer) is None
+    chars = CharTokenizer()
+    spelled = chars.encode("q <sep> the red fox")
+    assert answer_span(Encoded(list(range(len(spelled))), spelled), "red", chars) == (6, 8)
+
+
+def test_a_training_window_holds_the_answer() -> None:
+    labels = ["q", "<sep>", *(f"w{i}" for i in range(30))]
+    encoded = Encoded(list(range(len(labels))), labels)
+    for offset in (0.0, 0.5, 1.0):
+        cut, (start, end) = window_around(encoded, 12, (20, 22), offset)
+        assert len(cut.labels) == 12 and cut.labels[:2] == ["q", "<sep>"]
+        assert cut.labels[start : end + 1] == ["w18", "w19", "w20"]
+
+
+def _write_task(folder: Path) -> None:
+    """Questions about a random list of words, answered by the one or two words after a named one."""
+    rng = random.Random(0)
+    vocab = [f"w{i}" for i in range(30)]
+    for split, size in (("train", 1500), ("valid", 40), ("test", 40)):
+        lines = []
+        for _ in range(size):
+            words = rng.sample(vocab, 10)
+            k = rng.randrange(8)
+            two = rng.random() < 0.5
+            question = f"which two follow {words[k]} ?" if two else f"what follows {words[k]} ?"
+            answer = " ".join(words[k + 1 : k + 3] if two else words[k + 1 : k + 2])
+            lines.append(json.dumps({"question": question, "context": " ".join(words), "answer": answer}))
+        (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_a_tiny_reader_learns_to_point(tmp_path: Path) -> None:
+    _write_task(tmp_path)
+    config = task_config(
+        {
+            "task": "qa",
+            "data": {
+                "format": "jsonl", "src_fields": ["question", "context"], "tgt_field": "answer",
+                **{split: str(tmp_path / f"{split}.jsonl") for split in ("train", "valid", "test")},
+                "src_tokenizer": {"type": "word"}, "tgt_tokenizer": {"type": "word"}, "shared_vocab": True,
+            },
+            "model": {"embedding_size": 16, "dropout": 0.0, "decoder": {"output": "pointer"},
+                      "encoder": {"hidden_size": 16, "num_layers": 1, "field_match": True}},
+            "training": {"batch_tokens": 1500, "lr": 0.01, "max_steps": 120, "validate_every": 120,
+                         "precision": "float32", "threads": 1},
+        }
+    )  # fmt: skip
+    out = seq2seqkit.train(config, tmp_path / "model")
+    scores = json.loads((out / "test_scores.json").read_text())
+    assert scores["EM"] >= 90
+    pipeline = seq2seqkit.load(out)
+    source = join_fields(["which two follow w3 ?", "w7 w3 w11 w12 w5"])
+    assert pipeline.generate([source])[0].text == "w11 w12"
+    with pytest.raises(ConfigError, match="pointer"):
+        check_exportable(pipeline.config)
+    with pytest.raises(ConfigError, match="no pointer readers"):
+        ensemble([pipeline, pipeline])
