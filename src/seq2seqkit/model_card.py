@@ -67,7 +67,8 @@ def render_model_card(out: Path, config: Config, trainer: Trainer, pairs: PairCo
 
 def _title(config: Config, trainer: Trainer, finished: bool) -> list[str]:
     family = _family(config.model)
-    what = f"{'An' if family == 'LSTM' else 'A'} {family} encoder-decoder for the task `{config.task}`."
+    kind = "pointer reader" if config.model.decoder.output == "pointer" else "encoder-decoder"
+    what = f"{'An' if family == 'LSTM' else 'A'} {family} {kind} for the task `{config.task}`."
     if finished:
         status = f"Training finished at step {trainer.progress.step:,}."
     else:
@@ -98,9 +99,27 @@ def _transformer(config: Config, parameters: int) -> list[str]:
     return ["## Model", "", *_items(rows)]
 
 
+def _reader(config: Config, parameters: int) -> list[str]:
+    m, enc = config.model, config.model.encoder
+    rows = [
+        ("task", f"`{config.task}`"),
+        ("family", f"{_family(m)} pointer reader: the answer's start and end in the paragraph"),
+        ("embedding size", f"{m.embedding_size}" + (", field-match feature" if enc.field_match else "")),
+        ("question", f"1 layer of {enc.hidden_size} per direction, pooled by learned weights"),
+        ("paragraph", f"{_layers(enc.num_layers)} of {enc.hidden_size} per direction over tokens, "
+                      "their aligned question embeddings"),
+        ("answers", f"the best span of at most {config.decoding.max_answer_words} words"),
+        ("dropout", f"{m.dropout:g}"),
+        ("parameters", f"{parameters:,}"),
+    ]  # fmt: skip
+    return ["## Model", "", *_items(rows)]
+
+
 def _model(config: Config, parameters: int) -> list[str]:
     if config.model.architecture == "transformer":
         return _transformer(config, parameters)
+    if config.model.decoder.output == "pointer":
+        return _reader(config, parameters)
     m, enc, dec = config.model, config.model.encoder, config.model.decoder
     rows = [
         ("task", f"`{config.task}`"),

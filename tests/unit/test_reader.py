@@ -146,6 +146,14 @@ def test_a_tiny_reader_learns_to_point(tmp_path: Path) -> None:
     pipeline = seq2seqkit.load(out)
     source = join_fields(["which two follow w3 ?", "w7 w3 w11 w12 w5"])
     assert pipeline.generate([source])[0].text == "w11 w12"
+    from fastapi.testclient import TestClient
+
+    from seq2seqkit.serve.app import create_app
+
+    with TestClient(create_app({"reader": pipeline})) as client:
+        inputs = [{"question": "what follows w7 ?", "context": "w7 w3 w11 w12 w5"}]
+        served = client.post("/v1/generate", json={"inputs": inputs}).json()
+    assert served["outputs"][0]["hypotheses"][0]["text"] == "w3"
     with pytest.raises(ConfigError, match="pointer"):
         check_exportable(pipeline.config)
     with pytest.raises(ConfigError, match="no pointer readers"):

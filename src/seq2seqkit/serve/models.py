@@ -90,6 +90,12 @@ class ServedModel:
                 "d_model": t.d_model,
                 "heads": t.heads,
             }
+        if decoder.output == "pointer":
+            return {
+                "architecture": "pointer reader",
+                "rnn_type": model.rnn_type,
+                "paragraph": f"{encoder.num_layers}x{encoder.hidden_size} bidirectional",
+            }
         return {
             "architecture": "rnn",
             "rnn_type": model.rnn_type,
@@ -110,7 +116,7 @@ class ServedModel:
             source_fields=list(self.fields),
             source_vocab=None if source_vocab is None else len(source_vocab),
             target_vocab=len(self.pipeline.target.vocab),
-            attention=decoder.context == "attention",
+            attention=decoder.context == "attention" and decoder.output == "vocabulary",
             copies=decoder.copy,
             defaults={"beam": config.decoding.beam_size, "length_penalty": config.decoding.length_penalty},
             model={

@@ -50,6 +50,9 @@ function currentModel() {
 function describe(model) {
   const m = model.model;
   const size = ` · ${(m.parameters / 1e6).toFixed(2)}M parameters`;
+  if (m.architecture === "pointer reader") {
+    return `${model.task} · ${m.rnn_type.toUpperCase()} pointer reader, paragraph ${m.paragraph}` + size;
+  }
   if (m.architecture === "transformer") {
     return `${model.task} · Transformer ${m.encoder} → ${m.decoder}, d_model ${m.d_model}, ${m.heads} heads` + size;
   }
