@@ -439,6 +439,9 @@ def _train(args: argparse.Namespace) -> int:
     overrides = [*args.overrides, *([f"training.device={args.device}"] if args.device else [])]
     if len(args.config) > 1 or not is_recipe(args.config[0]):
         return _train_on_data(args, overrides)
+    for flag in ("target", "pair", "task"):
+        if getattr(args, flag) is not None:
+            raise Seq2SeqError(f"--{flag} applies to data, not to a recipe (set it in the recipe)")
     if args.minutes is not None:
         overrides.append(f"training.max_minutes={args.minutes}")
     config = load_config(args.config[0], overrides)

@@ -70,6 +70,8 @@ def test_the_written_recipe_reproduces_and_a_second_run_is_refused(
     again = run("train", out / "recipe.yaml", "--output", tmp_path / "again", "--dry-run")
     assert again.returncode == 0, again.stderr
     assert "task: transduction" in again.stdout
+    flags = run("train", "toy_reverse", "--task", "qa", "--dry-run")
+    assert flags.returncode == 1 and "--task applies to data, not to a recipe" in flags.stderr
     refused = run("train", data, "--output", out)
     assert refused.returncode == 1
     assert (
