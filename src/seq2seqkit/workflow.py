@@ -76,7 +76,6 @@ def _train(config: Config, out: Path, resume: bool, device: torch.device, world:
         splits = {"train": train_pairs, "valid": valid_pairs, "test": test_pairs}
         for warning in data_warnings(config, task, splits):
             log.warning("warning: %s", warning)
-    if world.is_main and not resume:
         pipeline = _new_pipeline(config, train_pairs, device)
         _check_free_space(out, pipeline.model, cfg.average_last)
         pipeline.save(out)
