@@ -26,6 +26,7 @@ from seq2seqkit.config import Config, TokenizerConfig, read_recipe
 from seq2seqkit.data.profile import Profile, SideProfile, profile
 from seq2seqkit.data.readers import Pair, read_lines
 from seq2seqkit.data.sniff import Found, find_data
+from seq2seqkit.data.tokenizers import Tokenizer
 from seq2seqkit.errors import DataError
 from seq2seqkit.recipes import load_config, resolve
 from seq2seqkit.tasks import TASKS, read_split, task_config
@@ -195,7 +196,7 @@ def _recipe(
         return _speech_recipe(data, minutes, out, choices)
     src_tok, tgt_tok, shared, copy = _tokenizers(prof, choices)
     task_name = _task(prof, task, copy, choices)
-    lengths = _lengths(prof, found, src_tok, tgt_tok, shared, choices)
+    lengths = _lengths(prof, src_tok, tgt_tok, shared, choices)
     data |= {"src_tokenizer": src_tok, "tgt_tokenizer": tgt_tok, "shared_vocab": shared, **lengths}
     model, training = _model(prof, src_tok, tgt_tok, copy, minutes, choices)
     short = prof.is_short_output
@@ -240,9 +241,8 @@ def _pieces(*sides: SideProfile) -> tuple[int, str]:
     """SentencePiece pieces for these sides' word types seen more than once: an eighth, 1k-16k,
     in thousands (6k for Debian en-de's 48k recurring types, 16k for SQuAD's); (size, reason)."""
     recurring = sum(side.word_types * (1 - side.singleton_share) for side in sides)
-    return int(
-        min(16000, max(1000, round(recurring / 8, -3)))
-    ), f"an eighth of the {recurring:,.0f} recurring word types"
+    size = int(min(16000, max(1000, round(recurring / 8, -3))))
+    return size, f"an eighth of the {recurring:,.0f} recurring word types"
 
 
 def _describe(tokenizer: dict[str, Any]) -> str:
@@ -301,13 +301,8 @@ def _task(prof: Profile, given: str | None, copy: bool, choices: list[Choice]) -
             "BLEU would stay near 0",
         )
     elif copy and prof.src.median_words >= 3 * prof.tgt.median_words:
-        name, reason = (
-            "summarization",
-            (
-                f"targets copied from sources {prof.src.median_words / max(1, prof.tgt.median_words):.0f}x "
-                "their length"
-            ),
-        )
+        ratio = prof.src.median_words / max(1, prof.tgt.median_words)
+        name, reason = "summarization", f"targets copied from sources {ratio:.0f}x their length"
     else:
         name, reason = "translation", f"sentences, median {_words(prof.tgt.median_words)}"
     metrics = " and ".join(m.name for m in TASKS[name].metrics[:2])
@@ -319,13 +314,12 @@ def _words(count: float) -> str:
     return f"{count:g} word{'' if count == 1 else 's'}"
 
 
-def _token_lengths(texts: list[str], tokenizer: Any) -> list[int]:
+def _token_lengths(texts: list[str], tokenizer: Tokenizer) -> list[int]:
     return sorted(len(tokenizer.encode(t)) for t in texts)
 
 
 def _lengths(
-    prof: Profile, found: Found, src_tok: dict[str, Any], tgt_tok: dict[str, Any], shared: bool,
-    choices: list[Choice],
+    prof: Profile, src_tok: dict[str, Any], tgt_tok: dict[str, Any], shared: bool, choices: list[Choice],
 ) -> dict[str, Any]:  # fmt: skip
     """max_src_len / max_tgt_len at the LENGTH_QUANTILE of each side's tokens (a sample of up to
     20k pairs, SentencePiece trained on it); longer sources are cut, not dropped, past LONG_SOURCE."""
