@@ -546,20 +546,21 @@ def _generate(args: argparse.Namespace) -> int:
         copy_gates=args.attention_dir is not None,
     )
     fields = pipeline.config.data.src_fields
+    reader = pipeline.model.output_kind == "pointer"
     if args.input is None and sys.stdin.isatty():
         print("type an input and press Enter (Ctrl-D to quit)", file=sys.stderr)
         for index, line in enumerate(_input_lines(None, fields)):
             outputs = generate([line])
             write(outputs, index)
             if args.attention_dir is not None:
-                _write_attention_maps(outputs, args.attention_dir, first=index + 1)
+                _write_attention_maps(outputs, args.attention_dir, first=index + 1, reader=reader)
         return 0
     lines = list(_input_lines(args.input, fields))
     outputs = generate(lines)
     write(outputs, 0)
     if args.attention_dir is not None:
         speech = (pipeline.source, lines) if pipeline.source.vocab is None else None
-        _write_attention_maps(outputs, args.attention_dir, speech=speech)
+        _write_attention_maps(outputs, args.attention_dir, speech=speech, reader=reader)
     if pipeline.truncated:
         limit = pipeline.config.decoding.max_input_len
         print(
@@ -596,12 +597,17 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 
 def _write_attention_maps(
-    outputs: list, directory: Path, first: int = 1, speech: tuple[Any, Sequence[str]] | None = None
+    outputs: list,
+    directory: Path,
+    first: int = 1,
+    speech: tuple[Any, Sequence[str]] | None = None,
+    reader: bool = False,
 ) -> None:
     """One heatmap per output; for a speech model (``speech``: its audio featurizer and the
-    inputs) under the spectrogram the model read."""
+    inputs) under the spectrogram the model read; for a pointer ``reader`` its boundaries shaded
+    over the paragraph."""
     extras.require("plots")
-    from seq2seqkit.plots import attention_heatmap, speech_attention
+    from seq2seqkit.plots import attention_heatmap, span_picture, speech_attention
 
     directory.mkdir(parents=True, exist_ok=True)
     for index, output in enumerate(outputs, start=first):
@@ -611,7 +617,9 @@ def _write_attention_maps(
                 raise Seq2SeqError("--attention-dir: this model has no attention to show")
             continue  # an empty input has nothing to show
         path = directory / f"{index:05d}.png"
-        if speech is not None:
+        if reader:
+            span_picture(best.attention, output.source_tokens, best.text, path)
+        elif speech is not None:
             featurizer, inputs = speech
             frames = featurizer.encode(inputs[index - first]).features
             speech_attention(best.attention, frames, best.tokens, featurizer.shift_ms, path, best.text)

@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 class Hypothesis:
     """One output: detokenized text, its tokens, total log-probability, attention (output
     tokens + <eos>, source tokens) or None, and for a copying model asked for them the
-    generation probabilities p_gen per output token + <eos> (1 - p_gen went to copying)."""
+    generation probabilities p_gen per output token + <eos> (1 - p_gen went to copying). A
+    pointer reader's "attention" is its boundaries (2, source tokens): P_start and P_end."""
 
     text: str
     tokens: list[str]
@@ -171,8 +172,10 @@ class Pipeline:
         outputs = []
         for source, span in zip(sources, spans, strict=True):
             tokens = [] if span is None else source.labels[span.start : span.end + 1]
-            score = 0.0 if span is None else span.score
-            outputs.append(Output(source.labels, [Hypothesis(tokenizer.decode(tokens), tokens, score, None)]))
+            score, boundaries = (0.0, None) if span is None else (span.score, span.boundaries)
+            outputs.append(
+                Output(source.labels, [Hypothesis(tokenizer.decode(tokens), tokens, score, boundaries)])
+            )
         return outputs
 
     def _span(self, source: Encoded, extended_ids: list[int]) -> Span:

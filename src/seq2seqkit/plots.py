@@ -93,7 +93,14 @@ def attention_heatmap(
     with plt.rc_context({"font.family": _font_families([*rows, *columns, title])}), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)  # said once above
         if len(columns) > LONG_SOURCE:
-            _draw_paragraph(weights, list(source), rows, path, title, copy_gate)
+            # the attention the output's tokens (not its </s>) paid each source token, capped at 1
+            paid = weights[: max(len(rows) - 1, 1)].sum(0).clamp(max=1.0)
+            gates = None if copy_gate is None else copy_gate.reshape(-1).tolist()
+            outputs = "  ".join(
+                row if gates is None else f"{row} (p_gen {gates[step]:.2f})"
+                for step, row in enumerate(rows[:-1])
+            )
+            _draw_paragraph(paid, list(source), path, title, f"output tokens: {outputs}")
         else:
             _draw_heatmap(weights, rows, columns, path, title, copy_gate)
 
@@ -107,10 +114,11 @@ def _wrap(source: list[str]) -> list[list[tuple[int, int, str]]]:
     """Source tokens as lines of at most LINE_CHARACTERS characters, broken between words only
     (a word: a token after a space and the pieces that continue it; a longer word alone on its
     line), each token as (column, index in source, text): SentencePiece's space mark becomes a
-    space, and a line does not start with one."""
+    space (word tokens get one each), and a line does not start with one."""
     words: list[list[tuple[int, str]]] = []
+    spaced = any("\u2581" in token or " " in token for token in source)  # else word tokens
     for index, token in enumerate(source):
-        text = token.replace("\u2581", " ")
+        text = token.replace("\u2581", " ") if spaced else f" {token}"
         if not words or text[:1].isspace():
             words.append([])
         words[-1].append((index, text))
@@ -128,18 +136,20 @@ def _wrap(source: list[str]) -> list[list[tuple[int, int, str]]]:
     return lines
 
 
-def _draw_paragraph(
-    weights: torch.Tensor,
-    source: list[str],
-    rows: list[str],
-    path: Path,
-    title: str,
-    copy_gate: torch.Tensor | None,
-) -> None:
-    """The source as wrapped text, each token on a shade of blue: the attention the output's
-    tokens (not its </s>) paid it, summed and capped at 1; the output tokens with their p_gen
-    below the title."""
-    paid = weights[: max(len(rows) - 1, 1)].sum(0).clamp(max=1.0).numpy()
+def span_picture(boundaries: torch.Tensor, source: Sequence[str], answer: str, path: Path) -> None:
+    """One PNG of a pointer reader's answer: the source as wrapped text, each token shaded by
+    P_start + P_end (capped at 1), the answer in the title. boundaries: (2, len(source))."""
+    with plt.rc_context({"font.family": _font_families([*source, answer])}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+        shades = boundaries.float().sum(0).clamp(max=1.0)
+        caption = "shade: P(the answer starts here) + P(it ends here)"
+        _draw_paragraph(shades, list(source), path, f"answer: {answer}", caption)
+
+
+def _draw_paragraph(shades: torch.Tensor, source: list[str], path: Path, title: str, caption: str) -> None:
+    """The source as wrapped text, each token on a shade of blue (``shades``: one value in 0-1 per
+    token); the title, and the caption below it."""
+    paid = shades.numpy()
     lines = _wrap(source)
     fig, ax = plt.subplots(figsize=(12.5, 1.4 + 0.3 * len(lines)), dpi=110)
     colours = plt.get_cmap("Blues")
@@ -164,11 +174,7 @@ def _draw_paragraph(
     ax.set_xlim(0, ax.get_window_extent(renderer).width / character)
     ax.set_ylim(-len(lines), 1)
     ax.axis("off")
-    gates = None if copy_gate is None else copy_gate.reshape(-1).tolist()
-    outputs = "  ".join(
-        row if gates is None else f"{row} (p_gen {gates[step]:.2f})" for step, row in enumerate(rows[:-1])
-    )
-    ax.set_title(f"{title}\noutput tokens: {outputs}" if title else f"output tokens: {outputs}", fontsize=10)
+    ax.set_title(f"{title}\n{caption}" if title else caption, fontsize=10)
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 

@@ -21,6 +21,7 @@ from seq2seqkit.export.onnx import check_exportable
 from seq2seqkit.model.frontends import FieldMatchEmbedding
 from seq2seqkit.model.reader import PointerReader
 from seq2seqkit.pipeline import ensemble
+from seq2seqkit.plots import span_picture
 from seq2seqkit.tasks import task_config
 
 SEP = 3
@@ -145,7 +146,12 @@ def test_a_tiny_reader_learns_to_point(tmp_path: Path) -> None:
     assert scores["EM"] >= 90
     pipeline = seq2seqkit.load(out)
     source = join_fields(["which two follow w3 ?", "w7 w3 w11 w12 w5"])
-    assert pipeline.generate([source])[0].text == "w11 w12"
+    best = pipeline.generate([source])[0].hypotheses[0]
+    assert best.text == "w11 w12"
+    assert best.attention is not None and best.attention.shape == (2, 11)  # P_start, P_end
+    torch.testing.assert_close(best.attention.sum(1), torch.ones(2))
+    span_picture(best.attention, pipeline.source.encode(source).labels, best.text, tmp_path / "span.png")
+    assert (tmp_path / "span.png").stat().st_size > 1000
     from fastapi.testclient import TestClient
 
     from seq2seqkit.serve.app import create_app

@@ -18,11 +18,13 @@ from seq2seqkit.model.reader import PointerReader
 
 
 class Span(NamedTuple):
-    """The answer's first and last source positions and its log-probability."""
+    """The answer's first and last source positions and its log-probability; with ``read_spans``
+    also the reader's boundaries (2, source length): P_start and P_end of each position."""
 
     start: int
     end: int
     score: float
+    boundaries: torch.Tensor | None = None
 
 
 def best_spans(
@@ -68,8 +70,10 @@ def read_spans(
             logits = model.boundary_logits(batch.src.to(device), batch.src_lengths.to(device))
             starts = pad([[int(b) for b in edges[i][0]] for i in indices], 0).bool().to(device)
             ends = pad([[int(b) for b in edges[i][1]] for i in indices], 0).bool().to(device)
-            found = best_spans(torch.log_softmax(logits, dim=-1), starts, ends, max_words)
-            for i, span in zip(indices, found, strict=True):
-                results[i] = span
+            log_probs = torch.log_softmax(logits, dim=-1)
+            found = best_spans(log_probs, starts, ends, max_words)
+            for row, (i, span) in enumerate(zip(indices, found, strict=True)):
+                boundaries = log_probs[row, :, : len(sources[i])].exp().cpu()
+                results[i] = None if span is None else span._replace(boundaries=boundaries)
     model.train(was_training)
     return results
