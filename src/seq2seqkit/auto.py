@@ -142,8 +142,11 @@ def hold_out(pairs: list[Pair], splits: Sequence[str], seed: int) -> dict[str, l
 
 def write(chosen: Chosen, out: Path) -> Path:
     """The held-out split files and ``recipe.yaml`` in ``out``; returns the recipe's path."""
+    try:
+        (out / "data" if chosen.held_out else out).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"{out}: cannot write the model directory ({err.strerror})") from None
     if chosen.held_out:
-        (out / "data").mkdir(parents=True, exist_ok=True)
         for split in ("train", *chosen.held_out):
             _write_split(chosen.splits[split], chosen.found, _split_path(out, split, chosen.found))
     recipe = out / "recipe.yaml"

@@ -125,6 +125,7 @@ def test_files_beside_the_data_are_its_splits(tmp_path: Path) -> None:
     for split, n in (("train", 300), ("dev", 20), ("test", 30)):
         _write_tsv(tmp_path / f"{split}.tsv", [(s, s[::-1]) for s in _strings(n, seed=n)])
     chosen = auto.choose([tmp_path], tmp_path / "run")
+    assert load_config(auto.write(chosen, tmp_path / "run")) == chosen.config
     assert not chosen.held_out
     assert chosen.recipe["data"]["valid"].endswith("dev.tsv")
     assert [len(chosen.splits[s]) for s in ("train", "valid", "test")] == [300, 20, 30]
