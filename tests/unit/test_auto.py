@@ -78,7 +78,7 @@ def test_copy_heavy_targets_get_copy_and_a_shared_vocabulary(tmp_path: Path) -> 
     assert chosen.recipe["task"] == "summarization"
 
 
-def test_answer_spans_of_a_context_field_are_qa(tmp_path: Path) -> None:
+def test_answer_spans_of_a_context_field_get_a_pointer_reader(tmp_path: Path) -> None:
     lines = []
     for context in _sentences(300, length=30):
         start = len(context.split()) // 2
@@ -91,8 +91,9 @@ def test_answer_spans_of_a_context_field_are_qa(tmp_path: Path) -> None:
     chosen = auto.choose([data], tmp_path / "run")
     assert chosen.recipe["task"] == "qa"
     assert chosen.recipe["data"]["src_fields"] == ["question", "context"]
-    assert chosen.recipe["decoding"]["span_constrained"] is True
+    assert chosen.recipe["model"]["decoder"]["output"] == "pointer"  # a reader points at the span
     assert chosen.recipe["model"]["encoder"]["field_match"] is True
+    assert chosen.config.decoding.beam_size == 1
 
 
 def test_held_out_splits_are_seeded_disjoint_and_reproducible() -> None:
