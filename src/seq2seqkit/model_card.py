@@ -181,9 +181,13 @@ def _data(config: Config, pairs: PairCounts) -> list[str]:
     dropped = pairs.train_read - pairs.train_kept
     rows = [("format", f"`{data.format}`" + (f" ({data.source} sources)" if data.source != "text" else ""))]
     rows += _paths(config)
+    why = (
+        "left out: the answer is not in its paragraph as whole words"
+        if config.model.decoder.output == "pointer"
+        else f"dropped by max_src_len {data.max_src_len} / max_tgt_len {data.max_tgt_len}"
+    )
     rows += [
-        ("training pairs", f"{pairs.train_read:,} read, {pairs.train_kept:,} kept ({dropped:,} dropped by "
-         f"max_src_len {data.max_src_len} / max_tgt_len {data.max_tgt_len})"),
+        ("training pairs", f"{pairs.train_read:,} read, {pairs.train_kept:,} kept ({dropped:,} {why})"),
         ("validation pairs", f"{pairs.valid:,}"),
         ("test pairs", f"{pairs.test:,}"),
     ]  # fmt: skip
