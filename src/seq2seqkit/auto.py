@@ -250,7 +250,7 @@ def _side_tokenizer(side: SideProfile) -> tuple[str, str]:
 
 def _pieces(*sides: SideProfile) -> tuple[int, str]:
     """SentencePiece pieces for these sides' word types seen more than once: an eighth, 1k-16k,
-    in thousands (6k for Debian en-de's 48k recurring types, 16k for SQuAD's); (size, reason)."""
+    in thousands (6k for Debian en-de's 48k recurring types); (size, reason)."""
     recurring = sum(side.word_types * (1 - side.singleton_share) for side in sides)
     size = int(min(16000, max(1000, round(recurring / 8, -3))))
     return size, f"an eighth of the {recurring:,.0f} recurring word types"
