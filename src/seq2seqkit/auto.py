@@ -212,8 +212,10 @@ def _recipe(
     decoding = {
         "beam_size": 5,
         "length_penalty": 0.0 if prof.is_short_output else 1.0,
-        "max_input_len": data["max_src_len"],
-        "max_output_len": data["max_tgt_len"],
+        # generation reads a long input whole (up to the default 400 tokens) unless training cut
+        # sources, and may write twice the training targets' length limit
+        **({"max_input_len": data["max_src_len"]} if "long_sources" in data else {}),
+        "max_output_len": 2 * data["max_tgt_len"],
     }
     if reader:  # training reads short windows that hold the answer; generation, whole paragraphs
         data |= {"max_src_len": min(READER_WINDOW, data["max_src_len"]), "long_sources": "window"}
