@@ -23,6 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from seq2seqkit.build import build_model
 from seq2seqkit.config import ModelConfig
 from seq2seqkit.export.onnx import EncoderGraph
+from seq2seqkit.model.seq2seq import Seq2Seq
 
 
 class PackedEncoder(nn.Module):
@@ -67,6 +68,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, onnxruntime {ort.__version__}")
     config = ModelConfig(embedding_size=16, dropout=0.0)
     model = build_model(config, 20, 20).eval()
+    assert isinstance(model, Seq2Seq)  # an encoder-decoder, not a pointer reader
     for dynamo in (False, True):
         print(attempt("packed bidirectional LSTM", PackedEncoder().eval(), dynamo))
         print(attempt("seq2seqkit encoder", EncoderGraph(model).eval(), dynamo))
