@@ -29,6 +29,7 @@ EXAMPLES = """examples:
   seq2seqkit recipes
   seq2seqkit train g2p --output runs/g2p
   seq2seqkit train g2p --set training.max_minutes=5 --set model.dropout=0.3
+  seq2seqkit train my_pairs.tsv --minutes 10          # the recipe chosen from the data
   echo hello | seq2seqkit generate runs/g2p --beam 5
   seq2seqkit evaluate --hyp out.txt --ref ref.txt --metric bleu --metric chrf
   seq2seqkit evaluate --model runs/g2p --split test
