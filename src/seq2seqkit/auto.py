@@ -11,7 +11,6 @@ recipes (docs/own-data.md); they read only the data's figures, never its name.
 
 from __future__ import annotations
 
-import copy as copy_module
 import math
 import random
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from typing import Any
 import yaml
 
 from seq2seqkit.build import build_tokenizer
-from seq2seqkit.config import Config, TokenizerConfig, read_recipe
+from seq2seqkit.config import Config, TokenizerConfig, merge, read_recipe
 from seq2seqkit.data.profile import Profile, SideProfile, profile
 from seq2seqkit.data.readers import Pair, read_lines
 from seq2seqkit.data.sniff import Found, find_data
@@ -372,46 +371,25 @@ def _round_up(length: int) -> int:
     return max(step, math.ceil(length * 1.05 / step) * step)
 
 
-# The RNN recipes the model choice starts from: (model section, what it is, peak learning rate)
-Template = tuple[dict[str, Any], str, float]
-POINTER_GENERATOR: Template = (
-    {
-        "rnn_type": "lstm", "embedding_size": 256, "dropout": 0.2,
-        "encoder": {"hidden_size": 128, "num_layers": 1, "bidirectional": True},
-        "decoder": {"hidden_size": 256, "num_layers": 1, "context": "attention", "attention": "bahdanau",
-                    "input_feeding": True, "tie_embeddings": True, "copy": True},
-    },
-    "LSTM, biLSTM encoder 128, pointer-generator decoder 256 (the summarization recipe's)",
-    0.002,
-)  # fmt: skip
-READER: Template = (
-    {
-        "rnn_type": "lstm", "embedding_size": 128, "dropout": 0.2,
-        "encoder": {"hidden_size": 128, "num_layers": 2, "bidirectional": True, "field_match": True},
-        "decoder": {"output": "pointer"},
-    },
-    "pointer reader, aligned question embedding, 2-layer BiLSTM 128, start/end pointers (qa-squad-reader's)",
-    0.002,
-)  # fmt: skip
-STRINGS: Template = (
-    {
-        "rnn_type": "gru", "embedding_size": 128, "dropout": 0.2,
-        "encoder": {"hidden_size": 256, "num_layers": 1, "bidirectional": True},
-        "decoder": {"hidden_size": 512, "num_layers": 1, "context": "attention", "attention": "general"},
-    },
-    "GRU, biGRU encoder 256, decoder 512 with Luong attention (the G2P demo's)",
-    0.003,
-)  # fmt: skip
-SENTENCES: Template = (
-    {
-        "rnn_type": "lstm", "embedding_size": 256, "dropout": 0.2,
-        "encoder": {"hidden_size": 128, "num_layers": 2, "bidirectional": True},
-        "decoder": {"hidden_size": 256, "num_layers": 2, "context": "attention", "attention": "general",
-                    "tie_embeddings": True},
-    },
-    "LSTM, 2-layer biLSTM encoder 128, 2-layer decoder 256 with Luong attention (en-de's)",
-    0.002,
-)  # fmt: skip
+# The built-in recipes whose model sections the model choice starts from: (recipe, what it is,
+# changes to its model section). Read from the recipes, so the choice follows them as they are tuned.
+FAMILIES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "reader": ("qa-squad-reader", "pointer reader, aligned question embedding, 2-layer BiLSTM 128, start/end "
+               "pointers (qa-squad-reader's)", {}),
+    "pointer_generator": ("summarize-debian", "LSTM, biLSTM encoder 128, pointer-generator decoder 256 (the "
+                          "summarization recipe's)", {"decoder": {"coverage": False}}),
+    "strings": ("g2p", "GRU, biGRU encoder 256, decoder 512 with Luong attention (the G2P demo's)",
+                {"dropout": 0.2}),
+    "sentences": ("mt-debian-en-de", "LSTM, 2-layer biLSTM encoder 128, 2-layer decoder 256 with Luong "
+                  "attention (en-de's)", {}),
+}  # fmt: skip
+
+
+def _family(name: str) -> tuple[dict[str, Any], str, float]:
+    """The model section (changed as FAMILIES says), description and peak learning rate of a family."""
+    recipe, size, changes = FAMILIES[name]
+    raw = read_recipe(resolve(recipe))
+    return merge(raw["model"], changes), size, raw["training"]["lr"]
 
 
 def _model(
@@ -424,15 +402,13 @@ def _model(
     the budget."""
     small = prof.pairs < SMALL_DATA
     strings = src_tok["type"] != "sentencepiece" and tgt_tok["type"] != "sentencepiece"
-    template, size, lr = (
-        READER if reader else POINTER_GENERATOR if copy else STRINGS if strings else SENTENCES
-    )
-    model: dict[str, Any] = copy_module.deepcopy(template)
-    if template is POINTER_GENERATOR:
+    family = "reader" if reader else "pointer_generator" if copy else "strings" if strings else "sentences"
+    model, size, lr = _family(family)
+    if family == "pointer_generator":
         model["encoder"]["field_match"] = prof.fields >= 2
-    if template is STRINGS and prof.pairs >= 50000:
+    if family == "strings" and prof.pairs >= 50000:
         model["dropout"] = 0.0  # as the G2P demo: with this much data, dropout only slows learning
-    if template is SENTENCES and tgt_tok["type"] == "char":
+    if family == "sentences" and tgt_tok["type"] == "char":
         model["decoder"]["tie_embeddings"] = False
     if small:
         model["embedding_size"] //= 2
