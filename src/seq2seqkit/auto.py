@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +205,10 @@ def _recipe(
     src_tok, tgt_tok, shared, copy = _tokenizers(prof, choices)
     task_name = _task(prof, task, copy, choices)
     reader = task_name == "qa" and prof.fields >= 2  # answers are spans of the last field: point
-    lengths, longest = _lengths(prof, src_tok, tgt_tok, shared, choices)
+    if reader:  # there is no generator to copy into: the reader's output is the span itself
+        choices[:] = [replace(c, value="not needed: the reader points at the span") if c.what == "copy" else c
+                      for c in choices]  # fmt: skip
+    lengths, longest = _lengths(prof, src_tok, tgt_tok, shared, choices, reader)
     data |= {"src_tokenizer": src_tok, "tgt_tokenizer": tgt_tok, "shared_vocab": shared, **lengths}
     model, training = _model(prof, src_tok, tgt_tok, copy, minutes, choices, reader)
     decoding = {
@@ -216,8 +219,7 @@ def _recipe(
         **({"max_input_len": data["max_src_len"]} if "long_sources" in data else {}),
         "max_output_len": 2 * data["max_tgt_len"],
     }
-    if reader:  # training reads short windows that hold the answer; generation, whole paragraphs
-        data |= {"max_src_len": min(READER_WINDOW, data["max_src_len"]), "long_sources": "window"}
+    if reader:  # a reader reads whole paragraphs in generation and takes the best span
         decoding = {"beam_size": 1, "max_input_len": min(READER_INPUT, max(longest, data["max_src_len"]))}
     return {
         "name": out.name,
@@ -332,10 +334,12 @@ def _token_lengths(texts: list[str], tokenizer: Tokenizer) -> list[int]:
 
 def _lengths(
     prof: Profile, src_tok: dict[str, Any], tgt_tok: dict[str, Any], shared: bool, choices: list[Choice],
+    reader: bool = False,
 ) -> tuple[dict[str, Any], int]:  # fmt: skip
     """max_src_len / max_tgt_len at the LENGTH_QUANTILE of each side's tokens (a sample of up to
-    20k pairs, SentencePiece trained on it); longer sources are cut, not dropped, past LONG_SOURCE.
-    And the LENGTH_QUANTILE of the sources, uncut."""
+    20k pairs, SentencePiece trained on it); longer sources are cut, not dropped, past LONG_SOURCE,
+    and a reader trains on READER_WINDOW-token windows that hold the answer. And the
+    LENGTH_QUANTILE of the sources, uncut."""
     sample = prof.sample
     src_texts, tgt_texts = [p.src for p in sample], [p.tgt for p in sample]
     src_tokenizer = build_tokenizer(TokenizerConfig(**src_tok), src_texts + (tgt_texts if shared else []))
@@ -348,13 +352,21 @@ def _lengths(
     max_src = _round_up(quantile(src_lengths))
     max_tgt = _round_up(quantile(tgt_lengths))
     limits: dict[str, Any] = {"max_src_len": max_src, "max_tgt_len": max_tgt}
-    if max_src > LONG_SOURCE:
+    median = src_lengths[len(src_lengths) // 2]
+    if reader:
+        limits |= {"max_src_len": min(READER_WINDOW, max_src), "long_sources": "window"}
+        choices.append(Choice(
+            "training windows", f"{limits['max_src_len']} tokens holding the answer; generation reads "
+            f"up to {min(READER_INPUT, max_src)}",
+            f"the median source is {median} tokens; short windows buy epochs (qa-squad-reader's)",
+        ))  # fmt: skip
+    elif max_src > LONG_SOURCE:
         cut = sum(1 for n in src_lengths if n > LONG_SOURCE) / len(src_lengths)
         how = "window" if prof.fields >= 2 else "start"
         limits |= {"max_src_len": LONG_SOURCE, "long_sources": how}
         choices.append(Choice(
             "long sources", f"cut to {LONG_SOURCE} tokens ({WINDOWS[how]})",
-            f"{cut:.0%} of sources are longer; the median is {src_lengths[len(src_lengths) // 2]}",
+            f"{cut:.0%} of sources are longer; the median is {median}",
         ))  # fmt: skip
     choices.append(
         Choice(
@@ -421,16 +433,16 @@ def _model(
     choices.append(
         Choice("model", f"RNN: {size}", f"{prof.pairs:,} training pairs{' (few)' if small else ''}; {why}")
     )
-    return model, _training(prof, tgt_tok, minutes, lr, small, choices)
+    # a reader's batches count its windows, the others' their targets (the longer side, mostly)
+    target = prof.tgt.median_chars if tgt_tok["type"] == "char" else prof.tgt.median_words
+    per_pair = READER_WINDOW if reader else max(1.0, target)
+    return model, _training(prof.pairs * per_pair, minutes, lr, small, choices)
 
 
-def _training(
-    prof: Profile, tgt_tok: dict[str, Any], minutes: float, lr: float, small: bool, choices: list[Choice]
-) -> dict[str, Any]:
-    """Batches of about 1% of the target tokens (500-4,000), warmup then cosine decay to the end
-    of the budget, and a validation every 100 steps per minute of budget."""
-    per_target = prof.tgt.median_chars if tgt_tok["type"] == "char" else prof.tgt.median_words
-    batch = int(min(4000, max(500, round(prof.pairs * max(1.0, per_target) / 100, -2))))
+def _training(tokens: float, minutes: float, lr: float, small: bool, choices: list[Choice]) -> dict[str, Any]:
+    """Batches of about 1% of the training ``tokens`` (500-4,000), warmup then cosine decay to the
+    end of the budget, and a validation every 100 steps per minute of budget."""
+    batch = int(min(4000, max(500, round(tokens / 100, -2))))
     # validations take time from a wall-clock budget (P2G, 5 minutes: 924 steps validating every
     # 200, 1,124 for the hand recipe's every 500), and the final one comes anyway
     validate = int(max(100, round(100 * minutes, -2)))
@@ -439,7 +451,7 @@ def _training(
             "training",
             f"{minutes:g} min, batches of {batch:,} tokens, lr {lr} warmup then cosine, "
             f"validation every {validate} steps",
-            "the budget; batches of about 1% of the target tokens, 500-4,000",
+            "the budget; batches of about 1% of the training tokens, 500-4,000",
         )
     )
     return {
