@@ -62,9 +62,13 @@ def build_featurizers(data: DataConfig, pairs: list[Pair]) -> tuple[SourceFeatur
             tgt_tokenizer, Vocabulary.build(tgt_tokens, data.max_vocab_size, data.min_freq)
         )
     src_tokenizer, tgt_tokenizer = build_tokenizers(data, pairs)
-    src_vocab, tgt_vocab = build_vocabularies(
-        data, [src_tokenizer.encode(p.src) for p in pairs], [tgt_tokenizer.encode(p.tgt) for p in pairs]
+    src_tokens = [src_tokenizer.encode(p.src) for p in pairs] + sampled_pieces(
+        data.src_tokenizer, src_tokenizer
     )
+    tgt_tokens = [tgt_tokenizer.encode(p.tgt) for p in pairs] + sampled_pieces(
+        data.tgt_tokenizer, tgt_tokenizer
+    )
+    src_vocab, tgt_vocab = build_vocabularies(data, src_tokens, tgt_tokens)
     return TextFeaturizer(src_tokenizer, src_vocab), TextFeaturizer(tgt_tokenizer, tgt_vocab)
 
 
@@ -91,11 +95,20 @@ def build_tokenizers(data: DataConfig, pairs: list[Pair]) -> tuple[Tokenizer, To
     """Source and target tokenizers; with ``joint_sentencepiece``, or a shared vocabulary and the
     same SentencePiece settings on both sides, one SentencePiece model is trained on both sides' text."""
     src_texts, tgt_texts = [p.src for p in pairs], [p.tgt for p in pairs]
-    joint = (data.shared_vocab or data.joint_sentencepiece) and data.src_tokenizer == data.tgt_tokenizer
+    same = data.src_tokenizer.segmenter == data.tgt_tokenizer.segmenter
+    joint = (data.shared_vocab or data.joint_sentencepiece) and same
     if joint and data.src_tokenizer.type == "sentencepiece":
         tokenizer = build_tokenizer(data.src_tokenizer, src_texts + tgt_texts)
         return tokenizer, tokenizer
     return build_tokenizer(data.src_tokenizer, src_texts), build_tokenizer(data.tgt_tokenizer, tgt_texts)
+
+
+def sampled_pieces(config: TokenizerConfig, tokenizer: Tokenizer) -> list[list[str]]:
+    """Where a side samples its segmentations, all its SentencePiece pieces, as one more sequence
+    for its vocabulary: a sampled segmentation uses pieces that the best ones never do."""
+    if config.sampling.alpha and isinstance(tokenizer, SentencePieceTokenizer):
+        return [tokenizer.pieces()]
+    return []
 
 
 def build_tokenizer(config: TokenizerConfig, texts: list[str]) -> Tokenizer:

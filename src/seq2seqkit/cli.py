@@ -319,6 +319,33 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     )
     _add_device(length)
     length.set_defaults(run=_analyze_length)
+    size = kinds.add_parser(
+        "data-size",
+        help="learning curves: recipes trained on shares of their training pairs, scored on test",
+        description="Train each recipe on nested, seeded shares of its training pairs (the same "
+        "pairs for every recipe on the same data), each run at the budget given, score each on its "
+        "test split with its task's metric, and print the table and draw the metric against "
+        "training pairs. Runs go to OUTPUT/RECIPE/FRACTION; run the same command again to go on "
+        "after an interruption (finished runs are kept, an interrupted one resumes).",
+    )
+    size.add_argument("recipes", nargs="+", help="recipe files or built-in recipe names")
+    size.add_argument(
+        "--fractions", default="0.1,0.25,0.5,1", help="shares of the training pairs (default 0.1,0.25,0.5,1)"
+    )
+    budget = size.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--minutes", type=float, help="wall-clock budget of each run")
+    budget.add_argument("--steps", type=int, help="training steps of each run")
+    size.add_argument(
+        "--output",
+        type=Path,
+        default=Path("runs/data-size"),
+        help="folder of the runs, the table and the PNG",
+    )
+    size.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value of every recipe (repeatable)",
+    )  # fmt: skip
+    size.set_defaults(run=_analyze_data_size)
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -694,6 +721,24 @@ def _analyze_length(args: argparse.Namespace) -> int:
         print("\t".join([bucket.label, str(bucket.count), *scores]))
     length_plot(tables, metric, unit, args.output)
     print(args.output)
+    return 0
+
+
+def _analyze_data_size(args: argparse.Namespace) -> int:
+    from seq2seqkit import data_size
+
+    extras.require("plots")
+    from seq2seqkit.plots import data_size_plot
+
+    fractions = data_size.parse_fractions(args.fractions)
+    settings = data_size.budget_overrides(args.minutes, args.steps)
+    points = data_size.sweep(args.recipes, fractions, settings, args.output, args.overrides)
+    table = data_size.table(points)
+    print(table)
+    (args.output / "data_size.tsv").write_text(table + "\n", encoding="utf-8")
+    budget = f"{args.minutes:g} min" if args.minutes is not None else f"{args.steps:,} steps"
+    data_size_plot(points, budget, args.output / "data_size.png")
+    print(args.output / "data_size.png")
     return 0
 
 

@@ -31,10 +31,28 @@ def bounded(default: Any, low: float | None = None, high: float | None = None) -
 
 
 @dataclass(frozen=True)
+class SamplingConfig:
+    """Subword regularization in training: each epoch segments the training text anew by sampling
+    (Kudo, 2018, for unigram models: ``alpha`` smooths the segmentations' probabilities, and
+    ``nbest_size`` -1 samples from all of them; Provilkov et al., 2020, BPE-dropout, for BPE models:
+    ``alpha`` is the chance of leaving out a merge). alpha 0 is off. Validation, generation and the
+    server segment deterministically."""
+
+    alpha: float = bounded(0.0, 0.0, 1.0)
+    nbest_size: int = bounded(-1, -1)  # unigram only
+
+
+@dataclass(frozen=True)
 class TokenizerConfig:
     type: Literal["char", "word", "sentencepiece"] = "char"
     vocab_size: int = bounded(8000, 8)  # sentencepiece only
     model_type: Literal["bpe", "unigram"] = "bpe"  # sentencepiece only
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # sentencepiece only
+
+    @property
+    def segmenter(self) -> tuple[str, int, str]:
+        """What the trained tokenizer depends on (not how training samples from it)."""
+        return self.type, self.vocab_size, self.model_type
 
 
 @dataclass(frozen=True)
@@ -92,6 +110,9 @@ class DataConfig:
     joint_sentencepiece: bool = False
     max_vocab_size: int | None = bounded(None, 5)
     min_freq: int = bounded(1, 1)
+    # train on this share of the training pairs: a seeded subset, nested (a smaller share's pairs
+    # are all in a larger one's), the same for every recipe (learning curves: analyze data-size)
+    train_fraction: float = bounded(1.0, 0.0001, 1.0)
     synthetic: SyntheticConfig = SyntheticConfig()
     # text: sources are text; audio: sources are audio files (paths in the data, or arrays through
     # the Python API) read as log-mel frames, and max_src_len / max_input_len count frames
@@ -451,7 +472,8 @@ def _check_consistency(config: Config, source: str) -> None:
             f"{source}: model.decoder.copy needs context 'attention' (it copies where it attends)"
         )
     if data.joint_sentencepiece and not (
-        data.src_tokenizer.type == "sentencepiece" and data.src_tokenizer == data.tgt_tokenizer
+        data.src_tokenizer.type == "sentencepiece"
+        and data.src_tokenizer.segmenter == data.tgt_tokenizer.segmenter
     ):
         raise ConfigError(
             f"{source}: data.joint_sentencepiece needs src_tokenizer and tgt_tokenizer to be the same "
@@ -459,6 +481,7 @@ def _check_consistency(config: Config, source: str) -> None:
         )
     _check_audio(config, source)
     _check_pointer(config, source)
+    _check_sampling(config, source)
     if data.src_fields and data.format == "parallel":
         raise ConfigError(
             f"{source}: data.src_fields needs data.format tsv or jsonl (parallel text has one field)"
@@ -482,6 +505,20 @@ def _check_pointer(config: Config, source: str) -> None:
             raise ConfigError(
                 f"{source}: model.decoder.output pointer (a span reader) does not go with {name}"
             )
+
+
+def _check_sampling(config: Config, source: str) -> None:
+    """Sampling segmentations needs SentencePiece, and a reader's spans its fixed segmentation."""
+    for side in ("src_tokenizer", "tgt_tokenizer"):
+        tokenizer: TokenizerConfig = getattr(config.data, side)
+        if not tokenizer.sampling.alpha:
+            continue
+        if tokenizer.type != "sentencepiece":
+            raise ConfigError(
+                f"{source}: data.{side}.sampling needs type sentencepiece (it samples subword segmentations)"
+            )
+        if config.model.decoder.output == "pointer":
+            raise ConfigError(f"{source}: data.{side}.sampling does not go with model.decoder.output pointer")
 
 
 def _check_audio(config: Config, source: str) -> None:

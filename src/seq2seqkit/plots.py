@@ -8,6 +8,7 @@ import logging
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -18,6 +19,9 @@ from matplotlib import font_manager, ft2font  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from seq2seqkit.errors import DataError  # noqa: E402
+
+if TYPE_CHECKING:
+    from seq2seqkit.data_size import Point
 
 log = logging.getLogger(__name__)
 
@@ -328,6 +332,28 @@ def length_plot(tables: dict[str, list], metric: str, unit: str, path: Path) -> 
     ax.set_title(f"{metric} by source length")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the plot: lines cross anywhere
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def data_size_plot(points: Sequence[Point], budget: str, path: Path) -> None:
+    """The test metric against training pairs (log scale), one line per recipe (data_size.Point),
+    each run at ``budget`` (said in the title)."""
+    fig, ax = plt.subplots(figsize=(8.5, 4.8), dpi=110)
+    for recipe in dict.fromkeys(p.recipe for p in points):
+        mine = [p for p in points if p.recipe == recipe]
+        ax.plot([p.pairs for p in mine], [p.score for p in mine], marker="o", label=recipe)
+    ax.set_xscale("log")
+    sizes = sorted({p.pairs for p in points})
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("training pairs (log scale)")
+    metric = points[0].metric if points else ""
+    ax.set_ylabel(f"test {metric}")
+    ax.set_title(f"test {metric} by training pairs, each run {budget}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

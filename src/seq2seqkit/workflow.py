@@ -9,11 +9,14 @@ builds the featurizers and writes the model directory, which the others then rea
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
 import random
 import shutil
+import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -23,6 +26,7 @@ from seq2seqkit.build import build_featurizers, build_loss, load_featurizers, mo
 from seq2seqkit.config import Config
 from seq2seqkit.data.featurizers import Encoded, TextFeaturizer, answer_span, shorten, window_around
 from seq2seqkit.data.readers import Pair, ReadReport
+from seq2seqkit.data.tokenizers import SentencePieceTokenizer, seed_sampling
 from seq2seqkit.data.vocab import UNK_ID
 from seq2seqkit.device import configure_memory, resolve_device
 from seq2seqkit.errors import ConfigError
@@ -37,6 +41,7 @@ from seq2seqkit.training.reporter import setup_logging
 from seq2seqkit.training.trainer import EncodedPairs, Selection, Trainer
 
 log = logging.getLogger("seq2seqkit")
+SUBSET_SEED = 20260  # of data.train_fraction's shuffle: fixed, not the run's seed, so subsets nest
 DROPPED_SHARE = 0.01  # of the training pairs, past the length limits: more is warned about
 
 
@@ -133,7 +138,25 @@ def _read_splits(task: Task, config: Config) -> tuple[list[Pair], list[Pair], li
         raise ConfigError("the training split is empty")
     if report.total_skipped:
         log.info("skipped %d bad pairs: %s", report.total_skipped, report.skipped)
+    if config.data.train_fraction < 1.0:
+        everything = len(train_pairs)
+        train_pairs = nested_subset(train_pairs, config.data.train_fraction)
+        log.info("training on %d of the %d training pairs (data.train_fraction %g)",
+                 len(train_pairs), everything, config.data.train_fraction)  # fmt: skip
     return train_pairs, valid_pairs, test_pairs
+
+
+def subset_size(pairs: int, fraction: float) -> int:
+    return max(1, round(fraction * pairs))
+
+
+def nested_subset(pairs: list[Pair], fraction: float) -> list[Pair]:
+    """The first ``fraction`` of the pairs in one fixed shuffle, in their file order: a smaller
+    fraction's pairs are all in a larger one's, and every recipe on the same data gets the same."""
+    order = list(range(len(pairs)))
+    random.Random(SUBSET_SEED).shuffle(order)
+    keep = sorted(order[: subset_size(len(pairs), fraction)])
+    return [pairs[i] for i in keep]
 
 
 def _prepare_output_dir(out: Path, resume: bool) -> None:
@@ -219,23 +242,39 @@ def _append(
         encoded.tgt_extended.append(extended[1])
 
 
+TrainingPair = tuple[Encoded, list[int], tuple[list[int], list[int]] | None]
+
+
+def _encode_pair(pipeline: Pipeline, pair: Pair) -> tuple[TrainingPair | None, bool]:
+    """A training pair's model inputs, None when over the length limits (a source over
+    data.max_src_len is cut instead, as data.long_sources says); and whether its source was cut."""
+    data = pipeline.config.data
+    source = pipeline.source.encode(pair.src)
+    cut = len(source.features) > data.max_src_len and data.long_sources != "drop"
+    if cut:
+        source = shorten(source, data.max_src_len, window=data.long_sources == "window")
+    ids, extended = _target(pipeline, source, pair.tgt)
+    if not 0 < len(source.features) <= data.max_src_len or len(ids) > data.max_tgt_len:
+        return None, cut
+    return (source, ids, extended), cut
+
+
 def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs:
     """Model inputs of the training pairs: sources over data.max_src_len dropped or cut
-    (data.long_sources), targets over data.max_tgt_len dropped; both counted."""
+    (data.long_sources), targets over data.max_tgt_len dropped; both counted. With subword
+    sampling configured, they are segmented anew for each epoch (``EncodedPairs.for_epoch``)."""
     if pipeline.model.output_kind == "pointer":
         return _encode_reader_pairs(pipeline, pairs, training=True)
     data = pipeline.config.data
-    encoded, dropped, cut = _encoded_pairs(pipeline), 0, 0
-    for pair in pairs:
-        source = pipeline.source.encode(pair.src)
-        if len(source.features) > data.max_src_len and data.long_sources != "drop":
-            source = shorten(source, data.max_src_len, window=data.long_sources == "window")
-            cut += 1
-        ids, extended = _target(pipeline, source, pair.tgt)
-        if not 0 < len(source.features) <= data.max_src_len or len(ids) > data.max_tgt_len:
+    encoded, dropped, cut, kept = _encoded_pairs(pipeline), 0, 0, []
+    for index, pair in enumerate(pairs):
+        entry, was_cut = _encode_pair(pipeline, pair)
+        cut += was_cut
+        if entry is None:
             dropped += 1
             continue
-        _append(encoded, source, ids, extended)
+        _append(encoded, *entry)
+        kept.append(index)
     log.info(
         "training pairs: %d kept (%d sources cut to their %s), %d dropped as longer than "
         "max_src_len %d / max_tgt_len %d",
@@ -254,6 +293,49 @@ def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs
             "raise them, or set data.long_sources: start to cut long sources instead",
             data.max_src_len, data.max_tgt_len, 100 * dropped / len(pairs), dropped,
         )  # fmt: skip
+    if data.src_tokenizer.sampling.alpha or data.tgt_tokenizer.sampling.alpha:
+        encoded.resample = partial(
+            _sampled_epoch, _sampling_pipeline(pipeline), [pairs[i] for i in kept], encoded
+        )
+    return encoded
+
+
+def _sampling_pipeline(pipeline: Pipeline) -> Pipeline:
+    """The pipeline whose text featurizers sample segmentations where data.*_tokenizer.sampling says."""
+    sampling = copy.copy(pipeline)
+    data = pipeline.config.data
+    for side, rate in (("source", data.src_tokenizer.sampling), ("target", data.tgt_tokenizer.sampling)):
+        featurizer = getattr(pipeline, side)
+        if rate.alpha and isinstance(featurizer.tokenizer, SentencePieceTokenizer):
+            sampled = featurizer.tokenizer.sampling(rate.alpha, rate.nbest_size)
+            setattr(sampling, side, TextFeaturizer(sampled, featurizer.vocab))
+    return sampling
+
+
+def _sampled_epoch(sampling: Pipeline, pairs: list[Pair], best: EncodedPairs, epoch: int) -> EncodedPairs:
+    """The training ``pairs`` segmented by sampling for ``epoch`` (subword regularization), seeded
+    by the run's seed and the epoch so that a resumed run sees the same segmentations. A pair whose
+    sample is over the length limits keeps its best segmentation (``best``, entry for entry with
+    ``pairs``) that epoch, so each epoch trains the same pairs."""
+    started = time.perf_counter()
+    seed_sampling(sampling.config.training.seed * 100003 + epoch)
+    encoded, kept_best = _encoded_pairs(sampling), 0
+    for j, pair in enumerate(pairs):
+        entry, _ = _encode_pair(sampling, pair)
+        if entry is not None:
+            _append(encoded, *entry)
+            continue
+        kept_best += 1
+        encoded.src.append(best.src[j])
+        encoded.tgt.append(best.tgt[j])
+        if encoded.src_extended is not None and encoded.tgt_extended is not None:
+            assert best.src_extended is not None and best.tgt_extended is not None
+            encoded.src_extended.append(best.src_extended[j])
+            encoded.tgt_extended.append(best.tgt_extended[j])
+    log.info(
+        "epoch %d: training pairs segmented anew by sampling in %.1f s (%d over the length limits kept "
+        "their best segmentation)", epoch + 1, time.perf_counter() - started, kept_best,
+    )  # fmt: skip
     return encoded
 
 

@@ -122,11 +122,50 @@ class SentencePieceTokenizer:
     def decode(self, tokens: list[str]) -> str:
         return self.processor.decode_pieces(tokens)
 
+    def pieces(self) -> list[str]:
+        """Every piece of the model but <unk> (id 0, which our Vocabulary owns)."""
+        return [self.processor.id_to_piece(i) for i in range(1, self.processor.get_piece_size())]
+
+    def sampling(self, alpha: float, nbest_size: int) -> SampledSentencePiece:
+        """This model, segmenting each text by a sample (subword regularization) instead of the best."""
+        return SampledSentencePiece(self, alpha, nbest_size)
+
     def files(self, prefix: str) -> dict[str, bytes]:
         return {f"{prefix}.spm.model": self.model_proto}
 
     def word_edges(self, tokens: list[str]) -> tuple[list[bool], list[bool]]:
         return _word_edges([token.replace(SPACE, " ") for token in tokens])  # ▁ marks a space
+
+
+class SampledSentencePiece:
+    """A SentencePiece tokenizer whose ``encode`` samples a segmentation: for a unigram model from
+    the ``nbest_size`` best (-1: all) with probabilities smoothed by ``alpha`` (Kudo, 2018), for a
+    BPE model by leaving out each merge with probability ``alpha`` (BPE-dropout, Provilkov et al.,
+    2020). Draws follow SentencePiece's generator, which ``seed_sampling`` seeds."""
+
+    def __init__(self, base: SentencePieceTokenizer, alpha: float, nbest_size: int) -> None:
+        self.base, self.alpha, self.nbest_size = base, alpha, nbest_size
+
+    def encode(self, text: str) -> list[str]:
+        return self.base.processor.encode(
+            text, out_type=str, enable_sampling=True, alpha=self.alpha, nbest_size=self.nbest_size
+        )
+
+    def decode(self, tokens: list[str]) -> str:
+        return self.base.decode(tokens)
+
+    def files(self, prefix: str) -> dict[str, bytes]:
+        return self.base.files(prefix)
+
+    def word_edges(self, tokens: list[str]) -> tuple[list[bool], list[bool]]:
+        return self.base.word_edges(tokens)
+
+
+def seed_sampling(seed: int) -> None:
+    """Seed SentencePiece's sampling (one generator per process): the same seed, the same draws."""
+    import sentencepiece as spm
+
+    spm.set_random_generator_seed(seed)
 
 
 def load_tokenizer(kind: TokenizerType, directory: Path, prefix: str) -> Tokenizer:

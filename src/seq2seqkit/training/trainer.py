@@ -73,6 +73,11 @@ class EncodedPairs:
     tgt: list[list[int]]
     src_extended: list[list[int]] | None = None
     tgt_extended: list[list[int]] | None = None
+    # for subword sampling: this split as epoch N trains on it, segmented anew
+    resample: Callable[[int], EncodedPairs] | None = None
+
+    def for_epoch(self, epoch: int) -> EncodedPairs:
+        return self if self.resample is None else self.resample(epoch)
 
     def batch(self, indices: list[int]) -> Batch:
         extended = None
@@ -117,6 +122,7 @@ class Trainer:
         self.cfg = config
         self.model = model
         self.loss = loss
+        self.pairs = data  # the training pairs; self.data, the current epoch's segmentation of them
         self.data = data
         self.valid = valid
         self.validate = validate
@@ -139,14 +145,7 @@ class Trainer:
             patience=config.plateau_patience,
             higher_is_better=selection.higher_is_better,
         )
-        # batch_tokens per rank: every rank draws the same batches of size * batch_tokens and
-        # trains on its share of each (World.share)
-        self.sampler = BatchSampler(
-            [len(s) for s in data.src],
-            [len(t) for t in data.tgt],
-            config.batch_tokens * world.size,
-            config.seed,
-        )
+        self.sampler = self._batch_sampler(data)
         self.batches_per_epoch = len(self.sampler.epoch(0))
         self.total_steps = self._total_steps()
         if config.scheduler == "warmup_cosine" and not (self.total_steps or config.max_minutes):
@@ -248,6 +247,22 @@ class Trainer:
         if p.step % self.cfg.validate_every != 0:
             self._validate_and_save()  # the final weights get their validation too
 
+    def _batch_sampler(self, data: EncodedPairs) -> BatchSampler:
+        # batch_tokens per rank: every rank draws the same batches of size * batch_tokens and
+        # trains on its share of each (World.share)
+        return BatchSampler(
+            [len(s) for s in data.src],
+            [len(t) for t in data.tgt],
+            self.cfg.batch_tokens * self.world.size,
+            self.cfg.seed,
+        )
+
+    def _start_epoch(self, epoch: int) -> None:
+        """Train this epoch on the pairs as segmented for it (anew, with subword sampling)."""
+        data = self.pairs.for_epoch(epoch)
+        if data is not self.data:
+            self.data, self.sampler = data, self._batch_sampler(data)
+
     def _remaining_batches(self) -> Iterator[list[int]]:
         """Batches from the saved data position on, epoch after epoch, until a budget ends.
 
@@ -256,6 +271,7 @@ class Trainer:
         """
         p = self.progress
         while not self._budget_spent():
+            self._start_epoch(p.epoch)
             batches = self.sampler.epoch(p.epoch)
             while p.batch_in_epoch < len(batches):
                 yield batches[p.batch_in_epoch]
