@@ -191,6 +191,14 @@ def _data(config: Config, pairs: PairCounts) -> list[str]:
         ("validation pairs", f"{pairs.valid:,}"),
         ("test pairs", f"{pairs.test:,}"),
     ]  # fmt: skip
+    if data.train_fraction < 1:
+        rows.insert(-3, ("share of the training pairs", f"{data.train_fraction:g} (`data.train_fraction`)"))
+    for side, tokenizer in (("source", data.src_tokenizer), ("target", data.tgt_tokenizer)):
+        if tokenizer.sampling.alpha:
+            how = "BPE-dropout" if tokenizer.model_type == "bpe" else "unigram sampling"
+            rows.append(
+                (f"subword sampling ({side})", f"{how}, alpha {tokenizer.sampling.alpha:g}, each epoch anew")
+            )
     return ["## Data", "", *_items(rows)]
 
 

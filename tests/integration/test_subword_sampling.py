@@ -111,6 +111,7 @@ def test_resume_with_sampling_equals_uninterrupted_training(tmp_path: Path, data
     straight = seq2seqkit.train(task_config(raw_config(data_dir, 2 * n)), tmp_path / "straight")
     seq2seqkit.train(task_config(raw_config(data_dir, n)), tmp_path / "resumed")
     resumed = seq2seqkit.train(task_config(raw_config(data_dir, 2 * n)), tmp_path / "resumed", resume=True)
+    assert "subword sampling (target)**: BPE-dropout, alpha 0.3" in (straight / "README.md").read_text()
     last = checkpoint.latest_checkpoint(straight), checkpoint.latest_checkpoint(resumed)
     assert last[0] is not None and last[1] is not None
     for name in (checkpoint.WEIGHTS, "optimizer.safetensors"):
