@@ -70,12 +70,16 @@ def run_dir(out: Path, recipe: str, fraction: float) -> Path:
 def sweep(
     recipes: list[str], fractions: list[float], budget: list[str], out: Path, overrides: Sequence[str] = ()
 ) -> list[Point]:  # fmt: skip
-    """Train (or resume, or reuse) every recipe at every fraction, smallest first; the points."""
+    """Train (or resume, or reuse) each recipe at each fraction, recipe by recipe, fractions rising;
+    the points. Every recipe is read, and its test split checked, before any training."""
     names = [Path(recipe).stem for recipe in recipes]
     if len(set(names)) < len(names):
         raise ConfigError(f"two recipes share a name ({', '.join(names)}): their runs would share folders")
     settings = [*overrides, *budget, "training.evaluate_test=true"]
     configs = {recipe: load_config(recipe, settings) for recipe in recipes}  # all checked before training
+    for recipe, config in configs.items():
+        if not read_split(config, "test"):
+            raise ConfigError(f"{recipe}: its test split is empty, and the sweep scores each run on it")
     points: list[Point] = []
     total = len(recipes) * len(fractions)
     for recipe, config in configs.items():
