@@ -76,6 +76,9 @@ class AudioConfig:
     # mean and variance per bin: of the training set (stored in the model directory), of each
     # utterance, or none
     normalization: Literal["global", "utterance", "none"] = "global"
+    # speed perturbation in training (Ko et al., 2015): each epoch plays each training utterance
+    # at one of these speeds, drawn at random (seeded), e.g. [0.9, 1.0, 1.1]; empty = off
+    speed_perturbation: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -482,6 +485,7 @@ def _check_consistency(config: Config, source: str) -> None:
     _check_audio(config, source)
     _check_pointer(config, source)
     _check_sampling(config, source)
+    _check_speeds(config, source)
     if data.src_fields and data.format == "parallel":
         raise ConfigError(
             f"{source}: data.src_fields needs data.format tsv or jsonl (parallel text has one field)"
@@ -519,6 +523,25 @@ def _check_sampling(config: Config, source: str) -> None:
             )
         if config.model.decoder.output == "pointer":
             raise ConfigError(f"{source}: data.{side}.sampling does not go with model.decoder.output pointer")
+
+
+def _check_speeds(config: Config, source: str) -> None:
+    """Speeds for audio sources, within reason, and not with subword sampling (each makes its
+    own epoch of the training pairs)."""
+    data = config.data
+    speeds = data.audio.speed_perturbation
+    if not speeds:
+        return
+    if data.source != "audio":
+        raise ConfigError(f"{source}: data.audio.speed_perturbation needs data.source audio")
+    if not all(0.5 <= speed <= 2.0 for speed in speeds):
+        raise ConfigError(
+            f"{source}: data.audio.speed_perturbation speeds must lie in [0.5, 2], got {list(speeds)}"
+        )
+    if data.tgt_tokenizer.sampling.alpha:
+        raise ConfigError(
+            f"{source}: data.audio.speed_perturbation does not go with data.tgt_tokenizer.sampling"
+        )
 
 
 def _check_audio(config: Config, source: str) -> None:

@@ -193,6 +193,9 @@ def _data(config: Config, pairs: PairCounts) -> list[str]:
     ]  # fmt: skip
     if data.train_fraction < 1:
         rows.insert(-3, ("share of the training pairs", f"{data.train_fraction:g} (`data.train_fraction`)"))
+    if data.source == "audio" and data.audio.speed_perturbation:
+        speeds = ", ".join(f"{speed:g}" for speed in data.audio.speed_perturbation)
+        rows.append(("speed perturbation", f"{speeds} (a speed per utterance, drawn each epoch)"))
     for side, tokenizer in (("source", data.src_tokenizer), ("target", data.tgt_tokenizer)):
         if tokenizer.sampling.alpha:
             how = "BPE-dropout" if tokenizer.model_type == "bpe" else "unigram sampling"

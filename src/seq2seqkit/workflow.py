@@ -24,6 +24,7 @@ import torch
 from seq2seqkit import checkpoint
 from seq2seqkit.build import build_featurizers, build_loss, load_featurizers, model_for
 from seq2seqkit.config import Config
+from seq2seqkit.data.audio import AudioFeaturizer
 from seq2seqkit.data.featurizers import Encoded, TextFeaturizer, answer_span, shorten, window_around
 from seq2seqkit.data.readers import Pair, ReadReport
 from seq2seqkit.data.tokenizers import SentencePieceTokenizer, seed_sampling
@@ -293,10 +294,13 @@ def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs
             "raise them, or set data.long_sources: start to cut long sources instead",
             data.max_src_len, data.max_tgt_len, 100 * dropped / len(pairs), dropped,
         )  # fmt: skip
-    if data.src_tokenizer.sampling.alpha or data.tgt_tokenizer.sampling.alpha:
-        encoded.resample = partial(
-            _sampled_epoch, _sampling_pipeline(pipeline), [pairs[i] for i in kept], encoded
-        )
+    kept_pairs = [pairs[i] for i in kept]
+    speeds = data.audio.speed_perturbation if data.source == "audio" else ()
+    if speeds:
+        variants = _speed_variants(pipeline, kept_pairs)
+        encoded.resample = partial(_perturbed_epoch, variants, speeds, encoded, pipeline.config.training.seed)
+    elif data.src_tokenizer.sampling.alpha or data.tgt_tokenizer.sampling.alpha:
+        encoded.resample = partial(_sampled_epoch, _sampling_pipeline(pipeline), kept_pairs, encoded)
     return encoded
 
 
@@ -326,16 +330,54 @@ def _sampled_epoch(sampling: Pipeline, pairs: list[Pair], best: EncodedPairs, ep
             _append(encoded, *entry)
             continue
         kept_best += 1
-        encoded.src.append(best.src[j])
-        encoded.tgt.append(best.tgt[j])
-        if encoded.src_extended is not None and encoded.tgt_extended is not None:
-            assert best.src_extended is not None and best.tgt_extended is not None
-            encoded.src_extended.append(best.src_extended[j])
-            encoded.tgt_extended.append(best.tgt_extended[j])
+        _append_best(encoded, best, j)
     log.info(
         "epoch %d: training pairs segmented anew by sampling in %.1f s (%d over the length limits kept "
         "their best segmentation)", epoch + 1, time.perf_counter() - started, kept_best,
     )  # fmt: skip
+    return encoded
+
+
+def _append_best(encoded: EncodedPairs, best: EncodedPairs, j: int) -> None:
+    """Append entry ``j`` of ``best``, the pairs as first encoded."""
+    encoded.src.append(best.src[j])
+    encoded.tgt.append(best.tgt[j])
+    if encoded.src_extended is not None and encoded.tgt_extended is not None:
+        assert best.src_extended is not None and best.tgt_extended is not None
+        encoded.src_extended.append(best.src_extended[j])
+        encoded.tgt_extended.append(best.tgt_extended[j])
+
+
+def _speed_variants(pipeline: Pipeline, pairs: list[Pair]) -> dict[float, list[TrainingPair | None]]:
+    """The training pairs with their audio at each speed of data.audio.speed_perturbation but 1,
+    computed once (None where a speed puts a pair over the length limits)."""
+    assert isinstance(pipeline.source, AudioFeaturizer), "speed perturbation needs audio sources"
+    started, variants = time.perf_counter(), {}
+    for speed in sorted(set(pipeline.config.data.audio.speed_perturbation) - {1.0}):
+        at_speed = copy.copy(pipeline)
+        at_speed.source = pipeline.source.at_speed(speed)
+        variants[speed] = [_encode_pair(at_speed, pair)[0] for pair in pairs]
+    log.info("speed perturbation: the training audio at %s computed in %.0f s",
+             ", ".join(f"{s:g}x" for s in variants), time.perf_counter() - started)  # fmt: skip
+    return variants
+
+
+def _perturbed_epoch(
+    variants: dict[float, list[TrainingPair | None]], speeds: tuple[float, ...], best: EncodedPairs,
+    seed: int, epoch: int,
+) -> EncodedPairs:  # fmt: skip
+    """Each training pair at a speed drawn from ``speeds`` for ``epoch`` (seeded by the run's seed
+    and the epoch, so a resumed run draws the same); at 1, or where that speed is over the length
+    limits, as first encoded (``best``)."""
+    rng = random.Random(f"{seed}/speed/{epoch}")
+    encoded = EncodedPairs([], [])
+    for j in range(len(best.src)):
+        speed = rng.choice(speeds)
+        entry = variants[speed][j] if speed in variants else None
+        if entry is None:
+            _append_best(encoded, best, j)
+        else:
+            _append(encoded, *entry)
     return encoded
 
 
