@@ -26,7 +26,7 @@ ROWS=(
   "p2g|$T/p2g --minutes 5|bench/own_data/p2g.yaml"
   "dates|$T/dates --minutes 5|bench/own_data/dates.yaml @auto"
   "summarize|../shared/data/debian/summarize --minutes 20|summarize-debian|runs/architectures/summarize-rnn"
-  "en-de|../shared/data/debian/en-de --pair en-de --minutes 20|mt-debian-en-de|runs/architectures/en-de-rnn"
+  "en-de|../shared/data/debian/en-de --pair en-de --minutes 20|mt-debian-en-de"
   "squad|$T/squad --minutes 20|qa-squad-reader-20min|runs/qa-reader/qa-squad-reader-20min"
   # which choice mattered: the automatic choice with one decision turned around
   "ablate-dates-words|$T/dates --minutes 5 --set data.src_tokenizer.type=word --set data.tgt_tokenizer.type=word|-"
