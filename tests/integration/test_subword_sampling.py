@@ -131,3 +131,19 @@ def test_sampling_config_errors(data_dir: Path, change: dict[str, Any], message:
     raw["data"] |= change
     with pytest.raises(ConfigError, match=message):
         task_config(raw)
+
+
+def test_sampling_with_copy_gives_extended_ids_of_each_epoch(data_dir: Path) -> None:
+    raw = raw_config(data_dir, 5)
+    raw["data"]["shared_vocab"] = True
+    raw["model"]["decoder"] |= {"copy": True}
+    config = task_config(raw)
+    train_pairs = _read_splits(seq2seqkit.tasks.task_of(config), config)[0]
+    source, target = build_featurizers(config.data, train_pairs)
+    pipeline = Pipeline(config, model_for(config.model, source, target, None), source, target)
+    pairs = _encode_training_data(pipeline, train_pairs)
+    epoch = pairs.for_epoch(0)
+    assert epoch.src_extended is not None and epoch.tgt_extended is not None
+    assert [len(s) for s in epoch.src_extended] == [len(s) for s in epoch.src]
+    assert [len(t) for t in epoch.tgt_extended] == [len(t) for t in epoch.tgt]
+    assert epoch.src_extended != pairs.src_extended  # segmented anew, extended ids with it
