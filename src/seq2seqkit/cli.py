@@ -319,6 +319,10 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     )
     _add_device(length)
     length.set_defaults(run=_analyze_length)
+    _add_data_size(kinds)
+
+
+def _add_data_size(kinds: argparse._SubParsersAction) -> None:
     size = kinds.add_parser(
         "data-size",
         help="learning curves: recipes trained on shares of their training pairs, scored on test",
