@@ -263,7 +263,8 @@ def _encode_pair(pipeline: Pipeline, pair: Pair) -> tuple[TrainingPair | None, b
 def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs:
     """Model inputs of the training pairs: sources over data.max_src_len dropped or cut
     (data.long_sources), targets over data.max_tgt_len dropped; both counted. With subword
-    sampling configured, they are segmented anew for each epoch (``EncodedPairs.for_epoch``)."""
+    sampling or speed perturbation configured, each epoch gets its own version of them, segmented
+    anew or at drawn speeds (``EncodedPairs.for_epoch``)."""
     if pipeline.model.output_kind == "pointer":
         return _encode_reader_pairs(pipeline, pairs, training=True)
     data = pipeline.config.data
