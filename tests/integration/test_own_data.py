@@ -98,8 +98,9 @@ def test_dry_run_trains_nothing_and_bad_data_is_one_line(tmp_path: Path) -> None
 def test_warnings_for_a_short_budget_and_dropped_pairs(tmp_path: Path) -> None:
     result = run(
         "train", "toy_reverse", "--output", tmp_path / "m",
-        "--set", "data.synthetic.train_size=20000", "--set", "data.max_src_len=6",
-        "--set", "training.batch_tokens=100", "--set", "training.max_steps=0",
+        # an epoch of about 2,800 batches: far more than 3 seconds buy, however fast the machine
+        "--set", "data.synthetic.train_size=40000", "--set", "data.max_src_len=6",
+        "--set", "training.batch_tokens=50", "--set", "training.max_steps=0",
         "--set", "training.max_minutes=0.05", "--set", "training.evaluate_test=false",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
