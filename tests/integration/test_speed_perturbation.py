@@ -60,7 +60,7 @@ def raw_config(directory: Path, max_steps: int, speeds: list[float] = SPEEDS) ->
 def test_a_faster_utterance_has_fewer_frames() -> None:
     featurizer = AudioFeaturizer(normalization="utterance")
     one_second = Waveform(np.sin(np.arange(16000) / 5).astype(np.float32) * 0.3, 16000)
-    frames = {speed: len(featurizer.frames(one_second, speed)) for speed in SPEEDS}
+    frames = {speed: len(featurizer.at_speed(speed).frames(one_second)) for speed in SPEEDS}
     assert frames[1.0] == 98
     assert abs(frames[0.9] - 98 / 0.9) <= 1 and abs(frames[1.1] - 98 / 1.1) <= 1
     assert len(featurizer.at_speed(1.1).encode(one_second).features) == frames[1.1]

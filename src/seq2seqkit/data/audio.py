@@ -10,6 +10,7 @@ utterance.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -109,19 +110,22 @@ class AudioFeaturizer:
         self.sample_rate, self.bins, self.frame_ms, self.shift_ms = sample_rate, bins, frame_ms, shift_ms
         self.normalization = normalization
         self.stats = stats  # global (mean, std) per bin
+        self.speed = 1.0  # other than 1 only in training, for speed perturbation (``at_speed``)
 
     @property
     def input_size(self) -> int:
         """Features per frame (what the frontend is sized by)."""
         return self.bins
 
-    def frames(self, source: AudioInput, speed: float = 1.0) -> np.ndarray:
-        """Log-mel frames of ``source`` before normalisation, played at ``speed`` (tempo and pitch
-        together, as Ko et al., 2015: 1.1 is 1/1.1 as long)."""
+    def frames(self, source: AudioInput) -> np.ndarray:
+        """Log-mel frames of ``source`` before normalisation, played at ``self.speed`` (tempo and
+        pitch together, as Ko et al., 2015: 1.1 is 1/1.1 as long)."""
         samples = read_audio(source, self.sample_rate)
-        if speed != 1.0:  # the samples as if recorded at speed x the rate, back at the rate
+        if self.speed != 1.0:  # the samples as if recorded at speed x the rate, back at the rate
             soxr = extras.load("speech", "soxr")
-            samples = soxr.resample(samples, self.sample_rate * speed, self.sample_rate).astype(np.float32)
+            samples = soxr.resample(samples, self.sample_rate * self.speed, self.sample_rate).astype(
+                np.float32
+            )
         frames = log_mel(samples, self.sample_rate, self.bins, self.frame_ms, self.shift_ms)
         if not len(frames):
             raise DataError(f"{_name(source)}: shorter than one {self.frame_ms:g} ms frame")
@@ -139,10 +143,10 @@ class AudioFeaturizer:
         std = np.sqrt(np.maximum(squares / max(count, 1) - mean**2, 1e-10))
         self.stats = (mean.astype(np.float32), std.astype(np.float32))
 
-    def encode(self, source: AudioInput, speed: float = 1.0) -> Encoded:  # type: ignore[override]
+    def encode(self, source: AudioInput) -> Encoded:  # type: ignore[override]
         from seq2seqkit.data.featurizers import Encoded
 
-        frames = self.frames(source, speed)
+        frames = self.frames(source)
         if self.normalization == "utterance":
             frames = (frames - frames.mean(0)) / np.maximum(frames.std(0), 1e-5)
         elif self.normalization == "global":
@@ -153,7 +157,9 @@ class AudioFeaturizer:
 
     def at_speed(self, speed: float) -> AudioFeaturizer:
         """This featurizer (the same statistics), playing its audio at ``speed``."""
-        return _AtSpeed(self, speed)
+        featurizer = copy.copy(self)
+        featurizer.speed = speed
+        return featurizer
 
     def files(self, prefix: str) -> dict[str, bytes]:
         """``{prefix}_cmvn.json``: the global mean and standard deviation per bin."""
@@ -178,19 +184,6 @@ class AudioFeaturizer:
             raise ModelFileError(f"{path}: expected {self.bins} means and positive deviations")
         self.stats = (mean, std)
         return self
-
-
-class _AtSpeed(AudioFeaturizer):
-    """An AudioFeaturizer whose ``encode`` plays the audio at one speed (speed perturbation)."""
-
-    def __init__(self, base: AudioFeaturizer, speed: float) -> None:
-        super().__init__(
-            base.sample_rate, base.bins, base.frame_ms, base.shift_ms, base.normalization, base.stats
-        )
-        self.speed = speed
-
-    def encode(self, source: AudioInput, speed: float = 1.0) -> Encoded:  # type: ignore[override]
-        return super().encode(source, self.speed * speed)
 
 
 def _reason(err: Exception) -> str:
