@@ -126,12 +126,13 @@ def build_tokenizer(config: TokenizerConfig, texts: list[str]) -> Tokenizer:
 def build_vocabularies(
     data: DataConfig, src_tokens: list[list[str]], tgt_tokens: list[list[str]]
 ) -> tuple[Vocabulary, Vocabulary]:
-    """Source and target vocabularies (one object for both when shared)."""
+    """Source and target vocabularies (one object for both when shared); the source's holds the
+    training sources' tags (data.extra_train)."""
     if data.shared_vocab:
-        shared = Vocabulary.build(src_tokens + tgt_tokens, data.max_vocab_size, data.min_freq)
+        shared = Vocabulary.build(src_tokens + tgt_tokens, data.max_vocab_size, data.min_freq, data.tags)
         return shared, shared
     return (
-        Vocabulary.build(src_tokens, data.max_vocab_size, data.min_freq),
+        Vocabulary.build(src_tokens, data.max_vocab_size, data.min_freq, data.tags),
         Vocabulary.build(tgt_tokens, data.max_vocab_size, data.min_freq),
     )
 

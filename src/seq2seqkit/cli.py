@@ -23,6 +23,7 @@ from seq2seqkit.metrics import METRICS
 from seq2seqkit.version import __version__
 
 if TYPE_CHECKING:
+    from seq2seqkit.decoding.search import Sampler
     from seq2seqkit.pipeline import Pipeline
 
 EXAMPLES = """examples:
@@ -200,6 +201,23 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         choices=["float32", "bfloat16", "float16", "auto"],
         help="decode in this precision (default: the model's decoding.precision; auto = bfloat16 "
         "where the device computes it natively; float16 on GPUs only)",
+    )
+    gen.add_argument(
+        "--sample",
+        action="store_true",
+        help="draw each output token by token from the model's distribution instead of searching "
+        "for the best (for back-translation, Edunov et al. 2018); see --top-k, --temperature, --seed",
+    )
+    gen.add_argument(
+        "--top-k", type=int, default=0, help="with --sample: draw from the K most probable tokens (0: all)"
+    )
+    gen.add_argument("--temperature", type=float, default=1.0, help="with --sample: softmax temperature")
+    gen.add_argument("--seed", type=int, default=1, help="with --sample: the random seed")
+    gen.add_argument(
+        "--tag",
+        default="",
+        help="put this tag token before each input: one of the model's training tags (data.extra_train), "
+        "e.g. <BT> to ask for back-translation-like output",
     )
     gen.add_argument(
         "--attention-dir",
@@ -550,6 +568,7 @@ def _generate(args: argparse.Namespace) -> int:
     _check_positive("--nbest", args.nbest)
     if args.length_penalty is not None and args.length_penalty < 0:
         raise Seq2SeqError(f"--length-penalty must be at least 0, got {args.length_penalty}")
+    sampler = _sampler(args)
     pipeline = _load(args.model, args.device)
     if args.precision:
         pipeline.set_decoding(precision=args.precision)
@@ -557,7 +576,9 @@ def _generate(args: argparse.Namespace) -> int:
         pipeline.set_decoding(span_constrained=True)
     if args.method:
         pipeline.set_decoding(method=args.method)
-    beam = args.beam or pipeline.config.decoding.beam_size
+    beam = 1 if sampler else args.beam or pipeline.config.decoding.beam_size
+    if sampler and pipeline.config.decoding.method != "attention":
+        raise Seq2SeqError("--sample draws from the attention decoder: use it with --method attention")
     if args.nbest > beam:
         raise Seq2SeqError(f"--nbest ({args.nbest}) cannot exceed the beam size ({beam})")
 
@@ -576,6 +597,8 @@ def _generate(args: argparse.Namespace) -> int:
         nbest=args.nbest,
         length_penalty=args.length_penalty,
         copy_gates=args.attention_dir is not None,
+        sampler=sampler,
+        tag=args.tag,
     )
     fields = pipeline.config.data.src_fields
     reader = pipeline.model.output_kind == "pointer"
@@ -601,6 +624,26 @@ def _generate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _sampler(args: argparse.Namespace) -> Sampler | None:
+    """generate's --sample settings, checked; None without --sample."""
+    if not args.sample:
+        for flag, value, default in (("--top-k", args.top_k, 0), ("--temperature", args.temperature, 1.0)):
+            if value != default:
+                raise Seq2SeqError(f"{flag} needs --sample")
+        return None
+    if args.beam not in (None, 1) or args.nbest != 1:
+        raise Seq2SeqError("--sample draws one output per input: leave out --beam and --nbest")
+    if args.top_k < 0:
+        raise Seq2SeqError(f"--top-k must be at least 0 (0: the whole vocabulary), got {args.top_k}")
+    if not args.temperature > 0:
+        raise Seq2SeqError(f"--temperature must be positive, got {args.temperature}")
+    import torch
+
+    from seq2seqkit.decoding.search import Sampler
+
+    return Sampler(args.top_k, args.temperature, torch.Generator().manual_seed(args.seed))
 
 
 def _load(directories: list[Path], device: str) -> Pipeline:

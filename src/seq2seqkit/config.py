@@ -21,6 +21,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 
+from seq2seqkit.data.vocab import FIELD_SEPARATOR, SPECIALS
 from seq2seqkit.device import DEVICE_PATTERN
 from seq2seqkit.errors import ConfigError
 
@@ -82,12 +83,27 @@ class AudioConfig:
 
 
 @dataclass(frozen=True)
+class TrainSource:
+    """One more source of training pairs, in data.format like data.train (back-translations, say)."""
+
+    path: str = ""  # as data.train: a file, or for parallel text the path before .src / .tgt
+    # how many times an epoch shows each pair, on average (an upsampling factor): 2 = twice,
+    # 0.5 = a random half, drawn anew each epoch
+    weight: float = bounded(1.0, 0.0)
+    # a token put before each of its sources, e.g. "<BT>" (tagged back-translation, Caswell et
+    # al., 2019); generation puts it only when asked (`generate --tag`); empty = none
+    tag: str = ""
+
+
+@dataclass(frozen=True)
 class DataConfig:
     # parallel: {train,valid,test}.{src_suffix,tgt_suffix}; tsv / jsonl: the files themselves;
     # or a format of the task's own (g2p: cmudict, the CMU Pronouncing Dictionary; copy / reverse /
     # sort: synthetic, generated)
     format: str = "parallel"
     train: str = ""
+    train_weight: float = bounded(1.0, 0.0)  # data.train's weight, as TrainSource.weight
+    extra_train: tuple[TrainSource, ...] = ()  # more training sources, mixed in by their weights
     valid: str = ""
     test: str = ""
     src_suffix: str = "src"
@@ -121,6 +137,11 @@ class DataConfig:
     # the Python API) read as log-mel frames, and max_src_len / max_input_len count frames
     source: Literal["text", "audio"] = "text"
     audio: AudioConfig = AudioConfig()
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The tag tokens of the training sources (data.extra_train), each once."""
+        return tuple(dict.fromkeys(extra.tag for extra in self.extra_train if extra.tag))
 
 
 @dataclass(frozen=True)
@@ -406,6 +427,10 @@ def _check_value(hint: Any, value: Any, spec: dataclasses.Field, name: str, sour
             return None
         hint = next(a for a in args if a is not type(None))
         origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple and isinstance(args[0], type) and dataclasses.is_dataclass(args[0]):  # mappings
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {name} must be a list of mappings, got {value!r}")
+        return tuple(_build(args[0], v, prefix=f"{name}[{i}].", source=source) for i, v in enumerate(value))
     if origin is tuple:  # tuple[str, ...], written as a YAML list
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, args[0]) for v in value):
             raise ConfigError(f"{source}: {name} must be a list of {args[0].__name__}, got {value!r}")
@@ -486,6 +511,7 @@ def _check_consistency(config: Config, source: str) -> None:
     _check_pointer(config, source)
     _check_sampling(config, source)
     _check_speeds(config, source)
+    _check_train_sources(config, source)
     if data.src_fields and data.format == "parallel":
         raise ConfigError(
             f"{source}: data.src_fields needs data.format tsv or jsonl (parallel text has one field)"
@@ -542,6 +568,26 @@ def _check_speeds(config: Config, source: str) -> None:
         raise ConfigError(
             f"{source}: data.audio.speed_perturbation does not go with data.tgt_tokenizer.sampling"
         )
+
+
+def _check_train_sources(config: Config, source: str) -> None:
+    """Positive weights, a path for each extra source, and tags that are one token a text
+    source can carry (a pointer reader's positions leave no room for one)."""
+    data = config.data
+    if data.train_weight <= 0:
+        raise ConfigError(f"{source}: data.train_weight must be positive, got {data.train_weight:g}")
+    for i, extra in enumerate(data.extra_train):
+        key = f"data.extra_train[{i}]"
+        if not extra.path:
+            raise ConfigError(f"{source}: {key}.path is required (a file, or the path before .src / .tgt)")
+        if extra.weight <= 0:
+            raise ConfigError(f"{source}: {key}.weight must be positive, got {extra.weight:g}")
+        if not extra.tag:
+            continue
+        if data.source == "audio" or config.model.decoder.output == "pointer":
+            raise ConfigError(f"{source}: {key}.tag needs text sources and a decoder that generates")
+        if extra.tag.split() != [extra.tag] or extra.tag in (*SPECIALS, FIELD_SEPARATOR):
+            raise ConfigError(f"{source}: {key}.tag = {extra.tag!r} must be one token, such as '<BT>'")
 
 
 def _check_audio(config: Config, source: str) -> None:

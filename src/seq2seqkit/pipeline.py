@@ -23,10 +23,17 @@ from seq2seqkit.build import load_featurizers, model_for
 from seq2seqkit.config import Config, config_from_dict
 from seq2seqkit.data.audio import AudioInput, Waveform
 from seq2seqkit.data.batching import collate
-from seq2seqkit.data.featurizers import Encoded, SourceFeaturizer, TextFeaturizer, context_start, shorten
+from seq2seqkit.data.featurizers import (
+    Encoded,
+    SourceFeaturizer,
+    TextFeaturizer,
+    context_start,
+    shorten,
+    tagged,
+)
 from seq2seqkit.data.vocab import UNK_ID
 from seq2seqkit.decoding.generate import generate_ids
-from seq2seqkit.decoding.search import Span
+from seq2seqkit.decoding.search import Sampler, Span
 from seq2seqkit.decoding.span import read_spans
 from seq2seqkit.device import autocast_dtype, resolve_device
 from seq2seqkit.errors import ConfigError, ModelFileError
@@ -80,10 +87,16 @@ class Pipeline:
         self.truncated = 0  # inputs cut to decoding.max_input_len so far
         self.ensemble: Ensemble | None = None  # generate with these networks together (``ensemble``)
 
-    def encode_source(self, text: str | AudioInput) -> Encoded:
-        """Features of one input, cut to decoding.max_input_len positions; the first cut is logged,
-        the rest counted in ``truncated`` (a test set's long lines should not flood the console)."""
+    def encode_source(self, text: str | AudioInput, tag: str = "") -> Encoded:
+        """Features of one input (after the token ``tag``, one of the model's training tags, if
+        given), cut to decoding.max_input_len positions; the first cut is logged, the rest counted
+        in ``truncated`` (a test set's long lines should not flood the console)."""
         encoded = self.source.encode(text)  # type: ignore[arg-type]  # audio for an audio featurizer
+        if tag:
+            if tag not in self.config.data.tags or self.source.vocab is None:
+                known = ", ".join(self.config.data.tags) or "none"
+                raise ConfigError(f"tag {tag!r}: not one of this model's training tags ({known})")
+            encoded = tagged(encoded, tag, self.source.vocab)
         limit = self.config.decoding.max_input_len
         if len(encoded.features) > limit:
             self.truncated += 1
@@ -114,14 +127,20 @@ class Pipeline:
         batch_tokens: int | None = None,
         copy_gates: bool = False,
         sample_rate: int | None = None,
+        sampler: Sampler | None = None,
+        tag: str = "",
     ) -> list[Output]:
         """Outputs for ``texts``, in order. Defaults come from the config's decoding section.
         ``copy_gates``: also each hypothesis's p_gen per step (a copying model; for pictures).
-        A speech model reads audio file paths, or 1-D arrays of samples at ``sample_rate`` Hz."""
+        A speech model reads audio file paths, or 1-D arrays of samples at ``sample_rate`` Hz.
+        ``sampler``: draw each output (beam 1) instead of searching for the best; ``tag``: put
+        this training tag (data.extra_train) before each input."""
         decoding = self.config.decoding
         device = next(self.model.parameters()).device
-        sources = [self.encode_source(_as_audio(text, sample_rate)) for text in texts]
+        sources = [self.encode_source(_as_audio(text, sample_rate), tag) for text in texts]
         if isinstance(self.model, PointerReader):
+            if sampler is not None:
+                raise ConfigError("a pointer reader picks the best span of its paragraph; it does not sample")
             return self._read(self.model, sources, batch_tokens or decoding.batch_tokens)
         # a copying model: each source's ids over the target vocabulary extended by its unknown words
         copying = self.model.copy_gate is not None
@@ -130,7 +149,7 @@ class Pipeline:
         found = generate_ids(
             self.ensemble or self.model,
             [source.features for source in sources],
-            beam_size=beam or decoding.beam_size,
+            beam_size=1 if sampler is not None else beam or decoding.beam_size,
             nbest=nbest,
             length_penalty=decoding.length_penalty if length_penalty is None else length_penalty,
             coverage_penalty=decoding.coverage_penalty,
@@ -147,6 +166,7 @@ class Pipeline:
             else None,
             method=decoding.method,
             ctc_weight=decoding.ctc_weight,
+            sampler=sampler,
         )
         outputs = []
         for source, (_, unknown), hyps in zip(sources, extended, found, strict=True):

@@ -10,12 +10,14 @@ builds the featurizers and writes the model directory, which the others then rea
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -23,9 +25,9 @@ import torch
 
 from seq2seqkit import checkpoint
 from seq2seqkit.build import build_featurizers, build_loss, load_featurizers, model_for
-from seq2seqkit.config import Config
+from seq2seqkit.config import Config, DataConfig
 from seq2seqkit.data.audio import AudioFeaturizer
-from seq2seqkit.data.featurizers import Encoded, TextFeaturizer, answer_span, shorten, window_around
+from seq2seqkit.data.featurizers import Encoded, TextFeaturizer, answer_span, shorten, tagged, window_around
 from seq2seqkit.data.readers import Pair, ReadReport
 from seq2seqkit.data.tokenizers import SentencePieceTokenizer, seed_sampling
 from seq2seqkit.data.vocab import UNK_ID
@@ -132,11 +134,8 @@ def _read_splits(task: Task, config: Config) -> tuple[list[Pair], list[Pair], li
     """Train, valid and test pairs; the test split is read now, so a bad file fails before training."""
     check_corpora(config.data)
     report = ReadReport()
-    train_pairs, valid_pairs, test_pairs = (
-        task.read(config.data, s, report) for s in ("train", "valid", "test")
-    )
-    if not train_pairs:
-        raise ConfigError("the training split is empty")
+    train_pairs = _read_training_sources(task, config.data, report)
+    valid_pairs, test_pairs = (task.read(config.data, s, report) for s in ("valid", "test"))
     if report.total_skipped:
         log.info("skipped %d bad pairs: %s", report.total_skipped, report.skipped)
     if config.data.train_fraction < 1.0:
@@ -145,6 +144,24 @@ def _read_splits(task: Task, config: Config) -> tuple[list[Pair], list[Pair], li
         log.info("training on %d of the %d training pairs (data.train_fraction %g)",
                  len(train_pairs), everything, config.data.train_fraction)  # fmt: skip
     return train_pairs, valid_pairs, test_pairs
+
+
+def _read_training_sources(task: Task, data: DataConfig, report: ReadReport) -> list[Pair]:
+    """The pairs of data.train, then of each data.extra_train source, each pair carrying its
+    source's weight and tag."""
+    pairs = task.read(data, "train", report)
+    if not pairs:
+        raise ConfigError("the training split is empty")
+    if data.train_weight != 1.0:
+        pairs = [dataclasses.replace(pair, weight=data.train_weight) for pair in pairs]
+    for i, extra in enumerate(data.extra_train):
+        read = task.read(dataclasses.replace(data, train=extra.path), "train", report)
+        if not read:
+            raise ConfigError(f"data.extra_train[{i}]: {extra.path} holds no training pairs")
+        pairs += [dataclasses.replace(pair, weight=extra.weight, tag=extra.tag) for pair in read]
+        log.info("training source %s: %d pairs, weight %g%s", extra.path, len(read), extra.weight,
+                 f", tagged {extra.tag}" if extra.tag else "")  # fmt: skip
+    return pairs
 
 
 def subset_size(pairs: int, fraction: float) -> int:
@@ -251,6 +268,9 @@ def _encode_pair(pipeline: Pipeline, pair: Pair) -> tuple[TrainingPair | None, b
     data.max_src_len is cut instead, as data.long_sources says); and whether its source was cut."""
     data = pipeline.config.data
     source = pipeline.source.encode(pair.src)
+    if pair.tag:
+        assert pipeline.source.vocab is not None, "tags go before text sources (config check)"
+        source = tagged(source, pair.tag, pipeline.source.vocab)
     cut = len(source.features) > data.max_src_len and data.long_sources != "drop"
     if cut:
         source = shorten(source, data.max_src_len, window=data.long_sources == "window")
@@ -295,14 +315,51 @@ def _encode_training_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPairs
             "raise them, or set data.long_sources: start to cut long sources instead",
             data.max_src_len, data.max_tgt_len, 100 * dropped / len(pairs), dropped,
         )  # fmt: skip
-    kept_pairs = [pairs[i] for i in kept]
+    _vary_by_epoch(pipeline, encoded, [pairs[i] for i in kept])
+    return encoded
+
+
+def _vary_by_epoch(pipeline: Pipeline, encoded: EncodedPairs, pairs: list[Pair]) -> None:
+    """Give ``encoded`` (the training ``pairs`` as first encoded) its version for each epoch where
+    the config varies it: segmented anew (subword sampling) or at drawn speeds (speed perturbation),
+    then mixed by the pairs' weights."""
+    data, seed = pipeline.config.data, pipeline.config.training.seed
     speeds = data.audio.speed_perturbation if data.source == "audio" else ()
     if speeds:
-        variants = _speed_variants(pipeline, kept_pairs)
-        encoded.resample = partial(_perturbed_epoch, variants, speeds, encoded, pipeline.config.training.seed)
+        encoded.resample = partial(_perturbed_epoch, _speed_variants(pipeline, pairs), speeds, encoded, seed)
     elif data.src_tokenizer.sampling.alpha or data.tgt_tokenizer.sampling.alpha:
-        encoded.resample = partial(_sampled_epoch, _sampling_pipeline(pipeline), kept_pairs, encoded)
-    return encoded
+        encoded.resample = partial(_sampled_epoch, _sampling_pipeline(pipeline), pairs, encoded)
+    weights = [pair.weight for pair in pairs]
+    if any(weight != 1.0 for weight in weights):
+        encoded.resample = partial(_weighted_epoch, encoded.resample, encoded, weights, seed)
+
+
+def weighted_indices(weights: list[float], rng: random.Random) -> list[int]:
+    """One epoch's entries under their weights (upsampling factors): each entry of weight w comes
+    floor(w) times, and a random share frac(w) of the entries of that weight once more, so the
+    entries of each weight fill exactly their share of the epoch (at least one entry)."""
+    groups: dict[float, list[int]] = {}
+    for i, weight in enumerate(weights):
+        groups.setdefault(weight, []).append(i)
+    indices: list[int] = []
+    for weight, members in groups.items():
+        whole, part = divmod(weight, 1.0)
+        extra = round(part * len(members))
+        indices += members * int(whole) + rng.sample(members, max(extra, 1 if whole == 0 else 0))
+    return indices
+
+
+def _weighted_epoch(
+    vary: Callable[[int], EncodedPairs] | None,
+    first: EncodedPairs,
+    weights: list[float],
+    seed: int,
+    epoch: int,
+) -> EncodedPairs:
+    """Epoch ``epoch``'s pairs (as ``vary`` makes them, or as first encoded) mixed by their
+    weights, drawn with the run's seed and the epoch, so that a resumed run draws the same."""
+    pairs = first if vary is None else vary(epoch)
+    return pairs.select(weighted_indices(weights, random.Random(f"{seed}/mix/{epoch}")))
 
 
 def _sampling_pipeline(pipeline: Pipeline) -> Pipeline:

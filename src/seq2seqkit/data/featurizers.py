@@ -77,6 +77,13 @@ class TextFeaturizer:
         )
 
 
+def tagged(encoded: Encoded, tag: str, vocab: Vocabulary) -> Encoded:
+    """``encoded`` (text) with the token ``tag`` of the source vocabulary before it: a source marked
+    as synthetic (tagged back-translation)."""
+    assert not isinstance(encoded.features, Tensor), "tags go before text sources"
+    return Encoded([vocab.index[tag], *encoded.features], [tag, *encoded.labels])
+
+
 def shorten(encoded: Encoded, limit: int, window: bool = False) -> Encoded:
     """``encoded`` cut to ``limit`` positions: its start, or with ``window`` (a source of several
     fields, e.g. a question and its context) the first fields whole and the window of the last

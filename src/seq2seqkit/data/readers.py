@@ -22,11 +22,14 @@ from seq2seqkit.errors import DataError
 
 @dataclass(frozen=True)
 class Pair:
-    """One source/target example; ``origin`` is "file:line" for error messages."""
+    """One source/target example; ``origin`` is "file:line" for error messages. A training pair of
+    a weighted or tagged source (data.extra_train) carries its weight and its tag token."""
 
     src: str
     tgt: str
     origin: str = ""
+    weight: float = 1.0
+    tag: str = ""
 
 
 @dataclass

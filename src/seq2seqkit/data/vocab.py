@@ -32,17 +32,23 @@ class Vocabulary:
 
     @classmethod
     def build(
-        cls, sequences: Iterable[Sequence[str]], max_size: int | None = None, min_freq: int = 1
+        cls,
+        sequences: Iterable[Sequence[str]],
+        max_size: int | None = None,
+        min_freq: int = 1,
+        reserved: Sequence[str] = (),
     ) -> Vocabulary:
-        """From tokenized sequences; ties in frequency are broken alphabetically (deterministic)."""
+        """From tokenized sequences; ties in frequency are broken alphabetically (deterministic).
+        ``reserved`` tokens (tags put before sources) follow the specials, whatever their counts."""
         counts = Counter(token for seq in sequences for token in seq)
-        for special in SPECIALS:
+        for special in (*SPECIALS, *reserved):
             counts.pop(special, None)
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         kept = [token for token, count in ranked if count >= min_freq]
+        first = [*SPECIALS, *reserved]
         if max_size is not None:
-            kept = kept[: max(0, max_size - len(SPECIALS))]
-        return cls([*SPECIALS, *kept])
+            kept = kept[: max(0, max_size - len(first))]
+        return cls([*first, *kept])
 
     def __len__(self) -> int:
         return len(self.tokens)

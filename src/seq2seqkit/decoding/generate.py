@@ -11,7 +11,15 @@ import torch
 
 from seq2seqkit.data.batching import Batch, Features, collate, token_batches
 from seq2seqkit.decoding.ctc import CTCPrefixScorer, ctc_greedy_search, ctc_rescore
-from seq2seqkit.decoding.search import Hypothesis, PrefixScorer, SourceSpans, Span, beam_search, greedy_search
+from seq2seqkit.decoding.search import (
+    Hypothesis,
+    PrefixScorer,
+    Sampler,
+    SourceSpans,
+    Span,
+    beam_search,
+    greedy_search,
+)
 from seq2seqkit.model.encoder import EncoderOutput
 from seq2seqkit.model.ensemble import Ensemble
 from seq2seqkit.model.seq2seq import Seq2Seq
@@ -38,6 +46,7 @@ def generate_ids(
     spans: Sequence[Span] | None = None,
     method: str = "attention",
     ctc_weight: float = 0.3,
+    sampler: Sampler | None = None,
 ) -> list[list[Hypothesis]]:
     """The n-best hypotheses for each source (ids, or frames x features), in input order.
 
@@ -54,9 +63,12 @@ def generate_ids(
     source. Beam search ranks by score / length
     penalty + coverage penalty (Wu et al., 2016). ``method`` (``decoding/ctc.py``): "attention",
     "ctc_greedy", "joint" (CTC prefix scores, ``ctc_weight``) or "rescore" (the n-best re-ranked).
+    With a ``sampler`` (beam 1, attention) each output is drawn token by token instead.
     """
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
+    if sampler is not None and (beam_size > 1 or method != "attention"):
+        raise ValueError("sampling draws one output per source: beam size 1 and method 'attention'")
     original, was_training = model, model.training
     device = next(model.parameters()).device
     model = _for_inference(model, dtype)
@@ -74,7 +86,7 @@ def generate_ids(
         allowed = None if spans is None else SourceSpans.of([spans[i] for i in indices], device)
         bounds = Bounds(_max_lengths(limits, max_length, model), min_length, block_ngram_repeat, allowed)
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            found = _decode(model, batch, bounds, *search)
+            found = _decode(model, batch, bounds, *search, sampler=sampler)
         for i, hyps in zip(indices, found, strict=True):
             results[i] = hyps
     original.train(was_training)
@@ -115,12 +127,13 @@ def _decode(
     penalties: tuple[float, float],
     nbest: int,
     ctc: tuple[str, float],
+    sampler: Sampler | None = None,
 ) -> list[list[Hypothesis]]:
     """One batch decoded by ``ctc``'s method (and joint decoding's CTC weight)."""
     method, ctc_weight = ctc
     device = bounds.max_lengths.device
     if method == "attention":
-        return _search(model, batch, bounds, beam_size, penalties, nbest)
+        return _search(model, batch, bounds, beam_size, penalties, nbest, sampler=sampler)
     assert isinstance(model, Seq2Seq), "the CTC methods decode one network"
     if method == "ctc_greedy":
         return [[h] for h in ctc_greedy_search(model, batch.src.to(device), batch.src_lengths.to(device))]
@@ -145,16 +158,20 @@ def _search(
     penalties: tuple[float, float],
     nbest: int,
     scorer_for: Callable[[EncoderOutput, int], PrefixScorer] | None = None,
+    sampler: Sampler | None = None,
 ) -> list[list[Hypothesis]]:
     """Greedy (beam 1) or beam search over one batch, on the device of the maximum lengths;
     penalties: the length and coverage penalties' alpha and beta; ``scorer_for``: a prefix
-    scorer's joint scores rank the hypotheses (beam search, whose beam 1 is greedy search)."""
+    scorer's joint scores rank the hypotheses (beam search, whose beam 1 is greedy search);
+    ``sampler``: greedy search draws each token instead."""
     max_lengths, min_length, block, spans = bounds
     device = max_lengths.device
     src, src_lengths = batch.src.to(device), batch.src_lengths.to(device)
     extended = None if batch.src_extended is None else batch.src_extended.to(device)
     if beam_size == 1 and scorer_for is None:
-        found = greedy_search(model, src, src_lengths, max_lengths, min_length, extended, block, spans)
+        found = greedy_search(
+            model, src, src_lengths, max_lengths, min_length, extended, block, spans, sampler
+        )
         return [[h] for h in found]
     return beam_search(
         model,

@@ -42,6 +42,27 @@ class Hypothesis:
     attention: torch.Tensor | None
 
 
+@dataclass
+class Sampler:
+    """Random sampling in place of the most probable token (how Edunov et al., 2018 back-translate):
+    each next token is drawn from the model's distribution at ``temperature``, restricted to the
+    ``top_k`` most probable tokens (0: the whole vocabulary), with ``generator``'s random numbers."""
+
+    top_k: int = 0
+    temperature: float = 1.0
+    generator: torch.Generator | None = None
+
+    def pick(self, log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-probability, token) drawn for each row of log_probs (batch, V); the score is the
+        model's own log-probability of the token, not the tempered one."""
+        logits = log_probs / self.temperature
+        if 0 < self.top_k < logits.size(-1):
+            kth = logits.topk(self.top_k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        token = torch.multinomial(logits.softmax(-1), 1, generator=self.generator)
+        return log_probs.gather(-1, token).squeeze(1), token.squeeze(1)
+
+
 def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
     """((5 + |Y|) / 6) ** alpha (Wu et al., 2016); alpha 0 ranks by raw log-probability."""
     return ((5.0 + length.float()) / 6.0) ** alpha
@@ -66,11 +87,12 @@ def greedy_search(
     extended_ids: torch.Tensor | None = None,
     block_ngram_repeat: int = 0,
     spans: SourceSpans | None = None,
+    sampler: Sampler | None = None,
 ) -> list[Hypothesis]:
-    """The most probable next token at every step, for a batch; stops at <eos> or max length,
-    and not before ``min_length`` tokens; no n-gram of ``block_ngram_repeat`` tokens twice; with
-    ``spans`` only spans of the source. ``extended_ids``: the sources' ids
-    for a copying model.
+    """The most probable next token at every step (with a ``sampler``, a drawn one), for a batch;
+    stops at <eos> or max length, and not before ``min_length`` tokens; no n-gram of
+    ``block_ngram_repeat`` tokens twice; with ``spans`` only spans of the source.
+    ``extended_ids``: the sources' ids for a copying model.
 
     A finished row leaves the batch, so the remaining steps cost only what is still running."""
     batch, steps, device = src.size(0), int(max_lengths.max()), src.device
@@ -89,7 +111,7 @@ def greedy_search(
         log_probs = _allowed(log_probs.float(), step + 1 >= max_lengths[active], step >= min_length)
         if block_ngram_repeat:
             log_probs = block_repeats(log_probs, tokens[active, :step], block_ngram_repeat)
-        best, token = log_probs.max(dim=-1)
+        best, token = log_probs.max(dim=-1) if sampler is None else sampler.pick(log_probs)
         tokens[active, step] = token
         scores[active] += best
         lengths[active] += 1

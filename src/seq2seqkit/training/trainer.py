@@ -17,7 +17,7 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,11 +73,21 @@ class EncodedPairs:
     tgt: list[list[int]]
     src_extended: list[list[int]] | None = None
     tgt_extended: list[list[int]] | None = None
-    # for subword sampling: this split as epoch N trains on it, segmented anew
+    # this split as epoch N trains on it (subword sampling, speed perturbation, weighted sources)
     resample: Callable[[int], EncodedPairs] | None = None
 
     def for_epoch(self, epoch: int) -> EncodedPairs:
         return self if self.resample is None else self.resample(epoch)
+
+    def select(self, indices: Sequence[int]) -> EncodedPairs:
+        """These entries, in this order (one may come several times)."""
+        src_extended, tgt_extended = self.src_extended, self.tgt_extended
+        return EncodedPairs(
+            [self.src[i] for i in indices],
+            [self.tgt[i] for i in indices],
+            None if src_extended is None else [src_extended[i] for i in indices],
+            None if tgt_extended is None else [tgt_extended[i] for i in indices],
+        )
 
     def batch(self, indices: list[int]) -> Batch:
         extended = None
@@ -122,8 +132,8 @@ class Trainer:
         self.cfg = config
         self.model = model
         self.loss = loss
-        self.pairs = data  # the training pairs; self.data, the current epoch's segmentation of them
-        self.data = data
+        self.pairs = data  # the training pairs; self.data, the current epoch's version of them
+        self.data, self.data_epoch = data.for_epoch(0), 0
         self.valid = valid
         self.validate = validate
         self.selection = selection
@@ -145,7 +155,7 @@ class Trainer:
             patience=config.plateau_patience,
             higher_is_better=selection.higher_is_better,
         )
-        self.sampler = self._batch_sampler(data)
+        self.sampler = self._batch_sampler(self.data)
         self.batches_per_epoch = len(self.sampler.epoch(0))
         self.total_steps = self._total_steps()
         if config.scheduler == "warmup_cosine" and not (self.total_steps or config.max_minutes):
@@ -258,10 +268,14 @@ class Trainer:
         )
 
     def _start_epoch(self, epoch: int) -> None:
-        """Train this epoch on the pairs as segmented for it (anew, with subword sampling)."""
+        """Train this epoch on the pairs as it has them (segmented anew with subword sampling, at
+        drawn speeds with speed perturbation, mixed by weight from several sources)."""
+        if epoch == self.data_epoch:
+            return
         data = self.pairs.for_epoch(epoch)
         if data is not self.data:
             self.data, self.sampler = data, self._batch_sampler(data)
+        self.data_epoch = epoch
 
     def _remaining_batches(self) -> Iterator[list[int]]:
         """Batches from the saved data position on, epoch after epoch, until a budget ends.
