@@ -639,11 +639,9 @@ def _sampler(args: argparse.Namespace) -> Sampler | None:
         raise Seq2SeqError(f"--top-k must be at least 0 (0: the whole vocabulary), got {args.top_k}")
     if not args.temperature > 0:
         raise Seq2SeqError(f"--temperature must be positive, got {args.temperature}")
-    import torch
-
     from seq2seqkit.decoding.search import Sampler
 
-    return Sampler(args.top_k, args.temperature, torch.Generator().manual_seed(args.seed))
+    return Sampler(args.top_k, args.temperature, args.seed)
 
 
 def _load(directories: list[Path], device: str) -> Pipeline:

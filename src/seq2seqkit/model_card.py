@@ -193,6 +193,11 @@ def _data(config: Config, pairs: PairCounts) -> list[str]:
     ]  # fmt: skip
     if data.train_fraction < 1:
         rows.insert(-3, ("share of the training pairs", f"{data.train_fraction:g} (`data.train_fraction`)"))
+    if data.train_weight != 1:
+        rows.insert(-3, ("weight of the train split", f"{data.train_weight:g} (`data.train_weight`)"))
+    for extra in data.extra_train:
+        tag = f", each source after the tag `{extra.tag}`" if extra.tag else ""
+        rows.insert(-3, ("more training pairs", f"`{extra.path}`, weight {extra.weight:g}{tag}"))
     if data.source == "audio" and data.audio.speed_perturbation:
         speeds = ", ".join(f"{speed:g}" for speed in data.audio.speed_perturbation)
         rows.append(("speed perturbation", f"{speeds} (a speed per utterance, drawn each epoch)"))

@@ -24,15 +24,15 @@ from seq2seqkit.workflow import _encode_training_data, _read_splits, weighted_in
 def test_sampler_draws_from_the_distribution_and_top_k_1_is_the_argmax() -> None:
     probs = torch.tensor([[0.6, 0.25, 0.1, 0.05]])
     log_probs = probs.log().expand(20000, 4).contiguous()
-    scores, tokens = Sampler(generator=torch.Generator().manual_seed(0)).pick(log_probs)
+    scores, tokens = Sampler(seed=0).pick(log_probs)
     shares = torch.bincount(tokens, minlength=4).float() / tokens.numel()
     assert torch.allclose(shares, probs[0], atol=0.015)
     assert torch.allclose(scores, probs[0].log()[tokens])  # the model's own log-probability
-    _, top2 = Sampler(top_k=2, generator=torch.Generator().manual_seed(0)).pick(log_probs)
+    _, top2 = Sampler(top_k=2, seed=0).pick(log_probs)
     assert set(top2.tolist()) == {0, 1}
     _, top1 = Sampler(top_k=1).pick(log_probs[:50])
     assert top1.tolist() == [0] * 50
-    _, cold = Sampler(temperature=0.05, generator=torch.Generator().manual_seed(0)).pick(log_probs[:200])
+    _, cold = Sampler(temperature=0.05, seed=0).pick(log_probs[:200])
     assert cold.tolist() == [0] * 200
 
 
@@ -41,7 +41,7 @@ def test_sampled_generation_is_seeded_and_differs_from_search(reverse_model: Pat
     words = ["abcdef", "bcadefg", "gfedcba", "aabbcc", "cdefab", "fedcab", "abcabc", "ggaabb"]
 
     def sampled(seed: int, top_k: int = 0) -> list[str]:
-        sampler = Sampler(top_k, 1.0, torch.Generator().manual_seed(seed))
+        sampler = Sampler(top_k, 1.0, seed)
         return [o.text for o in model.generate(words, sampler=sampler)]
 
     greedy = [o.text for o in model.generate(words, beam=1)]
@@ -128,6 +128,9 @@ def test_a_tag_marks_the_synthetic_pairs_only_and_generation_only_when_asked(tmp
     model_dir = seq2seqkit.train(config, tmp_path / "model")
     assert (model_dir / "src_vocab.txt").read_text().split("\n")[4] == "<BT>"  # after the 4 specials
     assert "<BT>" not in (model_dir / "tgt_vocab.txt").read_text().split("\n")
+    card = (model_dir / "README.md").read_text()
+    assert "synthetic.tsv`, weight 0.5, each source after the tag `<BT>`" in card
+    assert "**weight of the train split**: 2" in card
 
     pipeline = seq2seqkit.load(model_dir, device="cpu")
     train_pairs, _, _ = _read_splits(seq2seqkit.tasks.task_of(config), config)

@@ -46,20 +46,23 @@ class Hypothesis:
 class Sampler:
     """Random sampling in place of the most probable token (how Edunov et al., 2018 back-translate):
     each next token is drawn from the model's distribution at ``temperature``, restricted to the
-    ``top_k`` most probable tokens (0: the whole vocabulary), with ``generator``'s random numbers."""
+    ``top_k`` most probable tokens (0: the whole vocabulary); the same ``seed`` draws the same."""
 
     top_k: int = 0
     temperature: float = 1.0
-    generator: torch.Generator | None = None
+    seed: int = 1
+    _generator: torch.Generator | None = None  # made on the device of the first draw
 
     def pick(self, log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(log-probability, token) drawn for each row of log_probs (batch, V); the score is the
         model's own log-probability of the token, not the tempered one."""
+        if self._generator is None:
+            self._generator = torch.Generator(log_probs.device).manual_seed(self.seed)
         logits = log_probs / self.temperature
         if 0 < self.top_k < logits.size(-1):
             kth = logits.topk(self.top_k, dim=-1).values[:, -1:]
             logits = logits.masked_fill(logits < kth, float("-inf"))
-        token = torch.multinomial(logits.softmax(-1), 1, generator=self.generator)
+        token = torch.multinomial(logits.softmax(-1), 1, generator=self._generator)
         return log_probs.gather(-1, token).squeeze(1), token.squeeze(1)
 
 
