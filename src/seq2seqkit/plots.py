@@ -19,6 +19,7 @@ from matplotlib import font_manager, ft2font  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from seq2seqkit.errors import DataError  # noqa: E402
+from seq2seqkit.metrics import METRICS  # noqa: E402
 
 if TYPE_CHECKING:
     from seq2seqkit.data_size import Point
@@ -350,7 +351,8 @@ def data_size_plot(points: Sequence[Point], budget: str, path: Path) -> None:
     ax.minorticks_off()
     ax.set_xlabel("training pairs (log scale)")
     metric = points[0].metric if points else ""
-    ax.set_ylabel(f"test {metric}")
+    lower = {m.name: not m.higher_is_better for m in METRICS.values()}.get(metric, False)
+    ax.set_ylabel(f"test {metric} ({'lower' if lower else 'higher'} is better)")
     ax.set_title(f"test {metric} by training pairs, each run {budget}")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
