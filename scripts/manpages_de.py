@@ -27,7 +27,8 @@ DEBIAN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "debia
 MIN_WORDS, MAX_WORDS = 4, 80  # the Debian pairs keep segments of up to 80 English words
 HEADING = re.compile(r"^\S")  # section names and the page's header and footer start in column 0
 PROSE = re.compile(r"^[A-ZÄÖÜ0-9»„\"(].*[.!?:»“\")]$")  # a capital to start, an end mark to end
-NOT_PROSE = re.compile(r"[{};<>|\\$=]|\s-{1,2}\w|\.\w+\(|/\w+/")  # code, options, paths, markup
+# code, options, paths, markup, and a sentence cut at a file name's dot ("mit der Endung .")
+NOT_PROSE = re.compile(r"[{};<>|\\$=]|\s-{1,2}\w|\.\w+\(|/\w+/|\s[.!?:]$")
 
 
 def render(page: Path) -> str:

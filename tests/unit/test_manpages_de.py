@@ -26,6 +26,8 @@ Dieser Satz steht in der Testmenge und darf nicht bleiben.
 \fB\-a\fR, \fB\-\-all\fR
 Alle Einträge anzeigen, auch die versteckten Dateien im Verzeichnis.
 .PP
+Eine Datei mit der Endung .conf wird gelesen, wenn sie im Verzeichnis liegt.
+.PP
 Dieses Programm zeigt, wie eine Handbuchseite gelesen wird.
 .SH BEISPIEL
 .nf
