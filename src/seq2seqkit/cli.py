@@ -202,6 +202,20 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         help="decode in this precision (default: the model's decoding.precision; auto = bfloat16 "
         "where the device computes it natively; float16 on GPUs only)",
     )
+    _add_sampling(gen)
+    gen.add_argument(
+        "--attention-dir",
+        type=Path,
+        metavar="DIR",
+        help="also write one attention heatmap per input, DIR/00001.png, ... (models with attention)",
+    )
+    _add_method(gen)
+    _add_device(gen)
+    gen.set_defaults(run=_generate)
+
+
+def _add_sampling(gen: argparse.ArgumentParser) -> None:
+    """generate's options for back-translation: sampling instead of search, and training tags."""
     gen.add_argument(
         "--sample",
         action="store_true",
@@ -219,15 +233,6 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         help="put this tag token before each input: one of the model's training tags (data.extra_train), "
         "e.g. <BT> to ask for back-translation-like output",
     )
-    gen.add_argument(
-        "--attention-dir",
-        type=Path,
-        metavar="DIR",
-        help="also write one attention heatmap per input, DIR/00001.png, ... (models with attention)",
-    )
-    _add_method(gen)
-    _add_device(gen)
-    gen.set_defaults(run=_generate)
 
 
 def _add_method(parser: argparse.ArgumentParser) -> None:
@@ -577,8 +582,6 @@ def _generate(args: argparse.Namespace) -> int:
     if args.method:
         pipeline.set_decoding(method=args.method)
     beam = 1 if sampler else args.beam or pipeline.config.decoding.beam_size
-    if sampler and pipeline.config.decoding.method != "attention":
-        raise Seq2SeqError("--sample draws from the attention decoder: use it with --method attention")
     if args.nbest > beam:
         raise Seq2SeqError(f"--nbest ({args.nbest}) cannot exceed the beam size ({beam})")
 

@@ -21,7 +21,6 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-from seq2seqkit.data.vocab import FIELD_SEPARATOR, SPECIALS
 from seq2seqkit.device import DEVICE_PATTERN
 from seq2seqkit.errors import ConfigError
 
@@ -570,6 +569,10 @@ def _check_speeds(config: Config, source: str) -> None:
         )
 
 
+# the vocabulary's specials and field separator (data/vocab.py, which the config does not import)
+RESERVED_TOKENS = ("<pad>", "<unk>", "<sos>", "<eos>", "<sep>")
+
+
 def _check_train_sources(config: Config, source: str) -> None:
     """Positive weights, a path for each extra source, and tags that are one token a text
     source can carry (a pointer reader's positions leave no room for one)."""
@@ -586,7 +589,7 @@ def _check_train_sources(config: Config, source: str) -> None:
             continue
         if data.source == "audio" or config.model.decoder.output == "pointer":
             raise ConfigError(f"{source}: {key}.tag needs text sources and a decoder that generates")
-        if extra.tag.split() != [extra.tag] or extra.tag in (*SPECIALS, FIELD_SEPARATOR):
+        if extra.tag.split() != [extra.tag] or extra.tag in RESERVED_TOKENS:
             raise ConfigError(f"{source}: {key}.tag = {extra.tag!r} must be one token, such as '<BT>'")
 
 

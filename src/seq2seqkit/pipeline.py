@@ -33,6 +33,7 @@ from seq2seqkit.data.featurizers import (
 )
 from seq2seqkit.data.vocab import UNK_ID
 from seq2seqkit.decoding.generate import generate_ids
+from seq2seqkit.decoding.search import Hypothesis as SearchHypothesis
 from seq2seqkit.decoding.search import Sampler, Span
 from seq2seqkit.decoding.span import read_spans
 from seq2seqkit.device import autocast_dtype, resolve_device
@@ -136,11 +137,11 @@ class Pipeline:
         ``sampler``: draw each output (beam 1) instead of searching for the best; ``tag``: put
         this training tag (data.extra_train) before each input."""
         decoding = self.config.decoding
+        if sampler is not None:
+            self._check_sampling()
         device = next(self.model.parameters()).device
         sources = [self.encode_source(_as_audio(text, sample_rate), tag) for text in texts]
         if isinstance(self.model, PointerReader):
-            if sampler is not None:
-                raise ConfigError("a pointer reader picks the best span of its paragraph; it does not sample")
             return self._read(self.model, sources, batch_tokens or decoding.batch_tokens)
         # a copying model: each source's ids over the target vocabulary extended by its unknown words
         copying = self.model.copy_gate is not None
@@ -168,11 +169,28 @@ class Pipeline:
             ctc_weight=decoding.ctc_weight,
             sampler=sampler,
         )
+        return self._outputs(sources, extended, found, copying and copy_gates)
+
+    def _check_sampling(self) -> None:
+        """Sampling draws from a generating model's attention decoder."""
+        if isinstance(self.model, PointerReader):
+            raise ConfigError("a pointer reader picks the best span of its paragraph; it does not sample")
+        method = self.config.decoding.method
+        if method != "attention":
+            raise ConfigError(f"sampling draws from the attention decoder, not decoding.method {method!r}")
+
+    def _outputs(
+        self,
+        sources: list[Encoded],
+        extended: list[tuple[list[int], list[str]]],
+        found: list[list[SearchHypothesis]],
+        with_gates: bool,
+    ) -> list[Output]:
+        """The hypotheses as text (ids past the vocabulary are the source's unknown words), with a
+        copying model's p_gen per step where asked."""
         outputs = []
         for source, (_, unknown), hyps in zip(sources, extended, found, strict=True):
-            gates = (
-                self._copy_gates(source, [hyp.token_ids for hyp in hyps]) if copying and copy_gates else None
-            )
+            gates = self._copy_gates(source, [hyp.token_ids for hyp in hyps]) if with_gates else None
             converted = []
             for index, hyp in enumerate(hyps):
                 tokens, text = self.target.decode(hyp.token_ids, unknown)

@@ -60,15 +60,11 @@ def generate_ids(
     max_length_offset, and at ``max_length`` + 1 when that is set; <eos> comes after at least
     ``min_length`` tokens (within the cap); with ``block_ngram_repeat`` n > 0 no output holds the
     same n-gram twice; with ``spans`` (one per source) outputs are spans of whole words of the
-    source. Beam search ranks by score / length
-    penalty + coverage penalty (Wu et al., 2016). ``method`` (``decoding/ctc.py``): "attention",
-    "ctc_greedy", "joint" (CTC prefix scores, ``ctc_weight``) or "rescore" (the n-best re-ranked).
-    With a ``sampler`` (beam 1, attention) each output is drawn token by token instead.
-    """
+    source. Beam search ranks by score / length penalty + coverage penalty (Wu et al., 2016);
+    ``method`` (``decoding/ctc.py``): "attention", "ctc_greedy", "joint" (CTC prefix scores,
+    ``ctc_weight``) or "rescore" (the n-best re-ranked); a ``sampler`` draws each token instead."""
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
-    if sampler is not None and (beam_size > 1 or method != "attention"):
-        raise ValueError("sampling draws one output per source: beam size 1 and method 'attention'")
     original, was_training = model, model.training
     device = next(model.parameters()).device
     model = _for_inference(model, dtype)
@@ -131,6 +127,8 @@ def _decode(
 ) -> list[list[Hypothesis]]:
     """One batch decoded by ``ctc``'s method (and joint decoding's CTC weight)."""
     method, ctc_weight = ctc
+    if sampler is not None and (beam_size > 1 or method != "attention"):
+        raise ValueError("sampling draws one output per source: beam size 1 and method 'attention'")
     device = bounds.max_lengths.device
     if method == "attention":
         return _search(model, batch, bounds, beam_size, penalties, nbest, sampler=sampler)
