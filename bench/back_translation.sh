@@ -32,13 +32,19 @@ reverse() {
 
 synthetic() {
   [ -s "$OUT/manpages.de" ] || timed "German sentences" .venv/bin/python scripts/manpages_de.py --output "$OUT/manpages.de"
-  cp "$OUT/manpages.de" "$OUT/beam.de"
-  cp "$OUT/manpages.de" "$OUT/sampled.de"
   timed "beam-5 back-translation" "${S2S[@]}" generate "$OUT/reverse-de-en" --input "$OUT/manpages.de" \
-    --beam 5 --precision auto > "$OUT/beam.en"
+    --beam 5 --precision auto > "$OUT/beam.out"
   timed "sampled back-translation (top-$TOP_K)" "${S2S[@]}" generate "$OUT/reverse-de-en" \
-    --input "$OUT/manpages.de" --sample --top-k "$TOP_K" --seed 1 --precision auto > "$OUT/sampled.en"
-  wc -l "$OUT"/manpages.de "$OUT"/beam.en "$OUT"/sampled.en
+    --input "$OUT/manpages.de" --sample --top-k "$TOP_K" --seed 1 --precision auto > "$OUT/sampled.out"
+  pairs beam
+  pairs sampled
+}
+
+pairs() {  # pairs NAME: NAME.{en,de}, the synthetic pairs, leaving out empty translations (counted)
+  paste "$OUT/manpages.de" "$OUT/$1.out" | awk -F '\t' -v name="$1" -v de="$OUT/$1.de" -v en="$OUT/$1.en" '
+    $2 == "" { empty++; next }
+    { print $1 > de; print $2 > en; kept++ }
+    END { printf "back_translation: %s: %d synthetic pairs, %d empty translations left out\n", name, kept, empty }'
 }
 
 final() {
