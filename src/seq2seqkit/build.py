@@ -25,7 +25,7 @@ from seq2seqkit.errors import ConfigError
 from seq2seqkit.kernels import Ops, ops_for
 from seq2seqkit.model.attention import Attention
 from seq2seqkit.model.decoder import RecurrentDecoder
-from seq2seqkit.model.encoder import RecurrentEncoder
+from seq2seqkit.model.encoder import NoSource, RecurrentEncoder
 from seq2seqkit.model.frontends import (
     Conv2dSubsampling,
     FieldMatchEmbedding,
@@ -186,21 +186,12 @@ def build_model(
     ops = ops if ops is not None else ops_for(device)
     if config.architecture == "transformer":
         return _transformer(config, src_size, tgt_vocab_size, ops, separator_id).to(device)
-    enc, dec = config.encoder, config.decoder
+    dec = config.decoder
     if dec.output == "pointer":
         return _reader(config, src_size, separator_id).to(device)
     if dec.copy:  # the copy loss reads the attention, whose gradient the input-feeding kernel drops
         ops = dataclasses.replace(ops, input_feeding_lstm=None)
-    encoder = RecurrentEncoder(
-        frontend=build_frontend(config, src_size, separator_id),
-        hidden_size=enc.hidden_size,
-        num_layers=enc.num_layers,
-        rnn_type=config.rnn_type,
-        bidirectional=enc.bidirectional,
-        dropout=config.dropout,
-        pooling=enc.pooling,
-        ops=ops,
-    )
+    encoder = _recurrent_encoder(config, src_size, separator_id, ops)
     attention = None
     if dec.context == "attention":
         attention = Attention(
@@ -219,7 +210,7 @@ def build_model(
         rnn_type=config.rnn_type,
         dropout=config.dropout,
         memory_size=encoder.output_size,
-        context=dec.context,
+        context="init" if dec.context == "none" else dec.context,  # from NoSource's zero context
         attention=attention,
         input_feeding=dec.input_feeding,
         feature_size=dec.hidden_size,
@@ -230,6 +221,25 @@ def build_model(
     copy_gate = nn.Linear(dec.hidden_size + config.embedding_size, 1) if dec.copy else None
     ctc_head = nn.Linear(encoder.output_size, tgt_vocab_size) if config.ctc_weight > 0 else None
     return Seq2Seq(encoder, decoder, copy_gate, UNK_ID, ctc_head).to(device)
+
+
+def _recurrent_encoder(
+    config: ModelConfig, src_size: int, separator_id: int | None, ops: Ops
+) -> RecurrentEncoder | NoSource:
+    """The (bi)RNN encoder of ``config``, or for a language model (context none) one that reads nothing."""
+    enc = config.encoder
+    if config.decoder.context == "none":
+        return NoSource()
+    return RecurrentEncoder(
+        frontend=build_frontend(config, src_size, separator_id),
+        hidden_size=enc.hidden_size,
+        num_layers=enc.num_layers,
+        rnn_type=config.rnn_type,
+        bidirectional=enc.bidirectional,
+        dropout=config.dropout,
+        pooling=enc.pooling,
+        ops=ops,
+    )
 
 
 def _reader(config: ModelConfig, src_size: int, separator_id: int | None) -> PointerReader:

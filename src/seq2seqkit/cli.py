@@ -236,6 +236,7 @@ def _add_sampling(gen: argparse.ArgumentParser) -> None:
 
 
 def _add_method(parser: argparse.ArgumentParser) -> None:
+    """The search's options: --method, and a language model fused into it."""
     parser.add_argument(
         "--method",
         choices=list(DECODING_METHODS),
@@ -243,6 +244,25 @@ def _add_method(parser: argparse.ArgumentParser) -> None:
         "prefix scores (joint), or the beam's n-best rescored with CTC (default: the model's "
         "decoding.method)",
     )
+    parser.add_argument(
+        "--lm",
+        type=Path,
+        help="shallow fusion: a language model's directory (task language_model, trained on this "
+        "model's targets) whose log-probabilities join the search's scores (default: decoding.lm)",
+    )
+    parser.add_argument(
+        "--lm-weight",
+        type=float,
+        help="the language model's weight: score + W * log p_lm (default: decoding.lm_weight)",
+    )
+
+
+def _set_search(pipeline: Pipeline, args: argparse.Namespace) -> None:
+    """--method, --lm and --lm-weight over the model's decoding settings."""
+    changes = {"method": args.method, "lm": args.lm and str(args.lm), "lm_weight": args.lm_weight}
+    changes = {key: value for key, value in changes.items() if value is not None}
+    if changes:
+        pipeline.set_decoding(**changes)
 
 
 def _add_transcribe(sub: argparse._SubParsersAction) -> None:
@@ -579,8 +599,7 @@ def _generate(args: argparse.Namespace) -> int:
         pipeline.set_decoding(precision=args.precision)
     if args.span_constrained:
         pipeline.set_decoding(span_constrained=True)
-    if args.method:
-        pipeline.set_decoding(method=args.method)
+    _set_search(pipeline, args)
     beam = 1 if sampler else args.beam or pipeline.config.decoding.beam_size
     if args.nbest > beam:
         raise Seq2SeqError(f"--nbest ({args.nbest}) cannot exceed the beam size ({beam})")
@@ -662,8 +681,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     pipeline = seq2seqkit.load(args.model, device=args.device)
     if pipeline.source.vocab is not None:
         raise Seq2SeqError(f"{args.model}: not a speech model (its inputs are text: use seq2seqkit generate)")
-    if args.method:
-        pipeline.set_decoding(method=args.method)
+    _set_search(pipeline, args)
     outputs = pipeline.generate(args.audio, beam=args.beam)
     for path, output in zip(args.audio, outputs, strict=True):
         print(f"{path}\t{output.text}")
@@ -815,8 +833,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     _check_positive("--beam", args.beam)
     pipeline = _load(args.model, args.device)
-    if args.method:
-        pipeline.set_decoding(method=args.method)
+    _set_search(pipeline, args)
     task = task_of(pipeline.config)
     if args.metric:
         task = dataclasses.replace(task, metrics=tuple(metrics.METRICS[m] for m in args.metric))

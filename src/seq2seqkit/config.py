@@ -159,7 +159,9 @@ class EncoderConfig:
 class DecoderConfig:
     hidden_size: int = bounded(512, 1)
     num_layers: int = bounded(2, 1)
-    context: Literal["init", "every_step", "attention"] = "attention"
+    # none: the decoder conditioned on nothing, a language model of the targets (task
+    # language_model), for shallow fusion at decoding (decoding.lm)
+    context: Literal["init", "every_step", "attention", "none"] = "attention"
     attention: Literal["bahdanau", "dot", "general", "concat"] = "general"
     input_feeding: bool = False
     tie_embeddings: bool = False
@@ -301,6 +303,10 @@ class DecodingConfig:
     method: DecodingMethod = "attention"
     max_answer_words: int = bounded(15, 1)  # a pointer reader's longest answer, in words
     ctc_weight: float = bounded(0.3, 0.0, 1.0)  # joint and rescore
+    # shallow fusion (Gulcehre et al., 2015): a language model's directory (task language_model,
+    # trained on this model's targets); the search ranks by score + lm_weight * log p_lm(y)
+    lm: str = ""
+    lm_weight: float = bounded(0.3, 0.0)
 
 
 @dataclass(frozen=True)
@@ -508,6 +514,7 @@ def _check_consistency(config: Config, source: str) -> None:
         )
     _check_audio(config, source)
     _check_pointer(config, source)
+    _check_language_model(config, source)
     _check_sampling(config, source)
     _check_speeds(config, source)
     _check_train_sources(config, source)
@@ -516,6 +523,32 @@ def _check_consistency(config: Config, source: str) -> None:
             f"{source}: data.src_fields needs data.format tsv or jsonl (parallel text has one field)"
         )
     _check_settings(config, source)
+
+
+def _check_language_model(config: Config, source: str) -> None:
+    """A language model (context none) reads no source and has no CTC head or pointer; a model
+    fused with one (decoding.lm) searches over its plain target vocabulary."""
+    model, decoding = config.model, config.decoding
+    if model.decoder.context == "none":
+        conflicts = {
+            "model.ctc_weight": model.ctc_weight > 0,
+            "model.decoder.output pointer": model.decoder.output == "pointer",
+            "data.source audio": config.data.source == "audio",
+        }
+        for key, conflicting in conflicts.items():
+            if conflicting:
+                raise ConfigError(f"{source}: {key} needs a source; model.decoder.context none reads none")
+    if decoding.lm:
+        conflicts = {
+            "decoding.method ctc_greedy (no search)": decoding.method == "ctc_greedy",
+            "model.decoder.copy (an extended vocabulary)": model.decoder.copy,
+            "model.decoder.output pointer (no vocabulary)": model.decoder.output == "pointer",
+        }
+        for key, conflicting in conflicts.items():
+            if conflicting:
+                raise ConfigError(
+                    f"{source}: decoding.lm fuses a language model into the search; not with {key}"
+                )
 
 
 def _check_pointer(config: Config, source: str) -> None:

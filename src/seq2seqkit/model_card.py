@@ -67,7 +67,9 @@ def render_model_card(out: Path, config: Config, trainer: Trainer, pairs: PairCo
 
 def _title(config: Config, trainer: Trainer, finished: bool) -> list[str]:
     family = _family(config.model)
-    kind = "pointer reader" if config.model.decoder.output == "pointer" else "encoder-decoder"
+    kind = {"pointer": "pointer reader"}.get(config.model.decoder.output, "encoder-decoder")
+    if config.model.decoder.context == "none":
+        kind = "language model"
     what = f"{'An' if family == 'LSTM' else 'A'} {family} {kind} for the task `{config.task}`."
     if finished:
         status = f"Training finished at step {trainer.progress.step:,}."
@@ -134,6 +136,9 @@ def _model(config: Config, parameters: int) -> list[str]:
         ("dropout", f"{m.dropout:g}"),
         ("parameters", f"{parameters:,}"),
     ]  # fmt: skip
+    if dec.context == "none":  # no encoder, no frontend: the decoder alone
+        rows = [row for row in rows if row[0] not in ("frontend", "encoder")]
+        rows[1] = ("family", f"{_family(m)} language model")
     return ["## Model", "", *_items(rows)]
 
 
@@ -155,6 +160,8 @@ def _frontend(config: Config) -> str:
 
 def _context(m: ModelConfig) -> str:
     dec = m.decoder
+    if dec.context == "none":
+        return "none: a language model of the targets, p(y) (no encoder)"
     if dec.context == "init":
         return f"the encoder's context vector ({m.encoder.pooling}) starts the decoder"
     if dec.context == "every_step":
@@ -257,7 +264,8 @@ def _validation(out: Path, trainer: Trainer) -> list[str]:
     count = f"{len(records)} validation{'s' * (len(records) > 1)}"
     rows = [
         (f"best {metric}", f"{best[metric]:.2f} at step {best['step']:,} (epoch {best['epoch']}), "
-         f"of {count} (greedy decoding); these weights are `{checkpoint.WEIGHTS}`"),
+         f"of {count} ({'teacher forcing' if metric == 'valid_ppl' else 'greedy decoding'}); "
+         f"these weights are `{checkpoint.WEIGHTS}`"),
         ("at that step", f"loss {best['valid_loss']:.3f}  ppl {best['valid_ppl']:.2f}  "
          + format_scores(_scores(best))),
     ]  # fmt: skip

@@ -32,6 +32,7 @@ from seq2seqkit.data.featurizers import (
     tagged,
 )
 from seq2seqkit.data.vocab import UNK_ID
+from seq2seqkit.decoding.fusion import Fusion
 from seq2seqkit.decoding.generate import generate_ids
 from seq2seqkit.decoding.search import Hypothesis as SearchHypothesis
 from seq2seqkit.decoding.search import Sampler, Span
@@ -87,6 +88,7 @@ class Pipeline:
         self.target = target
         self.truncated = 0  # inputs cut to decoding.max_input_len so far
         self.ensemble: Ensemble | None = None  # generate with these networks together (``ensemble``)
+        self._language_model: tuple[str, Seq2Seq] | None = None  # decoding.lm, loaded: (path, network)
 
     def encode_source(self, text: str | AudioInput, tag: str = "") -> Encoded:
         """Features of one input (after the token ``tag``, one of the model's training tags, if
@@ -168,6 +170,7 @@ class Pipeline:
             method=decoding.method,
             ctc_weight=decoding.ctc_weight,
             sampler=sampler,
+            fusion=self._fusion(),
         )
         return self._outputs(sources, extended, found, copying and copy_gates)
 
@@ -178,6 +181,30 @@ class Pipeline:
         method = self.config.decoding.method
         if method != "attention":
             raise ConfigError(f"sampling draws from the attention decoder, not decoding.method {method!r}")
+        if self.config.decoding.lm:
+            raise ConfigError("sampling draws from the model alone: no language model (decoding.lm)")
+
+    def _fusion(self) -> Fusion | None:
+        """decoding.lm's language model with its weight (loaded once, on the model's device), or None.
+        It must be a language model over this model's own target tokenizer and vocabulary."""
+        path = self.config.decoding.lm
+        if not path:
+            return None
+        if self._language_model is None or self._language_model[0] != path:
+            lm = load(path, device=str(next(self.model.parameters()).device))
+            if lm.config.task != "language_model":
+                raise ConfigError(
+                    f"decoding.lm: {path} is a model of task {lm.config.task!r}, not a language model"
+                )
+            if lm.target.files("tgt") != self.target.files("tgt"):
+                raise ConfigError(
+                    f"decoding.lm: {path} has another target vocabulary or tokenizer than this model "
+                    f"({len(lm.target.vocab)} against {len(self.target.vocab)} tokens): train it on "
+                    "this model's targets with the same tgt_tokenizer"
+                )
+            assert isinstance(lm.model, Seq2Seq)
+            self._language_model = (path, lm.model)
+        return Fusion(self._language_model[1], self.config.decoding.lm_weight)
 
     def _outputs(
         self,

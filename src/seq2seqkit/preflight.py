@@ -82,6 +82,8 @@ def _copy(config: Config, prof: Profile) -> list[str]:
 
 
 def _metric(config: Config, task: Task, prof: Profile) -> list[str]:
+    if not task.metrics:  # a language model: perplexity
+        return []
     primary = task.primary.name
     words = prof.tgt.median_words
     if primary == "BLEU" and words <= 3:

@@ -41,7 +41,7 @@ from seq2seqkit.recipes import check_corpora
 from seq2seqkit.tasks import Task, task_of
 from seq2seqkit.training.distributed import World
 from seq2seqkit.training.reporter import setup_logging
-from seq2seqkit.training.trainer import EncodedPairs, Selection, Trainer
+from seq2seqkit.training.trainer import PERPLEXITY, EncodedPairs, Selection, Trainer
 
 log = logging.getLogger("seq2seqkit")
 SUBSET_SEED = 20260  # of data.train_fraction's shuffle: fixed, not the run's seed, so subsets nest
@@ -101,8 +101,8 @@ def _train(config: Config, out: Path, resume: bool, device: torch.device, world:
         ),
         data=data,
         valid=_encode_validation_data(pipeline, valid_pairs),
-        validate=lambda: evaluate(pipeline, valid_pairs, task, beam=1).scores,
-        selection=Selection(task.primary.name, task.primary.higher_is_better),
+        validate=(lambda: evaluate(pipeline, valid_pairs, task, beam=1).scores) if task.metrics else None,
+        selection=Selection(task.primary.name, task.primary.higher_is_better) if task.metrics else PERPLEXITY,
         out=out,
         world=world,
     )
@@ -116,7 +116,7 @@ def _train(config: Config, out: Path, resume: bool, device: torch.device, world:
         return out
 
     checkpoint.load_weights(out / checkpoint.WEIGHTS, pipeline.model)
-    if cfg.evaluate_test and test_pairs:
+    if cfg.evaluate_test and test_pairs and task.metrics:
         beam = 1 if pipeline.model.output_kind == "pointer" else config.decoding.beam_size  # no beam
         _test_report(pipeline, test_pairs, task, beam, out)
     write_model_card(out, config, trainer, counts, finished=True)
@@ -275,7 +275,8 @@ def _encode_pair(pipeline: Pipeline, pair: Pair) -> tuple[TrainingPair | None, b
     if cut:
         source = shorten(source, data.max_src_len, window=data.long_sources == "window")
     ids, extended = _target(pipeline, source, pair.tgt)
-    if not 0 < len(source.features) <= data.max_src_len or len(ids) > data.max_tgt_len:
+    empty = not len(source.features) and _reads_source(pipeline)
+    if empty or len(source.features) > data.max_src_len or len(ids) > data.max_tgt_len:
         return None, cut
     return (source, ids, extended), cut
 
@@ -474,9 +475,14 @@ def _encode_validation_data(pipeline: Pipeline, pairs: list[Pair]) -> EncodedPai
     encoded = _encoded_pairs(pipeline)
     for pair in pairs:
         source = pipeline.encode_source(pair.src)
-        if len(source.features):
+        if len(source.features) or not _reads_source(pipeline):
             _append(encoded, source, *_target(pipeline, source, pair.tgt))
     return encoded
+
+
+def _reads_source(pipeline: Pipeline) -> bool:
+    """False for a language model (context none): its pairs' sources are empty."""
+    return pipeline.config.model.decoder.context != "none"
 
 
 def _test_report(pipeline: Pipeline, pairs: list[Pair], task: Task, beam: int, out: Path) -> None:

@@ -160,3 +160,29 @@ def test_serve_refuses_a_speech_model_in_one_line(trained):
         "seq2seqkit: error: model 'model' reads audio, which the server does not take; use seq2seqkit "
         "transcribe or the Python API"
     ]
+
+
+@pytest.mark.slow
+def test_a_character_lm_of_the_training_transcripts_fuses_into_joint_decoding(trained):
+    """The AN4 use: a language model of the manifest's transcripts (read as TSV, the audio paths
+    unread), fused into joint CTC/attention decoding; at weight 0 exactly the plain search."""
+    config = trained / "lm.yaml"
+    config.write_text(
+        f"task: language_model\n"
+        f"data: {{format: tsv, train: {trained / 'train.tsv'}, valid: {trained / 'valid.tsv'},"
+        f" tgt_tokenizer: {{type: char}}}}\n"
+        "model: {embedding_size: 16, dropout: 0.0, decoder: {hidden_size: 32, num_layers: 1}}\n"
+        "training: {batch_tokens: 2000, lr: 0.01, max_steps: 40, validate_every: 40, precision: float32}\n"
+    )
+    assert main(["train", str(config), "--output", str(trained / "lm")]) == 0
+    pipeline = seq2seqkit.load(trained / "model")
+    paths = [str(trained / "wav" / f"valid{i}.wav") for i in range(20)]
+    references = [line.split("\t")[1].strip() for line in (trained / "valid.tsv").read_text().splitlines()]
+    plain = pipeline.generate(paths)
+    pipeline.set_decoding(lm=str(trained / "lm"), lm_weight=0.0)
+    assert [(o.text, round(o.score, 4)) for o in pipeline.generate(paths)] == [
+        (o.text, round(o.score, 4)) for o in plain
+    ]
+    pipeline.set_decoding(lm_weight=0.3)
+    fused = [o.text for o in pipeline.generate(paths)]
+    assert sum(o == r for o, r in zip(fused, references, strict=True)) >= 16

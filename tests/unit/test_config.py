@@ -515,6 +515,29 @@ def test_copy_needs_attention() -> None:
     assert "model.decoder.copy needs context 'attention'" in message
 
 
+def test_a_language_model_is_context_none_and_reads_no_source() -> None:
+    lm = {"task": "language_model", "data": {"train": "corpus.txt"}}
+    config = task_config(lm)
+    assert config.model.decoder.context == "none" and config.data.format == "text"
+    assert "goes with task language_model and only with it" in _error(
+        {**MINIMAL, "model": {"decoder": {"context": "none"}}}
+    )
+    assert "here task 'language_model' has context 'attention'" in _error(
+        {**lm, "model": {"decoder": {"context": "attention"}}}
+    )
+    assert "model.ctc_weight needs a source" in _error({**lm, "model": {"ctc_weight": 0.5}})
+    assert "is an option of the RNN family" in _error({**lm, "model": {"architecture": "transformer"}})
+
+
+def test_a_fused_language_model_needs_a_search_over_the_plain_vocabulary() -> None:
+    assert task_config({**MINIMAL, "decoding": {"lm": "runs/lm"}}).decoding.lm_weight == 0.3
+    copying = {**MINIMAL, "model": {"decoder": {"attention": "bahdanau", "copy": True}}}
+    assert "not with model.decoder.copy" in _error({**copying, "decoding": {"lm": "runs/lm"}})
+    assert "decoding.lm_weight" in _error({**MINIMAL, "decoding": {"lm": "runs/lm", "lm_weight": -1}})
+    best_path = {"model": {"ctc_weight": 0.5}, "decoding": {"method": "ctc_greedy", "lm": "runs/lm"}}
+    assert "not with decoding.method ctc_greedy" in _error({**MINIMAL, **best_path})
+
+
 def test_span_constrained_decoding_needs_output_ids_that_name_source_tokens() -> None:
     message = _error({**MINIMAL, "decoding": {"span_constrained": True}})
     assert "decoding.span_constrained needs model.decoder.copy or data.shared_vocab" in message

@@ -11,10 +11,12 @@ import torch
 
 from seq2seqkit.data.batching import Batch, Features, collate, token_batches
 from seq2seqkit.decoding.ctc import CTCPrefixScorer, ctc_greedy_search, ctc_rescore
+from seq2seqkit.decoding.fusion import Fusion, LanguageModelScorer
 from seq2seqkit.decoding.search import (
     Hypothesis,
     PrefixScorer,
     Sampler,
+    Scorers,
     SourceSpans,
     Span,
     beam_search,
@@ -47,27 +49,27 @@ def generate_ids(
     method: str = "attention",
     ctc_weight: float = 0.3,
     sampler: Sampler | None = None,
+    fusion: Fusion | None = None,
 ) -> list[list[Hypothesis]]:
     """The n-best hypotheses for each source (ids, or frames x features), in input order.
 
-    With ``dtype`` (bfloat16, or float16 on a GPU) the matmuls run in that dtype (a copy of the
-    weights in it, under autocast for the activations); scores and recurrent cell states stay
-    float32. ``extended_ids``: each source's ids over the extended vocabulary of a copying model,
-    whose hypotheses may then hold ids past the vocabulary (copied source words).
-
-    An empty source gets a single empty hypothesis with score 0 (the model is not run on it).
+    With ``dtype`` (bfloat16, or float16 on a GPU) matmuls run in it (a copy of the weights, autocast
+    for the activations); scores and cell states stay float32. ``extended_ids``: each source's ids
+    over a copying model's extended vocabulary. An empty source gets one empty hypothesis, score 0.
     Output length, <eos> included, is capped at ceil(max_length_ratio * source length) +
     max_length_offset, and at ``max_length`` + 1 when that is set; <eos> comes after at least
     ``min_length`` tokens (within the cap); with ``block_ngram_repeat`` n > 0 no output holds the
     same n-gram twice; with ``spans`` (one per source) outputs are spans of whole words of the
     source. Beam search ranks by score / length penalty + coverage penalty (Wu et al., 2016);
     ``method`` (``decoding/ctc.py``): "attention", "ctc_greedy", "joint" (CTC prefix scores,
-    ``ctc_weight``) or "rescore" (the n-best re-ranked); a ``sampler`` draws each token instead."""
+    ``ctc_weight``) or "rescore" (the n-best re-ranked); a ``sampler`` draws each token instead;
+    ``fusion``: a language model's weighted log-probabilities join the search's scores."""
     if nbest > beam_size:
         raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
     original, was_training = model, model.training
     device = next(model.parameters()).device
     model = _for_inference(model, dtype)
+    fusion = None if fusion is None else fusion.for_inference(dtype)
     results: list[list[Hypothesis]] = [[Hypothesis([], 0.0, None)] for _ in sources]
     search = (beam_size, (length_penalty, coverage_penalty), nbest, (method, ctc_weight))
     todo = [i for i, src in enumerate(sources) if len(src) > 0]
@@ -82,7 +84,7 @@ def generate_ids(
         allowed = None if spans is None else SourceSpans.of([spans[i] for i in indices], device)
         bounds = Bounds(_max_lengths(limits, max_length, model), min_length, block_ngram_repeat, allowed)
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            found = _decode(model, batch, bounds, *search, sampler=sampler)
+            found = _decode(model, batch, bounds, *search, sampler=sampler, fusion=fusion)
         for i, hyps in zip(indices, found, strict=True):
             results[i] = hyps
     original.train(was_training)
@@ -124,14 +126,17 @@ def _decode(
     nbest: int,
     ctc: tuple[str, float],
     sampler: Sampler | None = None,
+    fusion: Fusion | None = None,
 ) -> list[list[Hypothesis]]:
-    """One batch decoded by ``ctc``'s method (and joint decoding's CTC weight)."""
+    """One batch decoded by ``ctc``'s method (and joint decoding's CTC weight), with ``fusion``'s
+    language model in the search."""
     method, ctc_weight = ctc
-    if sampler is not None and (beam_size > 1 or method != "attention"):
-        raise ValueError("sampling draws one output per source: beam size 1 and method 'attention'")
+    if sampler is not None and (beam_size > 1 or method != "attention" or fusion is not None):
+        raise ValueError("sampling draws one output per source: beam size 1, method 'attention', no LM")
     device = bounds.max_lengths.device
+    lm = None if fusion is None else _fused(fusion, batch.src.size(0), device)
     if method == "attention":
-        return _search(model, batch, bounds, beam_size, penalties, nbest, sampler=sampler)
+        return _search(model, batch, bounds, beam_size, penalties, nbest, lm, sampler=sampler)
     assert isinstance(model, Seq2Seq), "the CTC methods decode one network"
     if method == "ctc_greedy":
         return [[h] for h in ctc_greedy_search(model, batch.src.to(device), batch.src_lengths.to(device))]
@@ -142,10 +147,24 @@ def _decode(
             log_probs, candidates = model.ctc_log_probs(enc), max(CTC_CANDIDATES, 2 * beam_size)
             return CTCPrefixScorer(log_probs, enc.mask.sum(1), rows_per_source, ctc_weight, candidates)
 
-        return _search(model, batch, bounds, beam_size, penalties, nbest, scorer_for)
-    found = _search(model, batch, bounds, beam_size, penalties, beam_size)  # the whole beam, rescored
+        with_lm = scorer_for if lm is None else _chained(scorer_for, lm)
+        return _search(model, batch, bounds, beam_size, penalties, nbest, with_lm)
+    found = _search(model, batch, bounds, beam_size, penalties, beam_size, lm)  # the whole beam, rescored
     rescored = ctc_rescore(model, batch.src.to(device), batch.src_lengths.to(device), found, ctc_weight)
     return [hyps[:nbest] for hyps in rescored]
+
+
+ScorerFor = Callable[[EncoderOutput, int], PrefixScorer]  # (encoding, rows per source) -> scorer
+
+
+def _fused(fusion: Fusion, sources: int, device: torch.device) -> ScorerFor:
+    """The language model's scorer for a search over ``sources`` sources."""
+    return lambda enc, rows_per_source: LanguageModelScorer(fusion, sources * rows_per_source, device)
+
+
+def _chained(first: ScorerFor, then: ScorerFor) -> ScorerFor:
+    """Both scorers, ``then`` reading what ``first`` gave."""
+    return lambda enc, rows_per_source: Scorers([first(enc, rows_per_source), then(enc, rows_per_source)])
 
 
 def _search(
@@ -155,7 +174,7 @@ def _search(
     beam_size: int,
     penalties: tuple[float, float],
     nbest: int,
-    scorer_for: Callable[[EncoderOutput, int], PrefixScorer] | None = None,
+    scorer_for: ScorerFor | None = None,
     sampler: Sampler | None = None,
 ) -> list[list[Hypothesis]]:
     """Greedy (beam 1) or beam search over one batch, on the device of the maximum lengths;

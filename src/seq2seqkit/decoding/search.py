@@ -250,6 +250,24 @@ class PrefixScorer(Protocol):
     def advance(self, rows: torch.Tensor, tokens: torch.Tensor) -> None: ...
 
 
+class Scorers:
+    """Several prefix scorers in turn (CTC, then a language model): each one's ``joint`` reads the
+    scores the one before it gave."""
+
+    def __init__(self, scorers: Sequence[PrefixScorer]) -> None:
+        self.scorers = list(scorers)
+
+    def joint(self, att_log_probs: torch.Tensor) -> torch.Tensor:
+        scores = att_log_probs
+        for scorer in self.scorers:
+            scores = scorer.joint(scores)
+        return scores
+
+    def advance(self, rows: torch.Tensor, tokens: torch.Tensor) -> None:
+        for scorer in self.scorers:
+            scorer.advance(rows, tokens)
+
+
 def _hypothesis(
     tokens: torch.Tensor, length: int, score: float, attention: torch.Tensor | None, *index: int
 ) -> Hypothesis:

@@ -141,3 +141,19 @@ class RecurrentEncoder(nn.Module):
         if self.num_directions == 1:
             return forward_last
         return torch.cat([forward_last, outputs[:, 0, hidden:]], dim=-1)
+
+
+class NoSource(nn.Module):
+    """The encoder of a language model (``model.decoder.context: none``): it reads nothing, and
+    gives each row one empty memory position and a zero context vector c, so that the decoder's
+    initial state tanh(W c + b) = tanh(b) is learned, the same for every output: p(y) instead of
+    p(y | x)."""
+
+    output_size = 1
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> EncoderOutput:
+        """Any src (batch, ...) -> EncoderOutput of batch rows that holds nothing from it."""
+        batch = src.size(0)
+        memory = torch.zeros(batch, 1, self.output_size, device=src.device)
+        mask = torch.ones(batch, 1, dtype=torch.bool, device=src.device)
+        return EncoderOutput(memory=memory, mask=mask, context=memory[:, 0])

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from seq2seqkit.model.decoder import DecoderState, RecurrentDecoder
-from seq2seqkit.model.encoder import EncoderOutput, RecurrentEncoder
+from seq2seqkit.model.encoder import EncoderOutput, NoSource, RecurrentEncoder
 from seq2seqkit.model.transformer import TransformerDecoder, TransformerEncoder, TransformerState
 
-Encoder = RecurrentEncoder | TransformerEncoder
+Encoder = RecurrentEncoder | TransformerEncoder | NoSource
 Decoder = RecurrentDecoder | TransformerDecoder
 # what the decoder carries between steps; decoding only calls its ``select``
 State = DecoderState | TransformerState

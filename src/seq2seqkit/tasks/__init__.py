@@ -15,7 +15,7 @@ from typing import Any
 from seq2seqkit.config import Config, config_from_dict, merge
 from seq2seqkit.data.readers import Pair, ReadReport
 from seq2seqkit.errors import ConfigError
-from seq2seqkit.tasks import asr, g2p, qa, summarization, synthetic, transduction, translation
+from seq2seqkit.tasks import asr, g2p, language_model, qa, summarization, synthetic, transduction, translation
 from seq2seqkit.tasks.task import GENERAL_READERS, Task
 
 TASKS: dict[str, Task] = {
@@ -27,6 +27,7 @@ TASKS: dict[str, Task] = {
         asr.TASK,
         g2p.TASK,
         transduction.TASK,
+        language_model.TASK,
         *synthetic.TASKS,
     )
 }
@@ -64,6 +65,12 @@ def task_config(raw: dict[str, Any], source: str = "config") -> Config:
         )
     if data.format in GENERAL_READERS and not data.train:
         raise ConfigError(f"{source}: data.train is required for data.format {data.format!r}")
+    if (task is language_model.TASK) != (config.model.decoder.context == "none"):
+        raise ConfigError(
+            f"{source}: model.decoder.context none (a decoder conditioned on nothing) goes with task "
+            f"language_model and only with it; here task {task.name!r} has context "
+            f"{config.model.decoder.context!r}"
+        )
     return config
 
 

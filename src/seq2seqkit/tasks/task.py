@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seq2seqkit.data.readers import Pair, ReadReport, read_jsonl, read_parallel, read_tsv
+from seq2seqkit.errors import ConfigError
 from seq2seqkit.metrics import Metric
 
 if TYPE_CHECKING:
@@ -39,6 +40,11 @@ class Task:
 
     @property
     def primary(self) -> Metric:
+        if not self.metrics:  # a language model: judged by perplexity, under teacher forcing
+            raise ConfigError(
+                f"task {self.name!r} has no metric over generated outputs; its figure is the "
+                "validation perplexity (validations.jsonl, the model card)"
+            )
         return self.metrics[0]
 
     def read(self, data: DataConfig, split: str, report: ReadReport | None = None) -> list[Pair]:

@@ -107,11 +107,16 @@ class Selection:
         return best is None or (value > best if self.higher_is_better else value < best)
 
 
+PERPLEXITY = Selection("valid_ppl", higher_is_better=False)  # of the validation targets
+
+
 class Trainer:
     """Runs the optimization loop for one model; owns optimizer, schedule and progress.
 
     validate: called at each validation, returns scores by metric name (``selection.metric`` among
-    them) of the model as it is; the trainer adds the teacher-forced loss of ``valid``.
+    them) of the model as it is; the trainer adds the teacher-forced loss of ``valid``. Without
+    it (a language model, which generates nothing to score) the perplexity of ``valid`` is the
+    score (select it with ``PERPLEXITY``).
     """
 
     _speed_from: float | None = None  # elapsed seconds at SPEED_STEPS[0] of this session
@@ -124,7 +129,7 @@ class Trainer:
         loss: Loss,
         data: EncodedPairs,
         valid: EncodedPairs,
-        validate: Callable[[], dict[str, float]],
+        validate: Callable[[], dict[str, float]] | None,
         selection: Selection,
         out: Path,
         world: World | None = None,
@@ -135,7 +140,7 @@ class Trainer:
         self.pairs = data  # the training pairs; self.data, the current epoch's version of them
         self.data, self.data_epoch = data.for_epoch(0), 0
         self.valid = valid
-        self.validate = validate
+        self.validate = validate or self._perplexity
         self.selection = selection
         self.out = out
         self.world = world = world or World()
@@ -402,6 +407,9 @@ class Trainer:
         src, tgt = self.valid.src, self.valid.tgt
         batches = token_batches([len(s) for s in src], [len(t) for t in tgt], self.cfg.batch_tokens)
         return [self.valid.batch(b) for b in batches]
+
+    def _perplexity(self) -> dict[str, float]:
+        return {PERPLEXITY.metric: math.exp(min(self.validation_loss()[0], 50.0))}
 
     def validation_loss(self) -> tuple[float, int]:
         """(mean NLL per target token, tokens) of the validation pairs under teacher forcing."""
