@@ -84,11 +84,13 @@ def test_fusion_weight_0_is_plain_decoding_and_a_weight_adds_its_share(
     model.set_decoding(lm_weight=0.5)
     lm = seq2seqkit.load(language_model, device="cpu").model
     assert isinstance(model.model, Seq2Seq) and isinstance(lm, Seq2Seq)
-    for word, output in zip(WORDS, model.generate(WORDS, beam=1), strict=True):
-        ids = model.target.vocab.encode(output.hypotheses[0].tokens)
-        expected = forced_log_prob(model.model, model.encode_source(word).features, ids)
-        expected += 0.5 * forced_log_prob(lm, [0], ids)
-        assert output.score == pytest.approx(expected, abs=1e-3)
+    for beam in (1, 3):  # beam search reorders the LM's states with its hypotheses
+        for word, output in zip(WORDS, model.generate(WORDS, beam=beam, nbest=beam), strict=True):
+            for hypothesis in output.hypotheses:
+                ids = model.target.vocab.encode(hypothesis.tokens)
+                expected = forced_log_prob(model.model, model.encode_source(word).features, ids)
+                expected += 0.5 * forced_log_prob(lm, [0], ids)
+                assert hypothesis.score == pytest.approx(expected, abs=1e-3)
 
 
 def test_a_wrong_language_model_is_a_one_line_error(
