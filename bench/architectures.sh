@@ -13,6 +13,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
 cd "$ROOT"
 OUT=${OUT:-runs/architectures}
 S2S=".venv/bin/python -m seq2seqkit"
+source bench/rows.sh
 # name | recipe | overrides (split at spaces)
 ROWS=(
   "g2p-rnn|g2p|training.max_minutes=15 training.max_steps=0"
@@ -27,14 +28,7 @@ ROWS=(
 for row in "${ROWS[@]}"; do
   IFS='|' read -r name recipe overrides <<<"$row"
   [[ $name == "${1:-}"* ]] || continue
-  if ! grep -qs "finished at step" "$OUT/$name/train.log"; then  # not trained to its end yet
-    rm -rf "${OUT:?}/$name"
-    sets=()
-    for item in $overrides; do sets+=(--set "$item"); done
-    $S2S train "$recipe" --output "$OUT/$name" "${sets[@]}" >/dev/null
-  fi
-  echo "== $name ($recipe${overrides:+ with $overrides})"
-  grep "finished at step" "$OUT/$name/train.log" | tail -1
+  train_row "$name" "$recipe" "$overrides"
   grep -E "^\- \*\*CPU kind\*\*|^\- \*\*parameters\*\*" "$OUT/$name/README.md"
   cat "$OUT/$name/test_scores.json"
   echo

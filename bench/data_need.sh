@@ -16,6 +16,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
 cd "$ROOT"
 OUT=${OUT:-runs/data-need}
 S2S=".venv/bin/python -m seq2seqkit"
+source bench/rows.sh
 # name | recipe | overrides (split at spaces)
 ROWS=(
   "sampling-en-de-without|mt-debian-en-de|"
@@ -35,14 +36,7 @@ fi
 for row in "${ROWS[@]}"; do
   IFS='|' read -r name recipe overrides <<<"$row"
   [[ $name == "${1:-}"* ]] || continue
-  if ! grep -qs "finished at step" "$OUT/$name/train.log"; then  # not trained to its end yet
-    rm -rf "${OUT:?}/$name"
-    sets=()
-    for item in $overrides; do sets+=(--set "$item"); done
-    $S2S train "$recipe" --output "$OUT/$name" "${sets[@]}" >/dev/null
-  fi
-  echo "== $name ($recipe${overrides:+ with $overrides})"
-  grep "finished at step" "$OUT/$name/train.log" | tail -1
+  train_row "$name" "$recipe" "$overrides"
   grep -E "^\- \*\*CPU kind\*\*" "$OUT/$name/README.md" || true
   if [[ -f $OUT/$name/test_scores.json ]]; then
     cat "$OUT/$name/test_scores.json"
