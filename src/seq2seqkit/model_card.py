@@ -298,10 +298,13 @@ def _reproduce(out: Path, config: Config) -> list[str]:
         f"seq2seqkit train {out / checkpoint.CONFIG} --output {out}-retrained",
         f"seq2seqkit evaluate --model {out} --split test --beam {config.decoding.beam_size}",
     ]
+    then = ", then score on the test split"
+    if config.model.decoder.context == "none":  # a language model: no test report, perplexity in the log
+        commands, then = commands[:1], ""
     return [
         "## Reproduce",
         "",
-        f"`{checkpoint.CONFIG}` is the resolved recipe. Train again, then score on the test split:",
+        f"`{checkpoint.CONFIG}` is the resolved recipe. Train again{then}:",
         "",
         "```",
         *commands,
