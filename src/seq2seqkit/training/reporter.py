@@ -101,7 +101,7 @@ class Reporter:
             record["step"],
             record["valid_loss"],
             record["valid_ppl"],
-            format_scores(scores),
+            format_scores({name: value for name, value in scores.items() if name != "valid_ppl"}),
             "  (new best)" if improved else "",
         )
 
