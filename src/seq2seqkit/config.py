@@ -131,6 +131,9 @@ class DataConfig:
     # train on this share of the training pairs: a seeded subset, nested (a smaller share's pairs
     # are all in a larger one's), the same for every recipe (learning curves: analyze data-size)
     train_fraction: float = bounded(1.0, 0.0001, 1.0)
+    # a source with several targets in the training split (a word's pronunciations): train on all
+    # of them, or on its first only (the dictionary's main entry); scoring keeps every reference
+    train_targets: Literal["all", "first"] = "all"
     synthetic: SyntheticConfig = SyntheticConfig()
     # text: sources are text; audio: sources are audio files (paths in the data, or arrays through
     # the Python API) read as log-mel frames, and max_src_len / max_input_len count frames

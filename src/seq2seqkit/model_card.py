@@ -198,6 +198,8 @@ def _data(config: Config, pairs: PairCounts) -> list[str]:
         ("validation pairs", f"{pairs.valid:,}"),
         ("test pairs", f"{pairs.test:,}"),
     ]  # fmt: skip
+    if data.train_targets == "first":
+        rows.insert(-3, ("targets of a source", "its first only (`data.train_targets: first`)"))
     if data.train_fraction < 1:
         rows.insert(-3, ("share of the training pairs", f"{data.train_fraction:g} (`data.train_fraction`)"))
     if data.train_weight != 1:

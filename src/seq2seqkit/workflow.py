@@ -138,6 +138,11 @@ def _read_splits(task: Task, config: Config) -> tuple[list[Pair], list[Pair], li
     valid_pairs, test_pairs = (task.read(config.data, s, report) for s in ("valid", "test"))
     if report.total_skipped:
         log.info("skipped %d bad pairs: %s", report.total_skipped, report.skipped)
+    if config.data.train_targets == "first":
+        everything = len(train_pairs)
+        train_pairs = first_target_each(train_pairs)
+        log.info("training on the first target of each source: %d of the %d training pairs "
+                 "(data.train_targets first)", len(train_pairs), everything)  # fmt: skip
     if config.data.train_fraction < 1.0:
         everything = len(train_pairs)
         train_pairs = nested_subset(train_pairs, config.data.train_fraction)
@@ -162,6 +167,14 @@ def _read_training_sources(task: Task, data: DataConfig, report: ReadReport) -> 
         log.info("training source %s: %d pairs, weight %g%s", extra.path, len(read), extra.weight,
                  f", tagged {extra.tag}" if extra.tag else "")  # fmt: skip
     return pairs
+
+
+def first_target_each(pairs: list[Pair]) -> list[Pair]:
+    """Each source's first pair, in file order: its other targets (variants) are dropped."""
+    first: dict[str, Pair] = {}
+    for pair in pairs:
+        first.setdefault(pair.src, pair)
+    return list(first.values())
 
 
 def subset_size(pairs: int, fraction: float) -> int:

@@ -10,8 +10,10 @@ import pytest
 from seq2seqkit.data.readers import Pair
 from seq2seqkit.errors import DataError
 from seq2seqkit.evaluation import segments_of
+from seq2seqkit.recipes import load_config
 from seq2seqkit.tasks import TASKS
 from seq2seqkit.tasks.g2p import SPLITS, cmudict_pairs, split_of
+from seq2seqkit.workflow import _read_splits, first_target_each
 
 ARPABET_TEXT = (
     "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH"
@@ -146,3 +148,16 @@ def test_segments_of_small_example() -> None:
         ("cat", ["K AE T"]),
         ("read", ["R EH D"]),
     ]
+
+
+def test_train_targets_first_keeps_each_words_main_pronunciation(
+    splits: dict[str, list[Pair]], dictionary: dict[str, list[list[str]]]
+) -> None:
+    config = load_config("g2p", ["data.train_targets=first"])
+    train, valid, test = _read_splits(TASKS["g2p"], config)
+    assert [p.src for p in train] == list(dict.fromkeys(p.src for p in splits["train"]))  # each word once
+    assert all(p.tgt == re.sub(r"\d", "", " ".join(dictionary[p.src][0])) for p in train)
+    assert len(train) < len(splits["train"])
+    assert (valid, test) == (splits["valid"], splits["test"])  # every reference is still scored
+    pairs = [Pair("a", "1"), Pair("b", "2"), Pair("a", "3")]
+    assert first_target_each(pairs) == pairs[:2]
