@@ -236,13 +236,18 @@ def _add_sampling(gen: argparse.ArgumentParser) -> None:
 
 
 def _add_method(parser: argparse.ArgumentParser) -> None:
-    """The search's options: --method, and a language model fused into it."""
+    """The search's options: --method and its CTC weight, and a language model fused into it."""
     parser.add_argument(
         "--method",
         choices=list(DECODING_METHODS),
         help="a model with a CTC head: attention beam search, CTC best path, beam search with CTC "
         "prefix scores (joint), or the beam's n-best rescored with CTC (default: the model's "
         "decoding.method)",
+    )
+    parser.add_argument(
+        "--ctc-weight",
+        type=float,
+        help="with joint or rescore: w in (1 - w) log p_att + w log p_ctc (default: decoding.ctc_weight)",
     )
     parser.add_argument(
         "--lm",
@@ -258,8 +263,13 @@ def _add_method(parser: argparse.ArgumentParser) -> None:
 
 
 def _set_search(pipeline: Pipeline, args: argparse.Namespace) -> None:
-    """--method, --lm and --lm-weight over the model's decoding settings."""
-    changes = {"method": args.method, "lm": args.lm and str(args.lm), "lm_weight": args.lm_weight}
+    """--method, --ctc-weight, --lm and --lm-weight over the model's decoding settings."""
+    changes = {
+        "method": args.method,
+        "ctc_weight": args.ctc_weight,
+        "lm": args.lm and str(args.lm),
+        "lm_weight": args.lm_weight,
+    }
     changes = {key: value for key, value in changes.items() if value is not None}
     if changes:
         pipeline.set_decoding(**changes)

@@ -112,6 +112,21 @@ def test_transcribe_generate_and_arrays_agree(trained, tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_ctc_weight_from_the_command_line(trained, capsys):
+    model, path = trained / "model", str(trained / "wav" / "valid0.wav")
+    pipeline = seq2seqkit.load(model)
+    pipeline.set_decoding(method="joint", ctc_weight=0.9)
+    assert main(["transcribe", str(model), path, "--method", "joint", "--ctc-weight", "0.9"]) == 0
+    assert capsys.readouterr().out == f"{path}\t{pipeline.generate([path])[0].text}\n"
+    bad = subprocess.run(
+        [sys.executable, "-m", "seq2seqkit", "transcribe", str(model), path, "--ctc-weight", "1.5"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
+    assert "ctc_weight" in bad.stderr and "1.5" in bad.stderr
+
+
+@pytest.mark.slow
 def test_bad_audio_in_a_manifest_is_one_line_naming_the_line(trained, tmp_path):
     (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
     manifest = tmp_path / "train.tsv"
