@@ -31,7 +31,7 @@ from seq2seqkit.evaluation import segments_of
 from seq2seqkit.tasks import read_split, task_of
 
 out = Path(sys.argv[1])
-config = seq2seqkit.load_config(Path("g2p"))
+config = seq2seqkit.load_config("g2p")
 train = read_split(config, "train")
 (out / "train.dict").write_text("".join(f"{p.src} {p.tgt}\n" for p in train))
 test = segments_of(read_split(config, "test"), task_of(config).group_references)
@@ -53,7 +53,7 @@ from seq2seqkit.evaluation import score, segments_of
 from seq2seqkit.tasks import read_split, task_of
 
 out = Path(sys.argv[1])
-config = seq2seqkit.load_config(Path("g2p"))
+config = seq2seqkit.load_config("g2p")
 task = task_of(config)
 test = segments_of(read_split(config, "test"), task.group_references)
 predicted: dict[str, str] = {}
