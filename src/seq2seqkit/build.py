@@ -227,9 +227,9 @@ def _recurrent_encoder(
     config: ModelConfig, src_size: int, separator_id: int | None, ops: Ops
 ) -> RecurrentEncoder | NoSource:
     """The (bi)RNN encoder of ``config``, or for a language model (context none) one that reads nothing."""
-    enc = config.encoder
     if config.decoder.context == "none":
         return NoSource()
+    enc = config.encoder
     return RecurrentEncoder(
         frontend=build_frontend(config, src_size, separator_id),
         hidden_size=enc.hidden_size,
