@@ -2,7 +2,7 @@
 # With and without each data technique of docs/data-need.md, at the recipe's own budget, one run
 # after the other on this machine: subword sampling (en-de and summarization, 20 minutes each),
 # speed perturbation (AN4, 60 minutes each), and the en-de learning curves (RNN and Transformer,
-# 20 minutes a share). Back-translation has its own script (bench/back_translation.sh).
+# MINUTES a share, default 10). Back-translation has its own script (bench/back_translation.sh).
 #
 #   flock /tmp/cpu.lock bash bench/data_need.sh sampling     # the rows whose name starts so
 #   flock /tmp/cpu.lock bash bench/data_need.sh speed
@@ -30,7 +30,7 @@ ROWS=(
 
 if [[ ${1:-} == curves ]]; then
   $S2S analyze data-size mt-debian-en-de mt-debian-en-de-transformer --fractions 0.1,0.25,0.5,1 \
-    --minutes 20 --output "$OUT/en-de-curves"
+    --minutes "${MINUTES:-10}" --output "$OUT/en-de-curves"
   exit
 fi
 for row in "${ROWS[@]}"; do
