@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Back-translation on Debian en-de (Sennrich et al., 2016; docs/data-need.md): a reverse (de->en)
+# Back-translation on Debian en-de (Sennrich et al., 2016; docs/data.md): a reverse (de->en)
 # model translates German manual pages, by beam search and by sampling (Edunov et al., 2018), and
 # mt-debian-en-de trains on the genuine pairs plus each synthetic set, against the genuine alone.
 #

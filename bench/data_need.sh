@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# With and without each data technique of docs/data-need.md, at the recipe's own budget, one run
+# With and without each data technique of docs/data.md, at the recipe's own budget, one run
 # after the other on this machine: subword sampling (en-de and summarization, 20 minutes each),
 # speed perturbation (AN4, 60 minutes each), and the en-de learning curves (RNN and Transformer,
 # MINUTES a share, default 10). Back-translation has its own script (bench/back_translation.sh).
