@@ -113,7 +113,9 @@ done
 [ -n "$CKPT" ] || { echo "no loadable checkpoint in $W/model" >&2; exit 1; }
 
 rm -rf "$W/ct2"
-"$V/ct2-opennmt-py-converter" --model_path "$CKPT" --output_dir "$W/ct2" --quantization int8 > "$W/ct2_convert.log" 2>&1 \
+# the checkpoint pickles OpenNMT-py's options (argparse.Namespace); it is this run's own file
+"$V/ct2-opennmt-py-converter" --model_path "$CKPT" --output_dir "$W/ct2" --quantization int8 \
+  --unsafe_deserialization > "$W/ct2_convert.log" 2>&1 \
   || { echo "CTranslate2 conversion failed, see $W/ct2_convert.log" >&2; exit 1; }
 for beam in 1 5; do
   "$V/onmt_translate" -model "$CKPT" -src "$W/data/test.en" -output "$W/test.onmt.beam$beam.sp" -beam_size $beam \
