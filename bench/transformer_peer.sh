@@ -113,8 +113,12 @@ done
 [ -n "$CKPT" ] || { echo "no loadable checkpoint in $W/model" >&2; exit 1; }
 
 rm -rf "$W/ct2"
-# the checkpoint pickles OpenNMT-py's options (argparse.Namespace); it is this run's own file
-"$V/ct2-opennmt-py-converter" --model_path "$CKPT" --output_dir "$W/ct2" --quantization int8 \
+# OpenNMT-py 3.5.1 names its default attention scaled-dot-flash (torch's scaled_dot_product_attention),
+# which CTranslate2's converter refuses; it is the same computation as scaled-dot, so convert a copy
+# that says so. The checkpoint pickles OpenNMT-py's options (argparse.Namespace): it is this run's own.
+"$V/python" -c "import sys, torch; c = torch.load(sys.argv[1], map_location='cpu', weights_only=False); c['opt'].self_attn_type = 'scaled-dot'; torch.save(c, sys.argv[2])" \
+  "$CKPT" "$W/ct2_input.pt"
+"$V/ct2-opennmt-py-converter" --model_path "$W/ct2_input.pt" --output_dir "$W/ct2" --quantization int8 \
   --unsafe_deserialization > "$W/ct2_convert.log" 2>&1 \
   || { echo "CTranslate2 conversion failed, see $W/ct2_convert.log" >&2; exit 1; }
 for beam in 1 5; do
