@@ -19,6 +19,7 @@ export OMP_NUM_THREADS=${THREADS:-2} TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 PYTHONUN
 PY=$ROOT/.venv/bin/python
 W=$PEERS/summarize
 V=$PEERS/onmt_venv/bin
+source "$ROOT/bench/onmt_run.sh"
 [ -f "$MODEL/src.spm.model" ] || { echo "$MODEL: not a trained SentencePiece model directory (train summarize-debian first)" >&2; exit 1; }
 [ -f "$RAW/train.src" ] || { echo "$RAW/train.src: no such file (the shared data is missing)" >&2; exit 1; }
 
@@ -87,37 +88,13 @@ decay_method: none
 max_grad_norm: 5
 batch_type: tokens
 batch_size: 4096
-bucket_size: 20000
-valid_batch_size: 4096
-train_steps: 1000000
-valid_steps: 500
-save_checkpoint_steps: 100
-keep_checkpoint: 3
-report_every: 50
-seed: 1234
-num_workers: 0
-world_size: 1
-gpu_ranks: []
-model_dtype: fp32
+$(onmt_run_settings)
 YAML
 
-"$V/onmt_build_vocab" -config "$W/config.yaml" -n_sample -1 > "$W/build_vocab.log" 2>&1 \
-  || { echo "onmt_build_vocab failed, see $W/build_vocab.log" >&2; exit 1; }
-start=$(date +%s)
-set +e
-timeout -s INT -k 60 "$BUDGET_S" "$V/onmt_train" -config "$W/config.yaml" \
-  -save_model "$W/model/model" -log_file "$W/train.log" > "$W/train.stdout.log" 2>&1
-rc=$?
-set -e
-[ $rc -eq 124 ] || [ $rc -eq 137 ] || { echo "onmt_train exited with $rc, see $W/train.stdout.log" >&2; tail -5 "$W/train.stdout.log" >&2; exit 1; }
-echo $(( $(date +%s) - start )) > "$W/train_seconds"
+onmt_train_for_budget
 fi
 train_s=$(cat "$W/train_seconds")
-CKPT=""
-for c in $(ls -v "$W"/model/model_step_*.pt | tac); do  # the last checkpoint that loads
-  if "$V/python" -c "import torch,sys; torch.load(sys.argv[1], map_location='cpu', weights_only=False)" "$c" 2>/dev/null; then CKPT=$c; break; fi
-done
-[ -n "$CKPT" ] || { echo "no loadable checkpoint in $W/model" >&2; exit 1; }
+CKPT=$(onmt_last_checkpoint)
 # OpenNMT-py 3.5.1 saves a copy generator's weights under checkpoint["generator"] as
 # "linear.weight" ..., but its loader looks them up as "generator.linear.weight" and stops with
 # "Missing key in checkpoint": move them into checkpoint["model"] under the names it looks for.
