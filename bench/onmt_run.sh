@@ -1,5 +1,11 @@
 # OpenNMT-py steps shared by the peer benchmarks (bench/summarize_peer.sh, bench/transformer_peer.sh),
-# sourced once W (the work folder), V (OpenNMT-py's venv bin) and BUDGET_S are set.
+# sourced with ROOT (the checkout) set: where things are, then the steps, which read W (the run's
+# work folder, set by the benchmark).
+SHARED=$(realpath -m "${SHARED:-$ROOT/../shared}")
+export PEERS=$(realpath -m "${PEERS:-/tmp/peers}") BUDGET_S=${BUDGET_S:-1200}
+export OMP_NUM_THREADS=${THREADS:-2} TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 PYTHONUNBUFFERED=1
+PY=$ROOT/.venv/bin/python
+V=$PEERS/onmt_venv/bin  # OpenNMT-py's own venv, installed by ../shared/peers/setup_venvs.sh
 
 onmt_run_settings() {  # the config lines every peer run ends with: stopped by wall clock, not steps
   cat <<'YAML'

@@ -12,14 +12,9 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
 MODEL=$(realpath "${1:-$ROOT/runs/summarize-debian}")
-SHARED=$(realpath -m "${SHARED:-$ROOT/../shared}")
-RAW=$(realpath -m "${RAW:-$SHARED/data/debian/summarize}")
-export PEERS=$(realpath -m "${PEERS:-/tmp/peers}") BUDGET_S=${BUDGET_S:-1200}
-export OMP_NUM_THREADS=${THREADS:-2} TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 PYTHONUNBUFFERED=1
-PY=$ROOT/.venv/bin/python
-W=$PEERS/summarize
-V=$PEERS/onmt_venv/bin
 source "$ROOT/bench/onmt_run.sh"
+RAW=$(realpath -m "${RAW:-$SHARED/data/debian/summarize}")
+W=$PEERS/summarize
 [ -f "$MODEL/src.spm.model" ] || { echo "$MODEL: not a trained SentencePiece model directory (train summarize-debian first)" >&2; exit 1; }
 [ -f "$RAW/train.src" ] || { echo "$RAW/train.src: no such file (the shared data is missing)" >&2; exit 1; }
 

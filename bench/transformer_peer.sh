@@ -17,14 +17,9 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
 MODEL=$(realpath "${1:?usage: bench/transformer_peer.sh MODEL_DIR (a trained en-de Transformer)}")
-SHARED=$(realpath -m "${SHARED:-$ROOT/../shared}")
-RAW=$(realpath -m "${RAW:-$SHARED/data/debian/en-de}")
-export PEERS=$(realpath -m "${PEERS:-/tmp/peers}") BUDGET_S=${BUDGET_S:-1200}
-export OMP_NUM_THREADS=${THREADS:-2} TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 PYTHONUNBUFFERED=1
-PY=$ROOT/.venv/bin/python
-W=$PEERS/transformer
-V=$PEERS/onmt_venv/bin
 source "$ROOT/bench/onmt_run.sh"
+RAW=$(realpath -m "${RAW:-$SHARED/data/debian/en-de}")
+W=$PEERS/transformer
 [ -f "$MODEL/src.spm.model" ] || { echo "$MODEL: not a trained SentencePiece model directory (train mt-debian-en-de-transformer first)" >&2; exit 1; }
 [ -f "$RAW/train.en" ] || { echo "$RAW/train.en: no such file (the shared data is missing)" >&2; exit 1; }
 
