@@ -51,6 +51,21 @@ def test_warmup_cosine_endpoints() -> None:
     assert schedule.lr(10, -0.5) == pytest.approx(0.01)
 
 
+def test_warmup_cosine_reaches_its_peak_and_decays_over_the_budget_left() -> None:
+    """Warmup using 45% of the budget: the peak is still base_lr, and the cosine spans the rest."""
+    schedule = LearningRateSchedule("warmup_cosine", 0.01, warmup_steps=10, min_lr=0.001)
+    lrs = [schedule.lr(step, step / 20) for step in range(21)]
+    assert max(lrs) == pytest.approx(0.01)
+    assert lrs[9] == pytest.approx(0.01)  # the last warmup step, at 45% of the budget
+    halfway = 9 / 20 + (1 - 9 / 20) / 2
+    assert schedule.lr(15, halfway) == pytest.approx(0.0055)
+    assert lrs[20] == pytest.approx(0.001)
+    assert lrs[9:] == sorted(lrs[9:], reverse=True)
+    resumed = LearningRateSchedule("warmup_cosine", 0.01, warmup_steps=10, min_lr=0.001)
+    resumed.load_state_dict(json.loads(json.dumps(schedule.state_dict())))
+    assert [resumed.lr(step, step / 20) for step in range(10, 21)] == lrs[10:]
+
+
 @settings(max_examples=100, deadline=None, derandomize=True)
 @given(
     base=st.floats(1e-5, 1.0),
