@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from seq2seqkit.data.tokenizers import (
     CharTokenizer,
     SentencePieceTokenizer,
+    Tokenizer,
     WordTokenizer,
     load_tokenizer,
 )
@@ -150,3 +151,27 @@ def test_word_edges_mark_whole_words_of_every_tokenizer() -> None:
     assert starts == [True, False, True, True, False, True, True]
     assert ends == [False, True, True, True, False, True, True]
     assert WordTokenizer().word_edges(["a", "b"]) == ([True, True], [True, True])
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "sentencepiece"])
+def test_the_onnx_runtime_tokenizes_and_finds_words_as_the_package_does(kind: str, tmp_path: Path) -> None:
+    """runtime.py (exports run without seq2seqkit) has its own tokenizers: the same tokens, word
+    edges (a pointer reader's answers are whole words) and best windows of long sources."""
+    pytest.importorskip("onnxruntime")
+    from seq2seqkit.data.featurizers import Encoded, shorten
+    from seq2seqkit.export import runtime
+
+    texts = [*_corpus(40, seed=3), "Who wrote it? <sep> It was written by Ada Lovelace in 1843, in London."]
+    package: Tokenizer = CharTokenizer() if kind == "char" else WordTokenizer()
+    if kind == "sentencepiece":
+        package = SentencePieceTokenizer.train([*_corpus(), texts[-1]], vocab_size=120, model_type="bpe")
+        for name, content in package.files("src").items():
+            (tmp_path / name).write_bytes(content)
+    exported = runtime.Tokenizer(kind, tmp_path, "src")
+    for text in texts:
+        tokens = package.encode(text)
+        assert exported.encode(text) == tokens
+        assert exported.word_edges(tokens) == package.word_edges(tokens)
+        for limit in (8, 20):
+            cut = shorten(Encoded(list(range(len(tokens))), tokens), limit, window=True).labels
+            assert runtime.shorten(tokens, limit, window=True) == cut

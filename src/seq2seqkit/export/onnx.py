@@ -17,6 +17,11 @@ The output directory holds:
 - ``encoder.int8.onnx``, ``decoder_step.int8.onnx`` with ``quantize="int8"``: the same graphs
   with int8 weights (onnxruntime's dynamic quantization; activations are quantized on the fly).
 - ``top_k.onnx``: one TopK node, beam search's top k over the vocabulary.
+- A pointer reader (``model.decoder.output: pointer``) is one graph instead, ``reader.onnx``
+  (``reader.int8.onnx``): src (batch, src_len) ids of "question <sep> paragraph" and src_lengths
+  -> ``log_probs`` (batch, 2, src_len), log P_start and log P_end over the source's positions,
+  -inf off the paragraph; ``runtime.py`` takes the best span of whole words, as
+  decoding/span.py does.
 - ``runtime.json`` (tokenizers, decoding settings), ``runtime.py``, the model's ``config.yaml``,
   vocabularies and SentencePiece models.
 
@@ -40,10 +45,12 @@ import torch
 from torch import nn
 
 from seq2seqkit import checkpoint
+from seq2seqkit.build import separator_id
 from seq2seqkit.config import Config
 from seq2seqkit.errors import ConfigError, Seq2SeqError
 from seq2seqkit.model.decoder import DecoderState, RecurrentDecoder
 from seq2seqkit.model.encoder import EncoderOutput
+from seq2seqkit.model.reader import PointerReader
 from seq2seqkit.model.seq2seq import Seq2Seq, State
 from seq2seqkit.model.transformer import TransformerDecoder, TransformerState
 from seq2seqkit.pipeline import load
@@ -52,25 +59,27 @@ Quantize = Literal["int8"]
 OPSET = 17
 POSITIONAL = {"memory", "keys", "mask"}  # (sources, src_len, ...); the other tensors (rows or batch, ...)
 TOP_K = "top_k.onnx"
-GRAPHS = {
+GRAPHS: dict[str, tuple[str, ...]] = {
     "float32": ("encoder.onnx", "decoder_step.onnx"),
     "int8": ("encoder.int8.onnx", "decoder_step.int8.onnx"),
 }
+READER_GRAPHS: dict[str, tuple[str, ...]] = {"float32": ("reader.onnx",), "int8": ("reader.int8.onnx",)}
 
 
 def check_exportable(config: Config) -> None:
     """Raise ConfigError naming the first setting that the graphs or ``runtime.py`` lack."""
     dec, decoding = config.model.decoder, config.decoding
     unsupported = [
-        (dec.output == "pointer", "model.decoder.output: pointer (a span reader)"),
         (dec.copy, "model.decoder.copy (pointer-generator copy)"),
         (dec.coverage, "model.decoder.coverage"),
         (dec.location, "model.decoder.location"),
-        (config.model.encoder.field_match, "model.encoder.field_match"),
+        (
+            config.model.encoder.field_match and dec.output != "pointer",
+            "model.encoder.field_match (outside a pointer reader)",
+        ),
         (decoding.coverage_penalty > 0, "decoding.coverage_penalty"),
         (decoding.block_ngram_repeat > 0, "decoding.block_ngram_repeat"),
         (decoding.span_constrained, "decoding.span_constrained"),
-        (config.data.long_sources == "window", "data.long_sources: window"),
     ]
     for used, name in unsupported:
         if used:
@@ -166,19 +175,50 @@ def export_onnx(model_dir: Path, output: Path, quantize: Quantize | None = None)
     if pipeline.source.vocab is None:
         raise ConfigError("ONNX export supports text sources only")
     model = pipeline.model.cpu().eval()  # the graphs are traced on the CPU
-    assert isinstance(model, Seq2Seq)  # check_exportable refused a reader
     output.mkdir(parents=True, exist_ok=True)
-    encoder_path, step_path = (output / name for name in GRAPHS["float32"])
-    # two sources of different lengths; ids within any vocabulary
-    src = torch.tensor([[4, 5, 6, 7, 8], [9, 4, 5, 0, 0]]).clamp(max=len(pipeline.source.vocab) - 1)
-    encoded = _export_encoder(model, src, torch.tensor([5, 3]), encoder_path)
-    _export_step(model, encoded, step_path)
+    if isinstance(model, PointerReader):
+        graphs = READER_GRAPHS
+        _export_reader(model, separator_id(pipeline.source), output / graphs["float32"][0])
+    else:
+        graphs = GRAPHS
+        encoder_path, step_path = (output / name for name in graphs["float32"])
+        # two sources of different lengths; ids within any vocabulary
+        src = torch.tensor([[4, 5, 6, 7, 8], [9, 4, 5, 0, 0]]).clamp(max=len(pipeline.source.vocab) - 1)
+        encoded = _export_encoder(model, src, torch.tensor([5, 3]), encoder_path)
+        _export_step(model, encoded, step_path)
+        _write_top_k(output / TOP_K)
     if quantize == "int8":
-        _quantize(encoder_path, output / GRAPHS["int8"][0])
-        _quantize(step_path, output / GRAPHS["int8"][1])
-    _write_top_k(output / TOP_K)
-    _write_runtime_files(pipeline.config, model_dir, output, quantize)
+        for source, target in zip(graphs["float32"], graphs["int8"], strict=True):
+            _quantize(output / source, output / target)
+    kinds = ("float32", *([quantize] if quantize else []))
+    _write_runtime_files(pipeline.config, model_dir, output, {kind: graphs[kind] for kind in kinds})
     return output
+
+
+class ReaderGraph(nn.Module):
+    """src, src_lengths -> log P_start, log P_end (batch, 2, src_len) of a pointer reader."""
+
+    def __init__(self, reader: PointerReader) -> None:
+        super().__init__()
+        self.reader = reader
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.reader.boundary_logits(src, src_lengths), dim=-1)
+
+
+def _export_reader(reader: PointerReader, separator: int | None, path: Path) -> None:
+    """Export the reader's graph, traced on two sources of "question <sep> paragraph" whose
+    fields differ in length (the separator's position must not be traced as a constant)."""
+    if separator is None:
+        raise ConfigError("a pointer reader's source vocabulary has no <sep>: it cannot be exported")
+    src = torch.tensor([[4, 5, separator, 6, 4, 7, 8], [9, separator, 5, 9, 0, 0, 0]])
+    axes = {
+        "src": {0: "batch", 1: "src_len"},
+        "src_lengths": {0: "batch"},
+        "log_probs": {0: "batch", 2: "src_len"},
+    }
+    inputs = (src, torch.tensor([7, 4]))
+    _export(ReaderGraph(reader), inputs, path, ["src", "src_lengths"], ["log_probs"], axes)
 
 
 def _export_encoder(
@@ -277,7 +317,9 @@ def _quantize(source: Path, target: Path) -> None:
         logging.disable(logging.NOTSET)
 
 
-def _write_runtime_files(config: Config, model_dir: Path, output: Path, quantize: Quantize | None) -> None:
+def _write_runtime_files(
+    config: Config, model_dir: Path, output: Path, graphs: dict[str, tuple[str, ...]]
+) -> None:
     """Vocabularies, tokenizer models, config, runtime.json and runtime.py beside the graphs."""
     for path in model_dir.iterdir():
         if path.name.endswith(("_vocab.txt", ".spm.model")) or path.name == checkpoint.CONFIG:
@@ -286,8 +328,9 @@ def _write_runtime_files(config: Config, model_dir: Path, output: Path, quantize
     settings = {
         "src_tokenizer": config.data.src_tokenizer.type,
         "tgt_tokenizer": config.data.tgt_tokenizer.type,
-        "graphs": {kind: GRAPHS[kind] for kind in ("float32", *([quantize] if quantize else []))},
-        "top_k": TOP_K,
+        "output": config.model.decoder.output,  # vocabulary, or pointer: a reader's spans
+        "graphs": graphs,
+        **({} if config.model.decoder.output == "pointer" else {"top_k": TOP_K}),
         "decoding": {
             "beam_size": decoding.beam_size,
             "length_penalty": decoding.length_penalty,
@@ -297,6 +340,8 @@ def _write_runtime_files(config: Config, model_dir: Path, output: Path, quantize
             "max_output_len": decoding.max_output_len,
             "batch_tokens": decoding.batch_tokens,
             "max_input_len": decoding.max_input_len,
+            "window": config.data.long_sources == "window",
+            "max_answer_words": decoding.max_answer_words,
         },
     }
     (output / "runtime.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")

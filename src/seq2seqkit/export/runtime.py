@@ -13,7 +13,13 @@ ceil(max_length_ratio * source length) + max_length_offset (and max_output_len +
 before min_output_len tokens; greedy drops a row once it outputs <eos>; beam search keeps k
 hypotheses per source (a finished one extended by padding at no cost), stops a source once no
 unfinished hypothesis can beat its nbest finished ones, and ranks by score / ((5 + |Y|) / 6) **
-alpha (Wu et al., 2016). Inputs over max_input_len tokens are cut to their start.
+alpha (Wu et al., 2016). Inputs over max_input_len tokens are cut to their start, or, for a model
+trained with ``data.long_sources: window``, to their first fields and the window of the last field
+that shares the most words with them (seq2seqkit/data/featurizers.py's ``shorten``).
+
+A pointer reader's export has one graph, the boundary log-probabilities; its output is the
+paragraph's own text of the best span of at most ``max_answer_words`` whole words
+(seq2seqkit/decoding/span.py).
 """
 
 from __future__ import annotations
@@ -63,6 +69,45 @@ class Tokenizer:
             return self.processor.decode_pieces(tokens)
         return ("" if self.kind == "char" else " ").join(tokens)
 
+    def word_edges(self, tokens: list[str]) -> tuple[list[bool], list[bool]]:
+        """Whether a word starts and whether one ends at each token: words are runs of letters and
+        digits, each other character a word of its own, a space neither; each token of ``word``."""
+        if self.kind == "word":
+            return [True] * len(tokens), [True] * len(tokens)
+        pieces = [token.replace("\u2581", " ") for token in tokens]  # SentencePiece's space mark
+
+        def boundary(left: str, right: str) -> bool:
+            return not (left[-1:].isalnum() and right[:1].isalnum())
+
+        starts, ends = [], []
+        for i, piece in enumerate(pieces):
+            word = not piece.isspace()
+            starts.append(word and boundary(pieces[i - 1] if i else " ", piece))
+            ends.append(word and boundary(piece, pieces[i + 1] if i + 1 < len(pieces) else " "))
+        return starts, ends
+
+
+def shorten(tokens: list[str], limit: int, window: bool) -> list[str]:
+    """``tokens`` cut to ``limit``: their start, or with ``window`` the first fields whole and the
+    window of the last field holding the most of their words (lower case, without SentencePiece's
+    space mark, 3 characters or more); the earliest among equals."""
+    if len(tokens) <= limit or not window or FIELD_SEPARATOR not in tokens:
+        return tokens[:limit]
+    first = len(tokens) - tokens[::-1].index(FIELD_SEPARATOR)  # the last field's first position
+    room = limit - first
+    if room <= 0:
+        return tokens[:limit]
+
+    def word(token: str) -> str:
+        lowered = token.lstrip("\u2581").lower()
+        return lowered if len(lowered) > 2 else ""
+
+    words = {word(token) for token in tokens[:first]} - {""}
+    hits = np.array([word(token) in words for token in tokens[first:]], dtype=np.int64)
+    counts = np.convolve(hits, np.ones(room, dtype=np.int64), "valid")  # hits per window start
+    start = first + int(np.argmax(counts))
+    return tokens[:first] + tokens[start : start + room]
+
 
 class Vocabulary:
     """Token <-> id from a ``*_vocab.txt`` file (one token per line, specials first)."""
@@ -85,22 +130,24 @@ class Vocabulary:
         return out
 
 
+def _session(path: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    # threads that spin after a run keep the cores from the next session's run: three sessions
+    # take turns every step (beam 5 on 8k pieces: 1.95 s without spinning, 3.76 s with)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class Graphs:
     """The encoder and decoder-step sessions. Every tensor they exchange is batch first: the
     source entries one per source, the state one row per hypothesis; the search selects rows of
     them without knowing which variant it runs."""
 
     def __init__(self, encoder: Path, step: Path, top_k: Path | None = None, threads: int = 0) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        # threads that spin after a run keep the cores from the next session's run: three sessions
-        # take turns every step (beam 5 on 8k pieces: 1.95 s without spinning, 3.76 s with)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.encoder = ort.InferenceSession(str(encoder), options, providers=["CPUExecutionProvider"])
-        self.decoder = ort.InferenceSession(str(step), options, providers=["CPUExecutionProvider"])
-        self.top_k = None
-        if top_k is not None:
-            self.top_k = ort.InferenceSession(str(top_k), options, providers=["CPUExecutionProvider"])
+        self.encoder = _session(encoder, threads)
+        self.decoder = _session(step, threads)
+        self.top_k = None if top_k is None else _session(top_k, threads)
         self.encoder_outputs = [o.name for o in self.encoder.get_outputs()]
         self.step_outputs = [o.name for o in self.decoder.get_outputs()]
         self.decoder_inputs = [i.name for i in self.decoder.get_inputs()]
@@ -328,6 +375,23 @@ def beam_search(
     return beams.best()
 
 
+def best_span(
+    log_probs: np.ndarray, starts: list[bool], ends: list[bool], max_words: int
+) -> tuple[int, int, float] | None:
+    """(first, last position, score) of the span maximising log P_start(i) + log P_end(j) over
+    log_probs (2, S), where a word starts at i, one ends at j and at most max_words words lie
+    between; None where no word can be an answer."""
+    is_start, is_end = np.array(starts, dtype=bool), np.array(ends, dtype=bool)
+    word = np.cumsum(is_start)
+    scores = np.where(is_start, log_probs[0], -np.inf)[:, None] + np.where(is_end, log_probs[1], -np.inf)
+    length = word[None, :] - word[:, None]
+    allowed = (length >= 0) & (length < max_words) & np.triu(np.ones_like(scores, dtype=bool))
+    scores = np.where(allowed, scores, -np.inf)
+    best = int(np.argmax(scores))
+    score = float(scores.flat[best])
+    return (best // scores.shape[1], best % scores.shape[1], score) if np.isfinite(score) else None
+
+
 def token_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
     """Indices sorted by length, in batches of at most ``max_tokens`` padded tokens (+1 each)."""
     batches: list[list[int]] = []
@@ -368,10 +432,15 @@ class OnnxModel:
         kind = "int8" if int8 else "float32"
         if kind not in settings["graphs"]:
             raise FileNotFoundError(f"{directory}: no {kind} graphs (export with --quantize int8)")
-        encoder, step = settings["graphs"][kind]
-        top_k = directory / settings["top_k"] if "top_k" in settings else None
-        self.graphs = Graphs(directory / encoder, directory / step, top_k, threads)
         self.decoding = settings["decoding"]
+        self.reader = None
+        if settings.get("output") == "pointer":
+            (reader,) = settings["graphs"][kind]
+            self.reader = _session(directory / reader, threads)
+        else:
+            encoder, step = settings["graphs"][kind]
+            top_k = directory / settings["top_k"] if "top_k" in settings else None
+            self.graphs = Graphs(directory / encoder, directory / step, top_k, threads)
         self.src_tokenizer = Tokenizer(settings["src_tokenizer"], directory, "src")
         self.tgt_tokenizer = Tokenizer(settings["tgt_tokenizer"], directory, "tgt")
         self.src_vocab = Vocabulary(directory / "src_vocab.txt")
@@ -386,7 +455,11 @@ class OnnxModel:
         if nbest > beam:
             raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam})")
         alpha = d["length_penalty"] if length_penalty is None else length_penalty
-        sources = [self.src_vocab.encode(self.src_tokenizer.encode(t))[: d["max_input_len"]] for t in texts]
+        window = d.get("window", False)  # absent from exports before it
+        tokens = [shorten(self.src_tokenizer.encode(t), d["max_input_len"], window) for t in texts]
+        if self.reader is not None:
+            return self._read(tokens)
+        sources = [self.src_vocab.encode(source) for source in tokens]
         found: list[list[Hypothesis]] = [[Hypothesis([], 0.0)] for _ in texts]
         todo = [i for i, ids in enumerate(sources) if ids]
         for positions in token_batches([len(sources[i]) for i in todo], d["batch_tokens"]):
@@ -407,6 +480,26 @@ class OnnxModel:
             Output([(self.tgt_tokenizer.decode(self.tgt_vocab.decode(h.token_ids)), h.score) for h in hyps])
             for hyps in found
         ]
+
+    def _read(self, sources: list[list[str]]) -> list[Output]:
+        """A pointer reader's answers: the source's own text of its best span, or "" where none."""
+        assert self.reader is not None
+        found = [Output([("", 0.0)]) for _ in sources]
+        ids = [self.src_vocab.encode(tokens) for tokens in sources]
+        todo = [i for i, source in enumerate(ids) if source]
+        for positions in token_batches([len(ids[i]) for i in todo], self.decoding["batch_tokens"]):
+            indices = [todo[p] for p in positions]
+            src, src_lengths, _ = self._batch([ids[i] for i in indices])
+            (log_probs,) = self.reader.run(None, {"src": src, "src_lengths": src_lengths})
+            for row, i in enumerate(indices):
+                tokens = sources[i]
+                starts, ends = self.src_tokenizer.word_edges(tokens)
+                limit = self.decoding["max_answer_words"]
+                span = best_span(log_probs[row, :, : len(tokens)], starts, ends, limit)
+                if span is not None:
+                    first, last, score = span
+                    found[i] = Output([(self.src_tokenizer.decode(tokens[first : last + 1]), score)])
+        return found
 
     def _batch(self, sources: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Padded ids, lengths and each output's length limit (<eos> included)."""

@@ -61,11 +61,11 @@ class FieldMatchEmbedding(TokenEmbedding):
         (and at padding), 1 for a token after it, 2 for one whose id also occurs before it."""
         separators = (src == self.separator_id).long().cumsum(1)
         in_last = (separators == separators[:, -1:]) & (separators > 0)
-        in_last &= (src != self.separator_id) & (src != self.padding_idx)
+        in_last = in_last & (src != self.separator_id) & (src != self.padding_idx)  # not &=: ONNX
         before = ~in_last & (separators < separators[:, -1:])
         # (batch, src_len, src_len): does token t occur at a position s of the first fields
         matches = ((src[:, :, None] == src[:, None, :]) & before[:, None, :]).any(-1)
-        matches &= in_last & (src >= self.common)
+        matches = matches & in_last & (src >= self.common)
         return in_last.long() + matches.long()
 
 
