@@ -9,11 +9,14 @@ The output directory holds:
   ``mask``) and the initial decoder state (``state_h``, ``state_c`` of an LSTM, ``state_feed`` with
   input feeding; a Transformer's key/value cache ``state_k0``, ``state_v0``, ... per layer, (rows,
   heads, steps, d_k), empty at first and one step longer after each step), every tensor batch first.
-- ``decoder_step.onnx``: prev_tokens (rows,) int64, the source entries (sources, ...) and the
-  state (rows, ...) -> ``log_probs`` (rows, vocab), ``attention`` (rows, src_len) with attention,
-  and ``next_state_*``. As in decoding/search.py, rows = sources x k: a source's k hypotheses are
-  k consecutive rows sharing its entries (k = 1 in greedy search). Batch, sources, rows and source
-  length are dynamic axes.
+- ``decoder_step.onnx``: prev_tokens (rows,) int64, the source entries (sources, ...), for a
+  copying model (pointer-generator) ``extended_ids`` (sources, src_len), each source token's id
+  over the target vocabulary extended by the source's unknown words, and the state (rows, ...) ->
+  ``log_probs`` (rows, vocab), ``attention`` (rows, src_len) with attention, and
+  ``next_state_*``. A copying model's vocab is the target vocabulary + src_len, room for every
+  extended id (those no source word holds have probability 0). As in decoding/search.py, rows =
+  sources x k: a source's k hypotheses are k consecutive rows sharing its entries (k = 1 in
+  greedy search). Batch, sources, rows and source length are dynamic axes.
 - ``encoder.int8.onnx``, ``decoder_step.int8.onnx`` with ``quantize="int8"``: the same graphs
   with int8 weights (onnxruntime's dynamic quantization; activations are quantized on the fly).
 - ``top_k.onnx``: one TopK node, beam search's top k over the vocabulary.
@@ -57,7 +60,8 @@ from seq2seqkit.pipeline import load
 
 Quantize = Literal["int8"]
 OPSET = 17
-POSITIONAL = {"memory", "keys", "mask"}  # (sources, src_len, ...); the other tensors (rows or batch, ...)
+# (sources, src_len, ...); the other tensors are (rows or batch, ...)
+POSITIONAL = {"memory", "keys", "mask", "extended_ids"}
 TOP_K = "top_k.onnx"
 GRAPHS: dict[str, tuple[str, ...]] = {
     "float32": ("encoder.onnx", "decoder_step.onnx"),
@@ -70,7 +74,6 @@ def check_exportable(config: Config) -> None:
     """Raise ConfigError naming the first setting that the graphs or ``runtime.py`` lack."""
     dec, decoding = config.model.decoder, config.decoding
     unsupported = [
-        (dec.copy, "model.decoder.copy (pointer-generator copy)"),
         (dec.coverage, "model.decoder.coverage"),
         (dec.location, "model.decoder.location"),
         (
@@ -119,13 +122,19 @@ class EncoderGraph(nn.Module):
         return (*entries, *_flatten(self.model.init_state(enc)))
 
 
+def step_inputs(model: Seq2Seq) -> list[str]:
+    """What a decoder step reads from the source: the encoder's entries, and a copying model's
+    extended ids, which the runtime computes from the source's tokens."""
+    return [*source_entries(model), *(["extended_ids"] if model.copy_gate is not None else [])]
+
+
 class StepGraph(nn.Module):
-    """prev_tokens, the source entries, the state -> log_probs[, attention], the new state."""
+    """prev_tokens, the step's source inputs, the state -> log_probs[, attention], the new state."""
 
     def __init__(self, model: Seq2Seq) -> None:
         super().__init__()
         self.model = model
-        self.entries = source_entries(model)
+        self.entries = step_inputs(model)
         self.lstm = isinstance(model.decoder, RecurrentDecoder) and model.decoder.rnn_type == "lstm"
         self.transformer = isinstance(model.decoder, TransformerDecoder)
 
@@ -133,21 +142,24 @@ class StepGraph(nn.Module):
         entries = dict(zip(self.entries, tensors, strict=False))
         state = _unflatten(list(tensors[len(self.entries) :]), self.lstm, self.transformer)
         unused = prev_tokens.new_zeros(0)  # what this variant's step never reads
-        context = entries.get("context")
-        if context is not None:
-            # each row's context, by broadcasting over (sources, k): EncoderOutput.context_for's
-            # repeat_interleave would be traced with the example's k
-            k = torch.zeros_like(prev_tokens.view(context.size(0), -1, 1), dtype=context.dtype)
-            context = (context.unsqueeze(1) + k).flatten(0, 1)  # rows, M
+        context, extended_ids = entries.get("context"), entries.get("extended_ids")
         enc = EncoderOutput(
             memory=entries.get("memory", unused),
             mask=entries.get("mask", unused),
-            context=unused if context is None else context,
+            context=unused if context is None else _per_row(context, prev_tokens),
             keys=entries.get("keys"),
+            extended_ids=None if extended_ids is None else _per_row(extended_ids, prev_tokens),
         )
         log_probs, new_state, attention = self.model.step(prev_tokens, enc, state)
         head = (log_probs,) if attention is None else (log_probs, attention)
         return (*head, *_flatten(new_state))
+
+
+def _per_row(entries: torch.Tensor, prev_tokens: torch.Tensor) -> torch.Tensor:
+    """Each row's entry, by broadcasting over (sources, k): EncoderOutput's repeat_interleave for
+    the rows of a source would be traced with the example's k."""
+    k = prev_tokens.view(entries.size(0), -1, *[1] * (entries.dim() - 1))
+    return (entries.unsqueeze(1) + torch.zeros_like(k, dtype=entries.dtype)).flatten(0, 1)  # rows, ...
 
 
 def _flatten(state: State) -> list[torch.Tensor]:
@@ -185,7 +197,7 @@ def export_onnx(model_dir: Path, output: Path, quantize: Quantize | None = None)
         # two sources of different lengths; ids within any vocabulary
         src = torch.tensor([[4, 5, 6, 7, 8], [9, 4, 5, 0, 0]]).clamp(max=len(pipeline.source.vocab) - 1)
         encoded = _export_encoder(model, src, torch.tensor([5, 3]), encoder_path)
-        _export_step(model, encoded, step_path)
+        _export_step(model, encoded, src, step_path)
         _write_top_k(output / TOP_K)
     if quantize == "int8":
         for source, target in zip(graphs["float32"], graphs["int8"], strict=True):
@@ -244,28 +256,34 @@ def _axes(name: str, model: Seq2Seq, first: str) -> dict[int, str]:
     return {0: first, 1: "src_len"} if name in POSITIONAL else {0: first}
 
 
-def _export_step(model: Seq2Seq, encoded: list[torch.Tensor], path: Path) -> None:
+def _export_step(model: Seq2Seq, encoded: list[torch.Tensor], src: torch.Tensor, path: Path) -> None:
     """Export the step graph, traced with 2 rows per source (as beam search has k per source),
-    from the state after one step (a cache of one position: its length must not be traced as 0)."""
-    entries, states = source_entries(model), state_names(model)
+    from the state after one step (a cache of one position: its length must not be traced as 0);
+    ``encoded``: the encoder graph's outputs for ``src``."""
+    entries, inputs, states = source_entries(model), step_inputs(model), state_names(model)
     sources = encoded[0].size(0)
+    from_source = encoded[: len(entries)]
+    if model.copy_gate is not None:  # src's ids, with an unknown word (extended id) at position 2
+        vocab = model.output_layer.out_features
+        from_source.append(src.clamp(max=vocab - 1).index_fill(1, torch.tensor([2]), vocab))
     state = [t.repeat_interleave(2, dim=0) for t in encoded[len(entries) :]]
     prev = torch.full((2 * sources,), 2)  # <sos>
     with torch.no_grad():
-        state = list(StepGraph(model)(prev, *encoded[: len(entries)], *state)[-len(states) :])
+        state = list(StepGraph(model)(prev, *from_source, *state)[-len(states) :])
     heads = ["log_probs", "attention"] if "mask" in entries else ["log_probs"]  # mask: attention
     next_states = [f"next_{name}" for name in states]
     by_row = {0: "rows"}
     axes = {
         "prev_tokens": by_row,
-        **{name: _axes(name, model, "sources") for name in entries},
+        **{name: _axes(name, model, "sources") for name in inputs},
         **{name: _axes(name, model, "rows") for name in [*states, *next_states]},
-        "log_probs": by_row,
+        # a copying model's vocabulary is extended by the source's length
+        "log_probs": by_row if model.copy_gate is None else {0: "rows", 1: "vocab"},
         "attention": {0: "rows", 1: "src_len"},
     }
     axes = {name: axis for name, axis in axes.items() if name != "attention" or "attention" in heads}
-    inputs, outputs = ["prev_tokens", *entries, *states], [*heads, *next_states]
-    _export(StepGraph(model), (prev, *encoded[: len(entries)], *state), path, inputs, outputs, axes)
+    names, outputs = ["prev_tokens", *inputs, *states], [*heads, *next_states]
+    _export(StepGraph(model), (prev, *from_source, *state), path, names, outputs, axes)
 
 
 def _export(

@@ -119,14 +119,24 @@ class Vocabulary:
     def encode(self, tokens: list[str]) -> list[int]:
         return [self.index.get(token, UNK_ID) for token in tokens]
 
-    def decode(self, ids: list[int]) -> list[str]:
-        """Tokens up to <eos>, without <pad> and <sos>."""
+    def encode_extended(self, tokens: list[str]) -> tuple[list[int], list[str]]:
+        """Ids over the vocabulary extended by the tokens it lacks, for a copying model: the k-th
+        distinct unknown token gets len(tokens) + k. Returns (ids, the unknown tokens in id order)."""
+        extended: dict[str, int] = {}
+        ids = []
+        for token in tokens:
+            i = self.index.get(token)
+            ids.append(extended.setdefault(token, len(self.tokens) + len(extended)) if i is None else i)
+        return ids, list(extended)
+
+    def decode(self, ids: list[int], extended: list[str] | None = None) -> list[str]:
+        """Tokens up to <eos>, without <pad> and <sos>; ids past the vocabulary name ``extended``."""
         out = []
         for i in ids:
             if i == EOS_ID:
                 break
             if i not in (PAD_ID, SOS_ID):
-                out.append(self.tokens[i])
+                out.append(self.tokens[i] if i < len(self.tokens) else (extended or [])[i - len(self.tokens)])
         return out
 
 
@@ -152,12 +162,23 @@ class Graphs:
         self.step_outputs = [o.name for o in self.decoder.get_outputs()]
         self.decoder_inputs = [i.name for i in self.decoder.get_inputs()]
 
-    def encode(self, src: np.ndarray, src_lengths: np.ndarray) -> tuple[Arrays, Arrays]:
-        """(source entries, initial state) for src (batch, src_len) and src_lengths (batch,)."""
+    @property
+    def copying(self) -> bool:
+        """Whether the step reads the source's extended ids (a pointer-generator)."""
+        return "extended_ids" in self.decoder_inputs
+
+    def encode(
+        self, src: np.ndarray, src_lengths: np.ndarray, extended_ids: np.ndarray | None = None
+    ) -> tuple[Arrays, Arrays]:
+        """(source entries, initial state) for src (batch, src_len) and src_lengths (batch,); a
+        copying model's entries hold its ``extended_ids`` (batch, src_len) too."""
         values = self.encoder.run(None, {"src": src, "src_lengths": src_lengths})
         named = dict(zip(self.encoder_outputs, values, strict=True))
         state = {k: v for k, v in named.items() if k.startswith("state_")}
-        return {k: v for k, v in named.items() if k not in state}, state
+        entries = {k: v for k, v in named.items() if k not in state}
+        if extended_ids is not None:
+            entries["extended_ids"] = extended_ids
+        return entries, state
 
     def step(
         self, prev: np.ndarray, entries: Arrays, state: Arrays
@@ -218,11 +239,16 @@ def length_penalty(length: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def greedy_search(
-    graphs: Graphs, src: np.ndarray, src_lengths: np.ndarray, max_lengths: np.ndarray, min_length: int = 0
+    graphs: Graphs,
+    src: np.ndarray,
+    src_lengths: np.ndarray,
+    max_lengths: np.ndarray,
+    min_length: int = 0,
+    extended_ids: np.ndarray | None = None,
 ) -> list[Hypothesis]:
     """The most probable token at every step; a row leaves the batch at <eos> or its limit."""
     batch, steps = src.shape[0], int(max_lengths.max())
-    entries, state = graphs.encode(src, src_lengths)
+    entries, state = graphs.encode(src, src_lengths, extended_ids)
     active = np.arange(batch)
     prev = np.full(batch, SOS_ID, dtype=np.int64)
     tokens = np.full((batch, steps), PAD_ID, dtype=np.int64)
@@ -356,11 +382,12 @@ def beam_search(
     alpha: float = 0.0,
     nbest: int = 1,
     min_length: int = 0,
+    extended_ids: np.ndarray | None = None,
 ) -> list[list[Hypothesis]]:
     """The nbest best hypotheses of each source, best first. A source's entries are shared by
     its hypotheses, which are beam_size consecutive rows of the state."""
     batch = src.shape[0]
-    entries, state = graphs.encode(src, src_lengths)
+    entries, state = graphs.encode(src, src_lengths, extended_ids)
     state = select(state, np.repeat(np.arange(batch), beam_size))
     beams = Beams(batch, beam_size, max_lengths, alpha, nbest, min_length, graphs.top)
     prev = np.full(batch * beam_size, SOS_ID, dtype=np.int64)
@@ -460,25 +487,34 @@ class OnnxModel:
         if self.reader is not None:
             return self._read(tokens)
         sources = [self.src_vocab.encode(source) for source in tokens]
+        # a copying model: each source's ids over the target vocabulary extended by its unknown words
+        no_extension: tuple[list[int], list[str]] = ([], [])
+        copying = self.graphs.copying
+        extended = [self.tgt_vocab.encode_extended(source) if copying else no_extension for source in tokens]
         found: list[list[Hypothesis]] = [[Hypothesis([], 0.0)] for _ in texts]
         todo = [i for i, ids in enumerate(sources) if ids]
         for positions in token_batches([len(sources[i]) for i in todo], d["batch_tokens"]):
             indices = [todo[p] for p in positions]
             src, src_lengths, max_lengths = self._batch([sources[i] for i in indices])
+            extended_ids = self._batch([extended[i][0] for i in indices])[0] if copying else None
             if beam == 1:
                 hyps = [
                     [h]
-                    for h in greedy_search(self.graphs, src, src_lengths, max_lengths, d["min_output_len"])
+                    for h in greedy_search(
+                        self.graphs, src, src_lengths, max_lengths, d["min_output_len"], extended_ids
+                    )
                 ]
             else:
                 hyps = beam_search(
-                    self.graphs, src, src_lengths, max_lengths, beam, alpha, nbest, d["min_output_len"]
-                )
+                    self.graphs, src, src_lengths, max_lengths, beam, alpha, nbest, d["min_output_len"],
+                    extended_ids,
+                )  # fmt: skip
             for i, h in zip(indices, hyps, strict=True):
                 found[i] = h
+        text = self.tgt_tokenizer.decode
         return [
-            Output([(self.tgt_tokenizer.decode(self.tgt_vocab.decode(h.token_ids)), h.score) for h in hyps])
-            for hyps in found
+            Output([(text(self.tgt_vocab.decode(h.token_ids, unknown)), h.score) for h in hyps])
+            for hyps, (_, unknown) in zip(found, extended, strict=True)
         ]
 
     def _read(self, sources: list[list[str]]) -> list[Output]:

@@ -57,7 +57,10 @@ def copy_distribution(
 
     vocab_probs (N, V), attention (N, S), gate p_gen (N,), extended_ids (N, S) -> (N, V'), V' the
     vocabulary extended by the largest extended id. Padding positions carry no attention."""
-    size = max(vocab_probs.size(-1), int(extended_ids.max()) + 1)
+    if torch.jit.is_tracing():  # ONNX export: a width read from the ids would be traced as a constant
+        size = vocab_probs.size(-1) + extended_ids.size(-1)  # room for every source position's word
+    else:
+        size = max(vocab_probs.size(-1), int(extended_ids.max()) + 1)
     mixed = vocab_probs.new_zeros(vocab_probs.size(0), size)
     mixed[:, : vocab_probs.size(-1)] = gate.unsqueeze(-1) * vocab_probs
     return mixed.scatter_add(1, extended_ids, (1 - gate).unsqueeze(-1) * attention)
