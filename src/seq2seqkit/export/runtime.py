@@ -121,7 +121,7 @@ class Vocabulary:
 
     def encode_extended(self, tokens: list[str]) -> tuple[list[int], list[str]]:
         """Ids over the vocabulary extended by the tokens it lacks, for a copying model: the k-th
-        distinct unknown token gets len(tokens) + k. Returns (ids, the unknown tokens in id order)."""
+        distinct unknown token gets the vocabulary size + k. Returns (ids, the unknowns in id order)."""
         extended: dict[str, int] = {}
         ids = []
         for token in tokens:
