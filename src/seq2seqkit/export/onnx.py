@@ -146,16 +146,16 @@ class StepGraph(nn.Module):
         enc = EncoderOutput(
             memory=entries.get("memory", unused),
             mask=entries.get("mask", unused),
-            context=unused if context is None else _per_row(context, prev_tokens),
+            context=unused if context is None else _broadcast_to_rows(context, prev_tokens),
             keys=entries.get("keys"),
-            extended_ids=None if extended_ids is None else _per_row(extended_ids, prev_tokens),
+            extended_ids=None if extended_ids is None else _broadcast_to_rows(extended_ids, prev_tokens),
         )
         log_probs, new_state, attention = self.model.step(prev_tokens, enc, state)
         head = (log_probs,) if attention is None else (log_probs, attention)
         return (*head, *_flatten(new_state))
 
 
-def _per_row(entries: torch.Tensor, prev_tokens: torch.Tensor) -> torch.Tensor:
+def _broadcast_to_rows(entries: torch.Tensor, prev_tokens: torch.Tensor) -> torch.Tensor:
     """Each row's entry, by broadcasting over (sources, k): EncoderOutput's repeat_interleave for
     the rows of a source would be traced with the example's k."""
     k = prev_tokens.view(entries.size(0), -1, *[1] * (entries.dim() - 1))

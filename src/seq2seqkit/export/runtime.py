@@ -419,6 +419,14 @@ def best_span(
     return (best // scores.shape[1], best % scores.shape[1], score) if np.isfinite(score) else None
 
 
+def _pad(rows: list[list[int]]) -> np.ndarray:
+    """(len(rows), longest) int64 array of ``rows``, padded with <pad>."""
+    out = np.full((len(rows), max(len(row) for row in rows)), PAD_ID, dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
 def token_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
     """Indices sorted by length, in batches of at most ``max_tokens`` padded tokens (+1 each)."""
     batches: list[list[int]] = []
@@ -484,9 +492,9 @@ class OnnxModel:
         alpha = d["length_penalty"] if length_penalty is None else length_penalty
         window = d.get("window", False)  # absent from exports before it
         tokens = [shorten(self.src_tokenizer.encode(t), d["max_input_len"], window) for t in texts]
-        if self.reader is not None:
-            return self._read(tokens)
         sources = [self.src_vocab.encode(source) for source in tokens]
+        if self.reader is not None:
+            return self._read(tokens, sources)
         # a copying model: each source's ids over the target vocabulary extended by its unknown words
         no_extension: tuple[list[int], list[str]] = ([], [])
         copying = self.graphs.copying
@@ -496,7 +504,7 @@ class OnnxModel:
         for positions in token_batches([len(sources[i]) for i in todo], d["batch_tokens"]):
             indices = [todo[p] for p in positions]
             src, src_lengths, max_lengths = self._batch([sources[i] for i in indices])
-            extended_ids = self._batch([extended[i][0] for i in indices])[0] if copying else None
+            extended_ids = _pad([extended[i][0] for i in indices]) if copying else None
             if beam == 1:
                 hyps = [
                     [h]
@@ -517,11 +525,10 @@ class OnnxModel:
             for hyps, (_, unknown) in zip(found, extended, strict=True)
         ]
 
-    def _read(self, sources: list[list[str]]) -> list[Output]:
+    def _read(self, sources: list[list[str]], ids: list[list[int]]) -> list[Output]:
         """A pointer reader's answers: the source's own text of its best span, or "" where none."""
         assert self.reader is not None
         found = [Output([("", 0.0)]) for _ in sources]
-        ids = [self.src_vocab.encode(tokens) for tokens in sources]
         todo = [i for i, source in enumerate(ids) if source]
         for positions in token_batches([len(ids[i]) for i in todo], self.decoding["batch_tokens"]):
             indices = [todo[p] for p in positions]
@@ -541,13 +548,10 @@ class OnnxModel:
         """Padded ids, lengths and each output's length limit (<eos> included)."""
         d = self.decoding
         lengths = np.array([len(ids) for ids in sources], dtype=np.int64)
-        src = np.full((len(sources), int(lengths.max())), PAD_ID, dtype=np.int64)
-        for row, ids in enumerate(sources):
-            src[row, : len(ids)] = ids
         limits = [math.ceil(d["max_length_ratio"] * n) + d["max_length_offset"] for n in lengths.tolist()]
         if d["max_output_len"]:
             limits = [min(limit, d["max_output_len"] + 1) for limit in limits]
-        return src, lengths, np.maximum(np.array(limits, dtype=np.int64), 1)
+        return _pad(sources), lengths, np.maximum(np.array(limits, dtype=np.int64), 1)
 
 
 def main(argv: list[str] | None = None) -> int:
