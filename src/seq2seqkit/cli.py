@@ -262,15 +262,20 @@ def _add_method(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _set_search(pipeline: Pipeline, args: argparse.Namespace) -> None:
-    """--method, --ctc-weight, --lm and --lm-weight over the model's decoding settings."""
+def _search_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The decoding settings that --method, --ctc-weight, --lm and --lm-weight change."""
     changes = {
         "method": args.method,
         "ctc_weight": args.ctc_weight,
         "lm": args.lm and str(args.lm),
         "lm_weight": args.lm_weight,
     }
-    changes = {key: value for key, value in changes.items() if value is not None}
+    return {key: value for key, value in changes.items() if value is not None}
+
+
+def _set_search(pipeline: Pipeline, args: argparse.Namespace) -> None:
+    """--method, --ctc-weight, --lm and --lm-weight over the model's decoding settings."""
+    changes = _search_changes(args)
     if changes:
         pipeline.set_decoding(**changes)
 
@@ -469,7 +474,9 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         help="write a model as ONNX graphs with a runtime that needs no PyTorch",
         description="Write the encoder and the decoder step as ONNX graphs (dynamic batch and length), "
         "the vocabularies, tokenizer models and config beside them, and runtime.py, which runs greedy "
-        "and beam search over onnxruntime: python DIR/runtime.py DIR --beam 5 < inputs.txt",
+        "and beam search over onnxruntime: python DIR/runtime.py DIR --beam 5 < inputs.txt. The "
+        "search options below are written into the export (a fused language model is exported beside "
+        "the model, in DIR/lm)",
     )
     export.add_argument("model", type=Path, help="model directory written by `seq2seqkit train`")
     export.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default onnx)")
@@ -477,6 +484,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--quantize", choices=["int8"], help="also write int8 graphs (onnxruntime dynamic quantization)"
     )
+    _add_method(export)
     export.set_defaults(run=_export)
 
 
@@ -484,7 +492,7 @@ def _export(args: argparse.Namespace) -> int:
     extras.require("onnx")
     from seq2seqkit.export.onnx import export_onnx
 
-    print(export_onnx(args.model, args.output, args.quantize))
+    print(export_onnx(args.model, args.output, args.quantize, _search_changes(args)))
     return 0
 
 

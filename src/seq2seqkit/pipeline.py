@@ -170,7 +170,7 @@ class Pipeline:
             method=decoding.method,
             ctc_weight=decoding.ctc_weight,
             sampler=sampler,
-            fusion=self._fusion(),
+            fusion=self.fusion(),
         )
         return self._outputs(sources, extended, found, copying and copy_gates)
 
@@ -184,7 +184,7 @@ class Pipeline:
         if self.config.decoding.lm:
             raise ConfigError("sampling draws from the model alone: no language model (decoding.lm)")
 
-    def _fusion(self) -> Fusion | None:
+    def fusion(self) -> Fusion | None:
         """decoding.lm's language model with its weight (loaded once, on the model's device), or None.
         It must be a language model over this model's own target tokenizer and vocabulary."""
         path = self.config.decoding.lm

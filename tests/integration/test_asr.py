@@ -177,10 +177,9 @@ def test_serve_refuses_a_speech_model_in_one_line(trained):
     ]
 
 
-@pytest.mark.slow
-def test_a_character_lm_of_the_training_transcripts_fuses_into_joint_decoding(trained):
-    """The AN4 use: a language model of the manifest's transcripts (read as TSV, the audio paths
-    unread), fused into joint CTC/attention decoding; at weight 0 exactly the plain search."""
+@pytest.fixture(scope="module")
+def language_model(trained):
+    """A character LM of the training transcripts (the manifest read as TSV, the audio unread)."""
     config = trained / "lm.yaml"
     config.write_text(
         f"task: language_model\n"
@@ -190,14 +189,85 @@ def test_a_character_lm_of_the_training_transcripts_fuses_into_joint_decoding(tr
         "training: {batch_tokens: 2000, lr: 0.01, max_steps: 40, validate_every: 40, precision: float32}\n"
     )
     assert main(["train", str(config), "--output", str(trained / "lm")]) == 0
+    return trained / "lm"
+
+
+@pytest.mark.slow
+def test_a_character_lm_of_the_training_transcripts_fuses_into_joint_decoding(trained, language_model):
+    """The AN4 use: a language model of the manifest's transcripts, fused into joint CTC/attention
+    decoding; at weight 0 exactly the plain search."""
     pipeline = seq2seqkit.load(trained / "model")
     paths = [str(trained / "wav" / f"valid{i}.wav") for i in range(20)]
     references = [line.split("\t")[1].strip() for line in (trained / "valid.tsv").read_text().splitlines()]
     plain = pipeline.generate(paths)
-    pipeline.set_decoding(lm=str(trained / "lm"), lm_weight=0.0)
+    pipeline.set_decoding(lm=str(language_model), lm_weight=0.0)
     assert [(o.text, round(o.score, 4)) for o in pipeline.generate(paths)] == [
         (o.text, round(o.score, 4)) for o in plain
     ]
     pipeline.set_decoding(lm_weight=0.3)
     fused = [o.text for o in pipeline.generate(paths)]
     assert sum(o == r for o, r in zip(fused, references, strict=True)) >= 16
+
+
+TRANSFORMER = """
+model:
+  architecture: transformer
+  frontend: conv2d
+  frontend_channels: 8
+  ctc_weight: 0.5
+  transformer: {encoder_layers: 2, decoder_layers: 1, d_model: 32, heads: 2, ff_size: 64, dropout: 0.0}
+training: {batch_tokens: 2000, lr: 0.005, warmup_steps: 20, max_steps: 60, validate_every: 60, seed: 3,
+           precision: float32}
+"""
+
+
+@pytest.fixture(scope="module")
+def exports(trained, language_model):
+    """ONNX exports: the listener-speller as it is and with the LM fused (through the CLI), and a
+    small speech Transformer (trained briefly: its outputs need not be right, only reproducible)."""
+    onnx = pytest.importorskip("seq2seqkit.export.onnx")
+    model = trained / "model"
+    fused = ["--lm", str(language_model), "--lm-weight", "0.3"]
+    assert main(["export", str(model), "--output", str(trained / "onnx-lm"), *fused]) == 0
+    config = trained / "transformer.yaml"
+    task_and_data = CONFIG.format(train=trained / "train.tsv", valid=trained / "valid.tsv").split("model:")[0]
+    config.write_text(task_and_data + TRANSFORMER + "decoding: {beam_size: 3, method: joint}\n")
+    assert main(["train", str(config), "--output", str(trained / "transformer")]) == 0
+    return {
+        "rnn": onnx.export_onnx(model, trained / "onnx"),
+        "rnn-lm": trained / "onnx-lm",
+        "transformer": onnx.export_onnx(trained / "transformer", trained / "onnx-transformer"),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["rnn", "transformer"])
+def test_onnx_export_transcribes_as_the_package_does(trained, exports, name):
+    """Every decoding method the runtime has, greedy and beam: the same strings from the same audio."""
+    from seq2seqkit.export import runtime
+
+    pipeline = seq2seqkit.load(trained / ("model" if name == "rnn" else name))
+    exported = runtime.OnnxModel(exports[name])
+    paths = [str(trained / "wav" / f"valid{i}.wav") for i in range(20)]
+    for method in ("attention", "ctc_greedy", "joint"):
+        pipeline.set_decoding(method=method)
+        exported.decoding["method"] = method
+        for beam in (1, 3):
+            expected = [o.text for o in pipeline.generate(paths, beam=beam)]
+            assert [o.text for o in exported.generate(paths, beam=beam)] == expected, (method, beam)
+
+
+@pytest.mark.slow
+def test_onnx_export_with_a_fused_lm_and_its_runtime_command(trained, language_model, exports):
+    pipeline = seq2seqkit.load(trained / "model")
+    pipeline.set_decoding(lm=str(language_model), lm_weight=0.3)
+    paths = [str(trained / "wav" / f"valid{i}.wav") for i in range(20)]
+    expected = [o.text for o in pipeline.generate(paths)]
+    script = [sys.executable, str(exports["rnn-lm"] / "runtime.py"), str(exports["rnn-lm"])]
+    result = subprocess.run(script, input="\n".join(paths) + "\n", capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == expected
+    bad = subprocess.run(script, input=str(trained / "nope.wav") + "\n", capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith(f"runtime.py: error: {trained / 'nope.wav'}: not a readable audio file (")
+    assert len(bad.stderr.strip().splitlines()) == 1

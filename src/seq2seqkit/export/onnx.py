@@ -3,12 +3,15 @@ outside them, in ``runtime.py``, which is copied beside them.
 
 The output directory holds:
 
-- ``encoder.onnx``: src (batch, src_len) int64 ids and src_lengths (batch,) int64 -> the source
+- ``encoder.onnx``: src (batch, src_len) int64 ids, or for a speech model (batch, frames, bins)
+  float32 log-mel frames, and src_lengths (batch,) int64 -> the source
   entries the step reads (``memory``, ``keys``, ``mask`` with attention; ``context`` when it is fed
   at every step; a Transformer's ``keys``, every layer's cross-attention keys and values, and
   ``mask``) and the initial decoder state (``state_h``, ``state_c`` of an LSTM, ``state_feed`` with
   input feeding; a Transformer's key/value cache ``state_k0``, ``state_v0``, ... per layer, (rows,
-  heads, steps, d_k), empty at first and one step longer after each step), every tensor batch first.
+  heads, steps, d_k), empty at first and one step longer after each step), every tensor batch first;
+  a model with a CTC head adds ``ctc_log_probs`` (batch, positions, vocab) and ``ctc_lengths``
+  (batch,), which ``runtime.py``'s joint CTC/attention search and CTC greedy decoding read.
 - ``decoder_step.onnx``: prev_tokens (rows,) int64, the source entries (sources, ...), for a
   copying model (pointer-generator) ``extended_ids`` (sources, src_len), each source token's id
   over the target vocabulary extended by the source's unknown words, and the state (rows, ...) ->
@@ -25,8 +28,10 @@ The output directory holds:
   -> ``log_probs`` (batch, 2, src_len), log P_start and log P_end over the source's positions,
   -inf off the paragraph; ``runtime.py`` takes the best span of whole words, as
   decoding/span.py does.
-- ``runtime.json`` (tokenizers, decoding settings), ``runtime.py``, the model's ``config.yaml``,
-  vocabularies and SentencePiece models.
+- ``runtime.json`` (tokenizers or audio features, decoding settings), ``runtime.py``, the model's
+  ``config.yaml``, vocabularies, SentencePiece models and a speech model's normalisation
+  statistics: ``runtime.py`` computes the log-mel frames with the libraries the package uses
+  (soundfile, soxr, kaldi-native-fbank).
 
 The graphs are traced with torch's TorchScript-based exporter (``dynamo=False``). Measured with
 torch 2.13: its default exporter (``dynamo=True``, which needs onnxscript) cannot trace packed
@@ -42,7 +47,7 @@ import logging
 import shutil
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -50,19 +55,21 @@ from torch import nn
 from seq2seqkit import checkpoint
 from seq2seqkit.build import separator_id
 from seq2seqkit.config import Config
+from seq2seqkit.decoding.generate import CTC_CANDIDATES
 from seq2seqkit.errors import ConfigError, Seq2SeqError
 from seq2seqkit.model.decoder import DecoderState, RecurrentDecoder
 from seq2seqkit.model.encoder import EncoderOutput
 from seq2seqkit.model.reader import PointerReader
 from seq2seqkit.model.seq2seq import Seq2Seq, State
 from seq2seqkit.model.transformer import TransformerDecoder, TransformerState
-from seq2seqkit.pipeline import load
+from seq2seqkit.pipeline import Pipeline, load
 
 Quantize = Literal["int8"]
 OPSET = 17
 # (sources, src_len, ...); the other tensors are (rows or batch, ...)
-POSITIONAL = {"memory", "keys", "mask", "extended_ids"}
+POSITIONAL = {"memory", "keys", "mask", "extended_ids", "ctc_log_probs"}
 TOP_K = "top_k.onnx"
+LM_DIRECTORY = "lm"  # a fused language model's own export
 GRAPHS: dict[str, tuple[str, ...]] = {
     "float32": ("encoder.onnx", "decoder_step.onnx"),
     "int8": ("encoder.int8.onnx", "decoder_step.int8.onnx"),
@@ -83,6 +90,7 @@ def check_exportable(config: Config) -> None:
         (decoding.coverage_penalty > 0, "decoding.coverage_penalty"),
         (decoding.block_ngram_repeat > 0, "decoding.block_ngram_repeat"),
         (decoding.span_constrained, "decoding.span_constrained"),
+        (decoding.method == "rescore", "decoding.method rescore"),
     ]
     for used, name in unsupported:
         if used:
@@ -106,8 +114,14 @@ def state_names(model: Seq2Seq) -> list[str]:
     return [*names, "state_feed"] if model.decoder.input_feeding else names
 
 
+def ctc_names(model: Seq2Seq) -> list[str]:
+    """The CTC head's outputs of the encoder graph, by name (none without a head)."""
+    return [] if model.ctc_head is None else ["ctc_log_probs", "ctc_lengths"]
+
+
 class EncoderGraph(nn.Module):
-    """src, src_lengths -> the source entries and the initial state (see the module docstring)."""
+    """src, src_lengths -> the source entries, the initial state and the CTC head's
+    log-probabilities over the encoder's positions with their counts (see the module docstring)."""
 
     def __init__(self, model: Seq2Seq) -> None:
         super().__init__()
@@ -119,7 +133,8 @@ class EncoderGraph(nn.Module):
         named = {"memory": enc.memory, "keys": enc.keys, "mask": enc.mask, "context": enc.context}
         entries = [tensor for tensor in (named[name] for name in self.entries) if tensor is not None]
         assert len(entries) == len(self.entries), "a model with attention has keys"
-        return (*entries, *_flatten(self.model.init_state(enc)))
+        ctc = () if self.model.ctc_head is None else (self.model.ctc_log_probs(enc), enc.mask.sum(1))
+        return (*entries, *_flatten(self.model.init_state(enc)), *ctc)
 
 
 def step_inputs(model: Seq2Seq) -> list[str]:
@@ -180,12 +195,18 @@ def _unflatten(tensors: list[torch.Tensor], lstm: bool, transformer: bool) -> St
     return DecoderState(hidden=hidden, feed=feed)
 
 
-def export_onnx(model_dir: Path, output: Path, quantize: Quantize | None = None) -> Path:
-    """Write the graphs, ``runtime.py`` and the files it reads into ``output``; returns it."""
+def export_onnx(
+    model_dir: Path, output: Path, quantize: Quantize | None = None, decoding: dict[str, Any] | None = None
+) -> Path:
+    """Write the graphs, ``runtime.py`` and the files it reads into ``output``; returns it.
+    ``decoding``: settings that replace the model's (``Pipeline.set_decoding``); a language model
+    fused into the search (decoding.lm) is exported too, into ``output``/lm."""
     pipeline = load(model_dir)
+    if decoding:
+        pipeline.set_decoding(**decoding)
     check_exportable(pipeline.config)
-    if pipeline.source.vocab is None:
-        raise ConfigError("ONNX export supports text sources only")
+    if pipeline.fusion() is not None:  # checks that it is a language model over our targets
+        export_onnx(Path(pipeline.config.decoding.lm), output / LM_DIRECTORY, quantize)
     model = pipeline.model.cpu().eval()  # the graphs are traced on the CPU
     output.mkdir(parents=True, exist_ok=True)
     if isinstance(model, PointerReader):
@@ -194,9 +215,8 @@ def export_onnx(model_dir: Path, output: Path, quantize: Quantize | None = None)
     else:
         graphs = GRAPHS
         encoder_path, step_path = (output / name for name in graphs["float32"])
-        # two sources of different lengths; ids within any vocabulary
-        src = torch.tensor([[4, 5, 6, 7, 8], [9, 4, 5, 0, 0]]).clamp(max=len(pipeline.source.vocab) - 1)
-        encoded = _export_encoder(model, src, torch.tensor([5, 3]), encoder_path)
+        src, src_lengths = _example_sources(pipeline)
+        encoded = _export_encoder(model, src, src_lengths, encoder_path)
         _export_step(model, encoded, src, step_path)
         _write_top_k(output / TOP_K)
     if quantize == "int8":
@@ -205,6 +225,16 @@ def export_onnx(model_dir: Path, output: Path, quantize: Quantize | None = None)
     kinds = ("float32", *([quantize] if quantize else []))
     _write_runtime_files(pipeline.config, model_dir, output, {kind: graphs[kind] for kind in kinds})
     return output
+
+
+def _example_sources(pipeline: Pipeline) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two sources of different lengths to trace with: ids within any vocabulary, or for speech
+    frames of noise, long enough for any subsampler."""
+    if pipeline.source.vocab is None:
+        frames = torch.randn(2, 41, pipeline.source.input_size, generator=torch.Generator().manual_seed(0))
+        return frames, torch.tensor([41, 33])
+    src = torch.tensor([[4, 5, 6, 7, 8], [9, 4, 5, 0, 0]]).clamp(max=len(pipeline.source.vocab) - 1)
+    return src, torch.tensor([5, 3])
 
 
 class ReaderGraph(nn.Module):
@@ -238,9 +268,11 @@ def _export_encoder(
 ) -> list[torch.Tensor]:
     """Export the encoder graph; returns its outputs for the example."""
     encoder = EncoderGraph(model)
-    names = [*source_entries(model), *state_names(model)]
+    names = [*source_entries(model), *state_names(model), *ctc_names(model)]
     axes = {name: _axes(name, model, "batch") for name in names}
-    inputs = {"src": {0: "batch", 1: "src_len"}, "src_lengths": {0: "batch"}}
+    # a speech model's frames are subsampled: its entries have fewer positions than it has frames
+    length = "frames" if src.is_floating_point() else "src_len"
+    inputs = {"src": {0: "batch", 1: length}, "src_lengths": {0: "batch"}}
     _export(encoder, (src, src_lengths), path, list(inputs), names, {**inputs, **axes})
     with torch.no_grad():
         return list(encoder(src, src_lengths))
@@ -340,10 +372,18 @@ def _write_runtime_files(
 ) -> None:
     """Vocabularies, tokenizer models, config, runtime.json and runtime.py beside the graphs."""
     for path in model_dir.iterdir():
-        if path.name.endswith(("_vocab.txt", ".spm.model")) or path.name == checkpoint.CONFIG:
+        if path.name.endswith(("_vocab.txt", ".spm.model", "_cmvn.json")) or path.name == checkpoint.CONFIG:
             shutil.copyfile(path, output / path.name)
-    decoding = config.decoding
+    decoding, audio = config.decoding, config.data.audio
     settings = {
+        "source": config.data.source,  # text, or audio
+        "audio": {
+            "sample_rate": audio.sample_rate,
+            "bins": audio.num_mel_bins,
+            "frame_ms": audio.frame_length_ms,
+            "shift_ms": audio.frame_shift_ms,
+            "normalization": audio.normalization,
+        },
         "src_tokenizer": config.data.src_tokenizer.type,
         "tgt_tokenizer": config.data.tgt_tokenizer.type,
         "output": config.model.decoder.output,  # vocabulary, or pointer: a reader's spans
@@ -360,6 +400,12 @@ def _write_runtime_files(
             "max_input_len": decoding.max_input_len,
             "window": config.data.long_sources == "window",
             "max_answer_words": decoding.max_answer_words,
+            "method": decoding.method,  # attention, joint (CTC prefix scores) or ctc_greedy
+            "ctc_weight": decoding.ctc_weight,
+            "ctc_candidates": CTC_CANDIDATES,
+            # shallow fusion: the language model exported into LM_DIRECTORY, and its weight
+            "lm": LM_DIRECTORY if decoding.lm else "",
+            "lm_weight": decoding.lm_weight,
         },
     }
     (output / "runtime.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")

@@ -20,6 +20,12 @@ that shares the most words with them (seq2seqkit/data/featurizers.py's ``shorten
 A pointer reader's export has one graph, the boundary log-probabilities; its output is the
 paragraph's own text of the best span of at most ``max_answer_words`` whole words
 (seq2seqkit/decoding/span.py).
+
+A speech model reads audio files (one path per input line): soundfile reads them, soxr resamples
+them and kaldi-native-fbank computes the log-mel frames, as seq2seqkit/data/audio.py does, so
+those three are needed too. Its decoding ``method`` is the package's (seq2seqkit/decoding/ctc.py):
+``joint`` ranks hypotheses by the CTC head's prefix scores with the decoder's, ``ctc_greedy``
+takes the CTC head's best path.
 """
 
 from __future__ import annotations
@@ -30,14 +36,17 @@ import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 PAD_ID, UNK_ID, SOS_ID, EOS_ID = range(4)
+BLANK = PAD_ID  # CTC's blank
 FIELD_SEPARATOR = "<sep>"
 Arrays = dict[str, np.ndarray]
+Sources = list[Any]  # per input: its token ids, or a speech model's frames (np.ndarray)
 
 
 class Tokenizer:
@@ -140,6 +149,50 @@ class Vocabulary:
         return out
 
 
+class AudioFeatures:
+    """An audio file -> (frames, bins) float32 normalised log-mel frames (seq2seqkit/data/audio.py)."""
+
+    def __init__(self, settings: dict, directory: Path) -> None:
+        self.settings = settings
+        self.stats = None
+        if settings["normalization"] == "global":
+            raw = json.loads((directory / "src_cmvn.json").read_text(encoding="utf-8"))
+            self.stats = (np.asarray(raw["mean"], np.float32), np.asarray(raw["std"], np.float32))
+
+    def __call__(self, path: str) -> np.ndarray:
+        import kaldi_native_fbank as knf
+        import soundfile
+        import soxr
+
+        s = self.settings
+        try:
+            samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        except (RuntimeError, OSError) as err:
+            raise ValueError(f"{path}: not a readable audio file ({str(err).splitlines()[0]})") from None
+        samples = samples[:, 0]
+        if samples.size == 0 or not np.isfinite(samples).all():
+            raise ValueError(f"{path}: audio must hold finite samples")
+        if rate != s["sample_rate"]:
+            samples = soxr.resample(samples, rate, s["sample_rate"]).astype(np.float32)
+        options = knf.FbankOptions()
+        options.frame_opts.samp_freq = s["sample_rate"]
+        options.frame_opts.frame_length_ms = s["frame_ms"]
+        options.frame_opts.frame_shift_ms = s["shift_ms"]
+        options.frame_opts.dither = 0.0
+        options.mel_opts.num_bins = s["bins"]
+        fbank = knf.OnlineFbank(options)
+        fbank.accept_waveform(s["sample_rate"], samples * 32768.0)  # Kaldi reads 16-bit sample values
+        fbank.input_finished()
+        if not fbank.num_frames_ready:
+            raise ValueError(f"{path}: shorter than one {s['frame_ms']:g} ms frame")
+        frames = np.stack([fbank.get_frame(i) for i in range(fbank.num_frames_ready)]).astype(np.float32)
+        if s["normalization"] == "utterance":
+            frames = (frames - frames.mean(0)) / np.maximum(frames.std(0), 1e-5)
+        elif self.stats is not None:
+            frames = (frames - self.stats[0]) / self.stats[1]
+        return frames.astype(np.float32)
+
+
 def _session(path: Path, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -158,6 +211,7 @@ class Graphs:
         self.encoder = _session(encoder, threads)
         self.decoder = _session(step, threads)
         self.top_k = None if top_k is None else _session(top_k, threads)
+        self.encoder_inputs = [i.name for i in self.encoder.get_inputs()]
         self.encoder_outputs = [o.name for o in self.encoder.get_outputs()]
         self.step_outputs = [o.name for o in self.decoder.get_outputs()]
         self.decoder_inputs = [i.name for i in self.decoder.get_inputs()]
@@ -170,9 +224,12 @@ class Graphs:
     def encode(
         self, src: np.ndarray, src_lengths: np.ndarray, extended_ids: np.ndarray | None = None
     ) -> tuple[Arrays, Arrays]:
-        """(source entries, initial state) for src (batch, src_len) and src_lengths (batch,); a
-        copying model's entries hold its ``extended_ids`` (batch, src_len) too."""
-        values = self.encoder.run(None, {"src": src, "src_lengths": src_lengths})
+        """(source entries, initial state) for src (batch, src_len[, bins]) and src_lengths
+        (batch,); a copying model's entries hold its ``extended_ids`` (batch, src_len) too, and a
+        model with a CTC head's ``ctc_log_probs`` and ``ctc_lengths``, which the step does not read."""
+        inputs = {"src": src, "src_lengths": src_lengths}
+        # a language model's encoder reads neither: the exporter leaves unread inputs out
+        values = self.encoder.run(None, {name: inputs[name] for name in self.encoder_inputs})
         named = dict(zip(self.encoder_outputs, values, strict=True))
         state = {k: v for k, v in named.items() if k.startswith("state_")}
         entries = {k: v for k, v in named.items() if k not in state}
@@ -184,7 +241,8 @@ class Graphs:
         self, prev: np.ndarray, entries: Arrays, state: Arrays
     ) -> tuple[np.ndarray, Arrays, np.ndarray | None]:
         """Log-probabilities (rows, vocab), the new state, attention (rows, src_len) or None."""
-        values = self.decoder.run(None, {"prev_tokens": prev, **entries, **state})
+        inputs = {name: value for name, value in entries.items() if not name.startswith("ctc_")}
+        values = self.decoder.run(None, {"prev_tokens": prev, **inputs, **state})
         named = dict(zip(self.step_outputs, values, strict=True))
         new_state = {k.removeprefix("next_"): v for k, v in named.items() if k.startswith("next_")}
         return named["log_probs"], new_state, named.get("attention")
@@ -373,6 +431,104 @@ class Beams:
         ]
 
 
+class CTCPrefixScorer:
+    """CTC prefix scores of a beam search's hypotheses, for joint CTC/attention decoding: a port of
+    seq2seqkit/decoding/ctc.py's ``CTCPrefixScorer`` (Watanabe et al., 2017). ``joint`` turns the
+    decoder's log-probabilities (rows, V) into (1 - w) log p_att(c|g) + w (psi(g + c) - psi(g)) for
+    the ``candidates`` best tokens (all of a character vocabulary), -inf for the others; <eos>
+    always among them. log_probs: (sources, T, V), lengths (sources,)."""
+
+    def __init__(
+        self, log_probs: np.ndarray, lengths: np.ndarray, rows_per_source: int, weight: float, candidates: int
+    ) -> None:
+        x = np.repeat(log_probs.astype(np.float32), rows_per_source, axis=0).transpose(1, 0, 2).copy()
+        beyond = np.arange(x.shape[0])[:, None] >= np.repeat(lengths, rows_per_source)[None, :]
+        x[beyond] = -np.inf  # past a row's end only blanks, with probability 1
+        x[..., BLANK] = np.where(beyond, np.float32(0.0), x[..., BLANK])
+        self.x, self.weight, self.candidates = x, weight, min(candidates, x.shape[-1])
+        blank_run = np.cumsum(x[..., BLANK], axis=0)
+        self.r = np.stack([np.full_like(blank_run, -np.inf), blank_run], axis=-1)  # (T, rows, 2)
+        self.psi = np.zeros(x.shape[1], dtype=np.float32)
+        self.last = np.full(x.shape[1], -1, dtype=np.int64)  # no token yet
+        self.pending: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def joint(self, att: np.ndarray) -> np.ndarray:
+        att = att.astype(np.float32)
+        eos_first = att.copy()
+        eos_first[:, EOS_ID] = np.inf
+        tokens = _top(eos_first, self.candidates)  # (rows, M)
+        with np.errstate(invalid="ignore"):
+            r, psi = self._extend(tokens)
+            ctc = psi - self.psi[:, None]
+            ctc[np.isnan(ctc)] = -np.inf  # a hypothesis CTC cannot emit stays out
+            joint = self.weight * ctc
+            if self.weight < 1:
+                joint = joint + (1 - self.weight) * np.take_along_axis(att, tokens, 1)
+        self.pending = (tokens, r, psi)
+        scores = np.full_like(att, -np.inf)
+        np.put_along_axis(scores, tokens, joint.astype(np.float32), 1)
+        return scores
+
+    def _extend(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """r (T, rows, M, 2) and psi (rows, M) of each row's hypothesis extended by each token."""
+        steps = self.x.shape[0]
+        x = np.take_along_axis(self.x, np.broadcast_to(tokens, (steps, *tokens.shape)), 2)  # (T, rows, M)
+        total = np.logaddexp(self.r[..., 0], self.r[..., 1])[..., None]  # (T, rows, 1)
+        # a repeated label must be separated by a blank: only the blank-ending paths continue
+        phi = np.where((tokens == self.last[:, None])[None], self.r[..., 1:], total)
+        r = np.full((steps, *tokens.shape, 2), -np.inf, dtype=np.float32)
+        r[0, ..., 0] = np.where((self.last < 0)[:, None], x[0], -np.inf)
+        blank = self.x[..., BLANK][..., None]
+        for t in range(1, steps):
+            r[t, ..., 0] = np.logaddexp(r[t - 1, ..., 0], phi[t - 1]) + x[t]
+            r[t, ..., 1] = np.logaddexp(r[t - 1, ..., 0], r[t - 1, ..., 1]) + blank[t]
+        psi = np.logaddexp.reduce(np.concatenate([r[:1, ..., 0], phi[:-1] + x[1:]]), axis=0)
+        return r, np.where(tokens == EOS_ID, total[-1], psi)  # <eos>: the output is exactly g
+
+    def advance(self, rows: np.ndarray, tokens: np.ndarray) -> None:
+        """Each new hypothesis continues row ``rows[i]`` with ``tokens[i]`` (<pad> after <eos>)."""
+        assert self.pending is not None, "advance() follows joint()"
+        candidates, r, psi = self.pending
+        match = candidates[rows] == tokens[:, None]
+        found, index = match.any(1), match.argmax(1)
+        self.r = np.where(found[None, :, None], r[:, rows, index], self.r[:, rows])
+        self.psi = np.where(found, psi[rows, index], self.psi[rows])
+        self.last = np.where(found, tokens, self.last[rows])
+        self.x = self.x[:, rows]
+        self.pending = None
+
+
+class LanguageModelScorer:
+    """Shallow fusion (seq2seqkit/decoding/fusion.py): weight * log p_lm of each next token added
+    to the search's scores, from the language model's own exported graphs (it reads no source),
+    kept in step with the search's ``rows`` hypotheses."""
+
+    def __init__(self, graphs: Graphs, weight: float, rows: int) -> None:
+        self.graphs, self.weight = graphs, weight
+        self.entries, state = graphs.encode(np.zeros((rows, 1), np.int64), np.ones(rows, np.int64))
+        self.log_probs, self.state, _ = graphs.step(np.full(rows, SOS_ID, np.int64), self.entries, state)
+
+    def joint(self, scores: np.ndarray) -> np.ndarray:
+        return scores.astype(np.float32) + self.weight * self.log_probs
+
+    def advance(self, rows: np.ndarray, tokens: np.ndarray) -> None:
+        """Each new hypothesis continues row ``rows[i]`` with ``tokens[i]`` (<pad> after <eos>)."""
+        self.entries = select(self.entries, rows)
+        self.log_probs, self.state, _ = self.graphs.step(tokens, self.entries, select(self.state, rows))
+
+
+def ctc_greedy_search(graphs: Graphs, src: np.ndarray, src_lengths: np.ndarray) -> list[Hypothesis]:
+    """The CTC head's best path, repeats merged and blanks dropped; its log-probability the score."""
+    entries, _ = graphs.encode(src, src_lengths)
+    log_probs, lengths = entries["ctc_log_probs"], entries["ctc_lengths"]
+    hypotheses = []
+    for row, length in enumerate(lengths.tolist()):
+        path = log_probs[row, :length].argmax(-1).tolist()
+        tokens = [c for t, c in enumerate(path) if c != BLANK and (t == 0 or c != path[t - 1])]
+        hypotheses.append(Hypothesis(tokens, float(log_probs[row, :length].max(-1).sum())))
+    return hypotheses
+
+
 def beam_search(
     graphs: Graphs,
     src: np.ndarray,
@@ -383,17 +539,32 @@ def beam_search(
     nbest: int = 1,
     min_length: int = 0,
     extended_ids: np.ndarray | None = None,
+    ctc: tuple[float, int] | None = None,
+    lm: tuple[Graphs, float] | None = None,
 ) -> list[list[Hypothesis]]:
     """The nbest best hypotheses of each source, best first. A source's entries are shared by
-    its hypotheses, which are beam_size consecutive rows of the state."""
+    its hypotheses, which are beam_size consecutive rows of the state. With ``ctc`` (weight,
+    candidates) the CTC head's prefix scores join the decoder's (joint decoding), then with ``lm``
+    (graphs, weight) a language model's."""
     batch = src.shape[0]
     entries, state = graphs.encode(src, src_lengths, extended_ids)
     state = select(state, np.repeat(np.arange(batch), beam_size))
     beams = Beams(batch, beam_size, max_lengths, alpha, nbest, min_length, graphs.top)
     prev = np.full(batch * beam_size, SOS_ID, dtype=np.int64)
+    scorers: list[CTCPrefixScorer | LanguageModelScorer] = []
+    if ctc is not None:
+        weight, candidates = ctc
+        log_probs, lengths = entries["ctc_log_probs"], entries["ctc_lengths"]
+        scorers.append(CTCPrefixScorer(log_probs, lengths, beam_size, weight, max(candidates, 2 * beam_size)))
+    if lm is not None:
+        scorers.append(LanguageModelScorer(lm[0], lm[1], batch * beam_size))
     for step in range(int(max_lengths.max())):
         log_probs, state, _ = graphs.step(prev, entries, state)
+        for scorer in scorers:
+            log_probs = scorer.joint(log_probs)
         rows, prev = beams.advance(step, log_probs)
+        for scorer in scorers:
+            scorer.advance(rows, prev)
         if beams.done:
             break
         if rows.size < log_probs.shape[0]:  # sources left the batch
@@ -422,6 +593,14 @@ def best_span(
 def _pad(rows: list[list[int]]) -> np.ndarray:
     """(len(rows), longest) int64 array of ``rows``, padded with <pad>."""
     out = np.full((len(rows), max(len(row) for row in rows)), PAD_ID, dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def _pad_frames(rows: list[np.ndarray]) -> np.ndarray:
+    """(len(rows), longest, bins) float32 array of ``rows``' frames, padded with zeros."""
+    out = np.zeros((len(rows), max(len(row) for row in rows), rows[0].shape[1]), dtype=np.float32)
     for i, row in enumerate(rows):
         out[i, : len(row)] = row
     return out
@@ -476,23 +655,37 @@ class OnnxModel:
             encoder, step = settings["graphs"][kind]
             top_k = directory / settings["top_k"] if "top_k" in settings else None
             self.graphs = Graphs(directory / encoder, directory / step, top_k, threads)
+        self.lm = None  # a language model fused into the search, exported into its own directory
+        if self.decoding.get("lm"):
+            lm = directory / self.decoding["lm"]
+            lm_graphs = json.loads((lm / "runtime.json").read_text(encoding="utf-8"))["graphs"][kind]
+            self.lm = Graphs(lm / lm_graphs[0], lm / lm_graphs[1], threads=threads)
+        audio = settings.get("source") == "audio"  # absent from exports before speech
+        self.audio = AudioFeatures(settings["audio"], directory) if audio else None
         self.src_tokenizer = Tokenizer(settings["src_tokenizer"], directory, "src")
         self.tgt_tokenizer = Tokenizer(settings["tgt_tokenizer"], directory, "tgt")
-        self.src_vocab = Vocabulary(directory / "src_vocab.txt")
+        self.src_vocab = None if audio else Vocabulary(directory / "src_vocab.txt")
         self.tgt_vocab = Vocabulary(directory / "tgt_vocab.txt")
 
     def generate(
         self, texts: list[str], beam: int | None = None, nbest: int = 1, length_penalty: float | None = None
     ) -> list[Output]:
-        """Outputs for ``texts``, in order; defaults from the model's decoding settings."""
+        """Outputs for ``texts`` (a speech model: paths to audio files), in order; defaults from
+        the model's decoding settings."""
         d = self.decoding
         beam = beam or d["beam_size"]
         if nbest > beam:
             raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam})")
         alpha = d["length_penalty"] if length_penalty is None else length_penalty
         window = d.get("window", False)  # absent from exports before it
-        tokens = [shorten(self.src_tokenizer.encode(t), d["max_input_len"], window) for t in texts]
-        sources = [self.src_vocab.encode(source) for source in tokens]
+        tokens: list[list[str]] = [[] for _ in texts]  # a speech model's sources have no tokens
+        sources: Sources
+        if self.audio is not None:
+            sources = [self.audio(path)[: d["max_input_len"]] for path in texts]
+        else:
+            assert self.src_vocab is not None, "a text model has a source vocabulary"
+            tokens = [shorten(self.src_tokenizer.encode(t), d["max_input_len"], window) for t in texts]
+            sources = [self.src_vocab.encode(source) for source in tokens]
         if self.reader is not None:
             return self._read(tokens, sources)
         # a copying model: each source's ids over the target vocabulary extended by its unknown words
@@ -500,23 +693,12 @@ class OnnxModel:
         copying = self.graphs.copying
         extended = [self.tgt_vocab.encode_extended(source) if copying else no_extension for source in tokens]
         found: list[list[Hypothesis]] = [[Hypothesis([], 0.0)] for _ in texts]
-        todo = [i for i, ids in enumerate(sources) if ids]
+        todo = [i for i, source in enumerate(sources) if len(source)]
         for positions in token_batches([len(sources[i]) for i in todo], d["batch_tokens"]):
             indices = [todo[p] for p in positions]
             src, src_lengths, max_lengths = self._batch([sources[i] for i in indices])
             extended_ids = _pad([extended[i][0] for i in indices]) if copying else None
-            if beam == 1:
-                hyps = [
-                    [h]
-                    for h in greedy_search(
-                        self.graphs, src, src_lengths, max_lengths, d["min_output_len"], extended_ids
-                    )
-                ]
-            else:
-                hyps = beam_search(
-                    self.graphs, src, src_lengths, max_lengths, beam, alpha, nbest, d["min_output_len"],
-                    extended_ids,
-                )  # fmt: skip
+            hyps = self._search(src, src_lengths, max_lengths, beam, alpha, nbest, extended_ids)
             for i, h in zip(indices, hyps, strict=True):
                 found[i] = h
         text = self.tgt_tokenizer.decode
@@ -524,6 +706,32 @@ class OnnxModel:
             Output([(text(self.tgt_vocab.decode(h.token_ids, unknown)), h.score) for h in hyps])
             for hyps, (_, unknown) in zip(found, extended, strict=True)
         ]
+
+    def _search(
+        self,
+        src: np.ndarray,
+        src_lengths: np.ndarray,
+        max_lengths: np.ndarray,
+        beam: int,
+        alpha: float,
+        nbest: int,
+        extended_ids: np.ndarray | None,
+    ) -> list[list[Hypothesis]]:
+        """One batch's nbest, by the model's decoding method (seq2seqkit/decoding/generate.py)."""
+        d = self.decoding
+        method = d.get("method", "attention")  # absent from exports before speech
+        if method == "ctc_greedy":
+            return [[h] for h in ctc_greedy_search(self.graphs, src, src_lengths)]
+        ctc = (d["ctc_weight"], d["ctc_candidates"]) if method == "joint" else None
+        lm = None if self.lm is None else (self.lm, d["lm_weight"])
+        if beam == 1 and ctc is None and lm is None:
+            args = (src, src_lengths, max_lengths, d["min_output_len"], extended_ids)
+            found = greedy_search(self.graphs, *args)
+            return [[h] for h in found]
+        return beam_search(
+            self.graphs, src, src_lengths, max_lengths, beam, alpha, nbest, d["min_output_len"], extended_ids,
+            ctc, lm,
+        )  # fmt: skip
 
     def _read(self, sources: list[list[str]], ids: list[list[int]]) -> list[Output]:
         """A pointer reader's answers: the source's own text of its best span, or "" where none."""
@@ -544,14 +752,15 @@ class OnnxModel:
                     found[i] = Output([(self.src_tokenizer.decode(tokens[first : last + 1]), score)])
         return found
 
-    def _batch(self, sources: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Padded ids, lengths and each output's length limit (<eos> included)."""
+    def _batch(self, sources: Sources) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Padded ids (or frames), lengths and each output's length limit (<eos> included)."""
         d = self.decoding
         lengths = np.array([len(ids) for ids in sources], dtype=np.int64)
         limits = [math.ceil(d["max_length_ratio"] * n) + d["max_length_offset"] for n in lengths.tolist()]
         if d["max_output_len"]:
             limits = [min(limit, d["max_output_len"] + 1) for limit in limits]
-        return _pad(sources), lengths, np.maximum(np.array(limits, dtype=np.int64), 1)
+        src = _pad_frames(sources) if self.audio is not None else _pad(sources)
+        return src, lengths, np.maximum(np.array(limits, dtype=np.int64), 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -559,7 +768,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Generate with an exported model: one output per input line."
     )
     parser.add_argument("model", type=Path, help="directory written by `seq2seqkit export --format onnx`")
-    parser.add_argument("--input", type=Path, help="input file (default: stdin)")
+    parser.add_argument("--input", type=Path, help="input file, of audio paths for speech (default: stdin)")
     parser.add_argument("--beam", type=int, help="beam size (default: the model's; 1 = greedy)")
     parser.add_argument("--int8", action="store_true", help="use the int8 graphs")
     args = parser.parse_args(argv)
@@ -570,7 +779,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     stream = args.input.open(encoding="utf-8") if args.input else sys.stdin
     lines = [line.rstrip("\n") for line in stream]
-    for output in model.generate(lines, beam=args.beam):
+    try:
+        outputs = model.generate(lines, beam=args.beam)
+    except ValueError as err:  # an unreadable audio file, say
+        print(f"runtime.py: error: {err}", file=sys.stderr)
+        return 1
+    for output in outputs:
         print(output.text)
     return 0
 
