@@ -202,3 +202,52 @@ def test_a_reader_exports_to_onnx_with_the_same_answers(reader_dir: Path, tmp_pa
     int8 = runtime.OnnxModel(tmp_path / "onnx", int8=True).generate(sources)
     same = sum(a.text == b.text for a, b in zip(int8, exported, strict=True))
     assert same >= 0.8 * len(sources), f"int8 changed {len(sources) - same} of {len(sources)} answers"
+
+
+@pytest.mark.parametrize("architecture", ["rnn", "transformer"])
+def test_generative_qa_exports_to_onnx_with_the_same_answers(
+    reader_dir: Path, tmp_path: Path, architecture: str
+) -> None:
+    """The generative baseline of the QA recipes (copy, field match, span-constrained decoding),
+    RNN and Transformer, briefly trained on the reader's task: runtime.py's greedy and beam search
+    give the package's answers."""
+    pytest.importorskip("onnxruntime")
+    from seq2seqkit.export import runtime
+    from seq2seqkit.export.onnx import export_onnx
+
+    model: dict = {"embedding_size": 16, "dropout": 0.0, "encoder": {"hidden_size": 16, "num_layers": 1}}
+    if architecture == "transformer":
+        sizes = {"encoder_layers": 1, "decoder_layers": 1, "d_model": 16, "heads": 2, "ff_size": 32}
+        model = {"architecture": "transformer", "transformer": sizes, "encoder": {}}
+    model["encoder"]["field_match"] = True
+    model["decoder"] = {"copy": True}
+    config = task_config(
+        {
+            "task": "qa",
+            "data": {
+                "format": "jsonl", "src_fields": ["question", "context"], "tgt_field": "answer",
+                **{split: str(reader_dir.parent / f"{split}.jsonl") for split in ("train", "valid")},
+                "src_tokenizer": {"type": "word"}, "tgt_tokenizer": {"type": "word"}, "shared_vocab": True,
+            },
+            "model": model,
+            "training": {"batch_tokens": 1500, "lr": 0.01, "max_steps": 30, "validate_every": 30,
+                         "precision": "float32", "threads": 1, "evaluate_test": False},
+            "decoding": {"span_constrained": True, "beam_size": 3},
+        }
+    )  # fmt: skip
+    model_dir = seq2seqkit.train(config, tmp_path / "model")
+    export_onnx(model_dir, tmp_path / "onnx")
+    pipeline, exported = seq2seqkit.load(model_dir), runtime.OnnxModel(tmp_path / "onnx")
+    rng = random.Random(2)
+    sources = []
+    for size in (3, 6, 10):
+        for _ in range(5):
+            words = rng.sample([f"w{i}" for i in range(30)], size)
+            question = (
+                f"{rng.choice(['which two follow', 'what follows'])} {words[rng.randrange(size - 1)]} ?"
+            )
+            sources.append(join_fields([question, " ".join(words + ["unseen"])]))  # a word to copy
+    for beam in (1, 3):
+        expected = [o.text for o in pipeline.generate(sources, beam=beam)]
+        assert [o.text for o in exported.generate(sources, beam=beam)] == expected
+        assert all(answer and answer in source for answer, source in zip(expected, sources, strict=True))

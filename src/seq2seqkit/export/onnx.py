@@ -83,13 +83,8 @@ def check_exportable(config: Config) -> None:
     unsupported = [
         (dec.coverage, "model.decoder.coverage"),
         (dec.location, "model.decoder.location"),
-        (
-            config.model.encoder.field_match and dec.output != "pointer",
-            "model.encoder.field_match (outside a pointer reader)",
-        ),
         (decoding.coverage_penalty > 0, "decoding.coverage_penalty"),
         (decoding.block_ngram_repeat > 0, "decoding.block_ngram_repeat"),
-        (decoding.span_constrained, "decoding.span_constrained"),
         (decoding.method == "rescore", "decoding.method rescore"),
     ]
     for used, name in unsupported:
@@ -228,13 +223,23 @@ def export_onnx(
 
 
 def _example_sources(pipeline: Pipeline) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two sources of different lengths to trace with: ids within any vocabulary, or for speech
-    frames of noise, long enough for any subsampler."""
+    """Two sources of different lengths to trace with: ids within any vocabulary, in two fields
+    of different lengths where the vocabulary has <sep> (the field-match feature must not trace
+    the separator's position as a constant); for speech frames of noise, long enough for any
+    subsampler."""
     if pipeline.source.vocab is None:
         frames = torch.randn(2, 41, pipeline.source.input_size, generator=torch.Generator().manual_seed(0))
         return frames, torch.tensor([41, 33])
+    separator = separator_id(pipeline.source)
+    if separator is not None:
+        return _two_fields(separator), torch.tensor([7, 4])
     src = torch.tensor([[4, 5, 6, 7, 8], [9, 4, 5, 0, 0]]).clamp(max=len(pipeline.source.vocab) - 1)
     return src, torch.tensor([5, 3])
+
+
+def _two_fields(separator: int) -> torch.Tensor:
+    """Two sources of "question <sep> paragraph", of 7 and 4 tokens, the second padded."""
+    return torch.tensor([[4, 5, separator, 6, 4, 7, 8], [9, separator, 5, 9, 0, 0, 0]])
 
 
 class ReaderGraph(nn.Module):
@@ -253,7 +258,7 @@ def _export_reader(reader: PointerReader, separator: int | None, path: Path) -> 
     fields differ in length (the separator's position must not be traced as a constant)."""
     if separator is None:
         raise ConfigError("a pointer reader's source vocabulary has no <sep>: it cannot be exported")
-    src = torch.tensor([[4, 5, separator, 6, 4, 7, 8], [9, separator, 5, 9, 0, 0, 0]])
+    src = _two_fields(separator)
     axes = {
         "src": {0: "batch", 1: "src_len"},
         "src_lengths": {0: "batch"},
@@ -400,6 +405,7 @@ def _write_runtime_files(
             "max_input_len": decoding.max_input_len,
             "window": config.data.long_sources == "window",
             "max_answer_words": decoding.max_answer_words,
+            "span_constrained": decoding.span_constrained,  # outputs: spans of the last field
             "method": decoding.method,  # attention, joint (CTC prefix scores) or ctc_greedy
             "ctc_weight": decoding.ctc_weight,
             "ctc_candidates": CTC_CANDIDATES,

@@ -36,8 +36,8 @@ import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -96,13 +96,18 @@ class Tokenizer:
         return starts, ends
 
 
+def context_start(tokens: list[str]) -> int:
+    """The first position of the last field (after the last <sep>; 0 for one field)."""
+    return len(tokens) - tokens[::-1].index(FIELD_SEPARATOR) if FIELD_SEPARATOR in tokens else 0
+
+
 def shorten(tokens: list[str], limit: int, window: bool) -> list[str]:
     """``tokens`` cut to ``limit``: their start, or with ``window`` the first fields whole and the
     window of the last field holding the most of their words (lower case, without SentencePiece's
     space mark, 3 characters or more); the earliest among equals."""
     if len(tokens) <= limit or not window or FIELD_SEPARATOR not in tokens:
         return tokens[:limit]
-    first = len(tokens) - tokens[::-1].index(FIELD_SEPARATOR)  # the last field's first position
+    first = context_start(tokens)
     room = limit - first
     if room <= 0:
         return tokens[:limit]
@@ -303,8 +308,10 @@ def greedy_search(
     max_lengths: np.ndarray,
     min_length: int = 0,
     extended_ids: np.ndarray | None = None,
+    spans: SourceSpans | None = None,
 ) -> list[Hypothesis]:
-    """The most probable token at every step; a row leaves the batch at <eos> or its limit."""
+    """The most probable token at every step (with ``spans``, of those that keep the output a
+    span of the source); a row leaves the batch at <eos> or its limit."""
     batch, steps = src.shape[0], int(max_lengths.max())
     entries, state = graphs.encode(src, src_lengths, extended_ids)
     active = np.arange(batch)
@@ -314,6 +321,8 @@ def greedy_search(
     lengths = np.zeros(batch, dtype=np.int64)
     for step in range(steps):
         log_probs, state, _ = graphs.step(prev, entries, state)
+        if spans is not None:
+            log_probs = spans.allowed(log_probs)
         log_probs = _allowed(log_probs, step + 1 >= max_lengths[active], step >= min_length)
         token = log_probs.argmax(-1)
         tokens[active, step] = token
@@ -322,6 +331,8 @@ def greedy_search(
         going = token != EOS_ID
         if not going.any():
             break
+        if spans is not None:
+            spans.advance(np.flatnonzero(going), token[going])
         if not going.all():
             keep = np.flatnonzero(going)
             active, token = active[keep], token[keep]
@@ -429,6 +440,64 @@ class Beams:
             ]
             for b in range(self.batch)
         ]
+
+
+INSIDE_A_WORD = np.float32(-1e4)  # the cost of <eos> inside a word: only at the length limit
+
+
+class SourceSpans:
+    """Outputs that are spans of whole words of the source's last field (extractive QA): a port of
+    seq2seqkit/decoding/search.py's ``SourceSpans``. ids (rows, S): each position's output id, -1
+    where no output may come from; starts, ends (rows, S): where words start and end. A row with
+    no allowed position is not constrained."""
+
+    def __init__(self, ids: np.ndarray, starts: np.ndarray, word_ends: np.ndarray) -> None:
+        self.ids, self.starts, self.word_ends = ids, starts, word_ends
+        self.ends: np.ndarray | None = None  # (rows, S) where the output so far may end
+
+    @classmethod
+    def of(cls, spans: list[tuple[list[int], list[bool], list[bool]]]) -> SourceSpans:
+        width = max(len(ids) for ids, _, _ in spans)
+        ids = np.full((len(spans), width), -1, dtype=np.int64)
+        starts, ends = np.zeros((2, len(spans), width), dtype=bool)
+        for row, (span_ids, span_starts, span_ends) in enumerate(spans):
+            ids[row, : len(span_ids)], starts[row, : len(span_ids)] = span_ids, span_starts
+            ends[row, : len(span_ids)] = span_ends
+        return cls(ids, starts, ends)
+
+    def repeat(self, k: int) -> SourceSpans:
+        """Each row k times (a beam of k hypotheses per source)."""
+        return SourceSpans(*(np.repeat(a, k, axis=0) for a in (self.ids, self.starts, self.word_ends)))
+
+    def _next(self) -> np.ndarray:
+        """(rows, S) the positions an output's next token may come from."""
+        inside = self.ids >= 0
+        if self.ends is None:
+            return inside & self.starts
+        return np.pad(self.ends[:, :-1], ((0, 0), (1, 0))) & inside
+
+    def allowed(self, log_probs: np.ndarray) -> np.ndarray:
+        """log_probs (rows, V), -inf for every token that would leave a span, and <eos> only where
+        the output holds a token and ends a word (else at the INSIDE_A_WORD cost)."""
+        rows, vocab = log_probs.shape
+        allowed = np.zeros((rows, vocab + 1), dtype=bool)
+        np.put_along_axis(allowed, np.where(self._next(), self.ids, vocab), True, 1)
+        allowed = allowed[:, :vocab]
+        if self.ends is not None:
+            allowed[:, EOS_ID] = True
+        unconstrained = ~np.any(self.ids >= 0, axis=1)
+        allowed |= unconstrained[:, None]
+        log_probs = np.where(allowed, log_probs, np.float32(-np.inf)).astype(np.float32)
+        if self.ends is not None:
+            whole = (self.ends & self.word_ends).any(1) | unconstrained
+            log_probs[:, EOS_ID] += np.where(whole, np.float32(0.0), INSIDE_A_WORD)
+        return log_probs
+
+    def advance(self, rows: np.ndarray, tokens: np.ndarray) -> None:
+        """Each new hypothesis continues current row ``rows[i]`` with ``tokens[i]``."""
+        ids = self.ids[rows]
+        self.ends = self._next()[rows] & (ids == tokens[:, None])
+        self.ids, self.starts, self.word_ends = ids, self.starts[rows], self.word_ends[rows]
 
 
 class CTCPrefixScorer:
@@ -541,11 +610,12 @@ def beam_search(
     extended_ids: np.ndarray | None = None,
     ctc: tuple[float, int] | None = None,
     lm: tuple[Graphs, float] | None = None,
+    spans: SourceSpans | None = None,
 ) -> list[list[Hypothesis]]:
     """The nbest best hypotheses of each source, best first. A source's entries are shared by
     its hypotheses, which are beam_size consecutive rows of the state. With ``ctc`` (weight,
     candidates) the CTC head's prefix scores join the decoder's (joint decoding), then with ``lm``
-    (graphs, weight) a language model's."""
+    (graphs, weight) a language model's; with ``spans`` outputs are spans of the source."""
     batch = src.shape[0]
     entries, state = graphs.encode(src, src_lengths, extended_ids)
     state = select(state, np.repeat(np.arange(batch), beam_size))
@@ -558,11 +628,16 @@ def beam_search(
         scorers.append(CTCPrefixScorer(log_probs, lengths, beam_size, weight, max(candidates, 2 * beam_size)))
     if lm is not None:
         scorers.append(LanguageModelScorer(lm[0], lm[1], batch * beam_size))
+    spans = None if spans is None else spans.repeat(beam_size)
     for step in range(int(max_lengths.max())):
         log_probs, state, _ = graphs.step(prev, entries, state)
+        if spans is not None:
+            log_probs = spans.allowed(log_probs)
         for scorer in scorers:
             log_probs = scorer.joint(log_probs)
         rows, prev = beams.advance(step, log_probs)
+        if spans is not None:
+            spans.advance(rows, prev)
         for scorer in scorers:
             scorer.advance(rows, prev)
         if beams.done:
@@ -692,13 +767,15 @@ class OnnxModel:
         no_extension: tuple[list[int], list[str]] = ([], [])
         copying = self.graphs.copying
         extended = [self.tgt_vocab.encode_extended(source) if copying else no_extension for source in tokens]
+        spans = [self._span(t, ids) for t, (ids, _) in zip(tokens, extended, strict=True)]
         found: list[list[Hypothesis]] = [[Hypothesis([], 0.0)] for _ in texts]
         todo = [i for i, source in enumerate(sources) if len(source)]
         for positions in token_batches([len(sources[i]) for i in todo], d["batch_tokens"]):
             indices = [todo[p] for p in positions]
             src, src_lengths, max_lengths = self._batch([sources[i] for i in indices])
             extended_ids = _pad([extended[i][0] for i in indices]) if copying else None
-            hyps = self._search(src, src_lengths, max_lengths, beam, alpha, nbest, extended_ids)
+            allowed = SourceSpans.of([spans[i] for i in indices]) if d.get("span_constrained") else None
+            hyps = self._search(src, src_lengths, max_lengths, (beam, alpha, nbest), extended_ids, allowed)
             for i, h in zip(indices, hyps, strict=True):
                 found[i] = h
         text = self.tgt_tokenizer.decode
@@ -707,17 +784,26 @@ class OnnxModel:
             for hyps, (_, unknown) in zip(found, extended, strict=True)
         ]
 
+    def _span(self, tokens: list[str], extended_ids: list[int]) -> tuple[list[int], list[bool], list[bool]]:
+        """Where an output may come from (seq2seqkit/pipeline.py's ``_span``): the last field,
+        whole words; each position's id over the output vocabulary there, else -1."""
+        first = context_start(tokens)
+        ids = extended_ids if self.graphs.copying else self.tgt_vocab.encode(tokens)
+        starts, ends = self.src_tokenizer.word_edges(tokens)
+        return [-1 if i < first or ids[i] == UNK_ID else ids[i] for i in range(len(tokens))], starts, ends
+
     def _search(
         self,
         src: np.ndarray,
         src_lengths: np.ndarray,
         max_lengths: np.ndarray,
-        beam: int,
-        alpha: float,
-        nbest: int,
+        search: tuple[int, float, int],
         extended_ids: np.ndarray | None,
+        spans: SourceSpans | None,
     ) -> list[list[Hypothesis]]:
-        """One batch's nbest, by the model's decoding method (seq2seqkit/decoding/generate.py)."""
+        """One batch's nbest by the model's decoding method (seq2seqkit/decoding/generate.py);
+        search: beam size, length penalty, nbest."""
+        beam, alpha, nbest = search
         d = self.decoding
         method = d.get("method", "attention")  # absent from exports before speech
         if method == "ctc_greedy":
@@ -725,12 +811,12 @@ class OnnxModel:
         ctc = (d["ctc_weight"], d["ctc_candidates"]) if method == "joint" else None
         lm = None if self.lm is None else (self.lm, d["lm_weight"])
         if beam == 1 and ctc is None and lm is None:
-            args = (src, src_lengths, max_lengths, d["min_output_len"], extended_ids)
+            args = (src, src_lengths, max_lengths, d["min_output_len"], extended_ids, spans)
             found = greedy_search(self.graphs, *args)
             return [[h] for h in found]
         return beam_search(
             self.graphs, src, src_lengths, max_lengths, beam, alpha, nbest, d["min_output_len"], extended_ids,
-            ctc, lm,
+            ctc, lm, spans,
         )  # fmt: skip
 
     def _read(self, sources: list[list[str]], ids: list[list[int]]) -> list[Output]:
