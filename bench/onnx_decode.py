@@ -3,6 +3,8 @@ PyTorch float32 generate measured in the same run: ONNX float32 and int8 graphs 
 greedy and beam 5, on one split of the model's data.
 
     flock /tmp/cpu.lock .venv/bin/python bench/onnx_decode.py runs/g2p --split test
+    flock /tmp/cpu.lock .venv/bin/python bench/onnx_decode.py runs/asr-an4-transformer --split valid \
+        --lm runs/lm-an4 --lm-weight 0.5     # speech, a character LM fused into both decoders
 
 Prints, per decoder and beam: sentences/s (the median of --repeats decodes of the whole split), the
 spread of those decodes' times (slowest / fastest - 1: high when something else used the CPU), the
@@ -40,10 +42,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="decodes per measurement (median)")
     parser.add_argument("--threads", type=int, default=2, help="threads for torch and onnxruntime")
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 5])
+    parser.add_argument("--lm", help="a language model directory fused into the search (decoding.lm)")
+    parser.add_argument("--lm-weight", type=float, default=0.3, help="its weight (decoding.lm_weight)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     pipeline = seq2seqkit.load(args.model)
+    decoding = {"lm": args.lm, "lm_weight": args.lm_weight} if args.lm else {}
+    if decoding:
+        pipeline.set_decoding(**decoding)
     task = task_of(pipeline.config)
     segments = segments_of(read_split(pipeline.config, args.split), task.group_references)
     if args.limit:
@@ -51,7 +58,7 @@ def main() -> None:
     sources = [s.source for s in segments]
     export_dir = Path(tempfile.mkdtemp(prefix="onnx-bench-"))
     start = time.perf_counter()
-    export_onnx(args.model, export_dir, quantize="int8")
+    export_onnx(args.model, export_dir, quantize="int8", decoding=decoding)
     seconds = time.perf_counter() - start
     print(f"{args.model}: {args.split} split, {len(sources)} segments; export {seconds:.1f} s")
     onnx_float = runtime.OnnxModel(export_dir, threads=args.threads)

@@ -39,9 +39,17 @@ VARIANTS = {
     # pointer-generators, whose target vocabulary lacks half of the letters
     "lstm-bahdanau-copy": ("lstm", {}, {"attention": "bahdanau", "copy": True}),
     "transformer-copy": ("transformer", {}, {"copy": True}),
+    # the summarization recipe's coverage (See et al., 2017), and location-aware attention: attention
+    # sums and the last step's attention in the state
+    "lstm-bahdanau-copy-coverage": ("lstm", {}, {"attention": "bahdanau", "copy": True, "coverage": True}),
+    "gru-bahdanau-location": ("gru", {}, {"attention": "bahdanau", "location": True}),
 }
-# the variants whose step reads only the encoder's outputs and an RNN's state
-RNN_VARIANTS = [name for name in VARIANTS if not name.startswith("transformer") and "copy" not in name]
+# the variants whose step reads only the encoder's outputs and an RNN's hidden state and feed
+RNN_VARIANTS = [
+    name
+    for name in VARIANTS
+    if not name.startswith("transformer") and "copy" not in name and "location" not in name
+]
 TRANSFORMER = {
     "encoder_layers": 2,
     "decoder_layers": 2,
@@ -267,10 +275,12 @@ def test_cli_export_missing_model_dir(tmp_path: Path) -> None:
     assert_one_line_error(run("export", tmp_path / "nowhere", "--output", tmp_path / "out"), "nowhere")
 
 
-def test_cli_export_refuses_coverage(tmp_path: Path) -> None:
+def test_cli_export_refuses_ngram_blocking(tmp_path: Path) -> None:
     config = make_config("lstm", {}, {"attention": "bahdanau", "copy": True, "coverage": True})
     source, target = build_featurizers(config.data, read_split(config, "train"))
     model = build_model(config.model, len(source.vocab), len(target.vocab))
-    Pipeline(config, model, source, target).save(tmp_path / "model")
+    pipeline = Pipeline(config, model, source, target)
+    pipeline.set_decoding(block_ngram_repeat=2)
+    pipeline.save(tmp_path / "model")
     result = run("export", tmp_path / "model", "--output", tmp_path / "out")
-    assert_one_line_error(result, "model.decoder.coverage", "ONNX export does not support")
+    assert_one_line_error(result, "decoding.block_ngram_repeat", "ONNX export does not support")

@@ -8,7 +8,8 @@ The output directory holds:
   entries the step reads (``memory``, ``keys``, ``mask`` with attention; ``context`` when it is fed
   at every step; a Transformer's ``keys``, every layer's cross-attention keys and values, and
   ``mask``) and the initial decoder state (``state_h``, ``state_c`` of an LSTM, ``state_feed`` with
-  input feeding; a Transformer's key/value cache ``state_k0``, ``state_v0``, ... per layer, (rows,
+  input feeding, ``state_coverage`` and ``state_previous`` (rows, src_len) with coverage and
+  location-aware attention; a Transformer's key/value cache ``state_k0``, ``state_v0``, ... per layer, (rows,
   heads, steps, d_k), empty at first and one step longer after each step), every tensor batch first;
   a model with a CTC head adds ``ctc_log_probs`` (batch, positions, vocab) and ``ctc_lengths``
   (batch,), which ``runtime.py``'s joint CTC/attention search and CTC greedy decoding read.
@@ -32,6 +33,7 @@ The output directory holds:
   ``config.yaml``, vocabularies, SentencePiece models and a speech model's normalisation
   statistics: ``runtime.py`` computes the log-mel frames with the libraries the package uses
   (soundfile, soxr, kaldi-native-fbank).
+- ``lm/``: a language model fused into the search (decoding.lm, shallow fusion), exported alike.
 
 The graphs are traced with torch's TorchScript-based exporter (``dynamo=False``). Measured with
 torch 2.13: its default exporter (``dynamo=True``, which needs onnxscript) cannot trace packed
@@ -57,7 +59,7 @@ from seq2seqkit.build import separator_id
 from seq2seqkit.config import Config
 from seq2seqkit.decoding.generate import CTC_CANDIDATES
 from seq2seqkit.errors import ConfigError, Seq2SeqError
-from seq2seqkit.model.decoder import DecoderState, RecurrentDecoder
+from seq2seqkit.model.decoder import DecoderState
 from seq2seqkit.model.encoder import EncoderOutput
 from seq2seqkit.model.reader import PointerReader
 from seq2seqkit.model.seq2seq import Seq2Seq, State
@@ -79,10 +81,8 @@ READER_GRAPHS: dict[str, tuple[str, ...]] = {"float32": ("reader.onnx",), "int8"
 
 def check_exportable(config: Config) -> None:
     """Raise ConfigError naming the first setting that the graphs or ``runtime.py`` lack."""
-    dec, decoding = config.model.decoder, config.decoding
+    decoding = config.decoding
     unsupported = [
-        (dec.coverage, "model.decoder.coverage"),
-        (dec.location, "model.decoder.location"),
         (decoding.coverage_penalty > 0, "decoding.coverage_penalty"),
         (decoding.block_ngram_repeat > 0, "decoding.block_ngram_repeat"),
         (decoding.method == "rescore", "decoding.method rescore"),
@@ -105,8 +105,14 @@ def state_names(model: Seq2Seq) -> list[str]:
     """The decoder state's tensors, by name."""
     if isinstance(model.decoder, TransformerDecoder):
         return [f"state_{kv}{layer}" for layer in range(len(model.decoder.stack)) for kv in "kv"]
-    names = ["state_h", "state_c"] if model.decoder.rnn_type == "lstm" else ["state_h"]
-    return [*names, "state_feed"] if model.decoder.input_feeding else names
+    decoder = model.decoder
+    names = ["state_h", "state_c"] if decoder.rnn_type == "lstm" else ["state_h"]
+    optional = [
+        (decoder.input_feeding, "state_feed"),
+        (decoder.coverage, "state_coverage"),  # (rows, src_len): the attention so far
+        (decoder.location, "state_previous"),  # (rows, src_len): the last step's attention
+    ]
+    return [*names, *(name for used, name in optional if used)]
 
 
 def ctc_names(model: Seq2Seq) -> list[str]:
@@ -145,12 +151,11 @@ class StepGraph(nn.Module):
         super().__init__()
         self.model = model
         self.entries = step_inputs(model)
-        self.lstm = isinstance(model.decoder, RecurrentDecoder) and model.decoder.rnn_type == "lstm"
-        self.transformer = isinstance(model.decoder, TransformerDecoder)
+        self.states = state_names(model)
 
     def forward(self, prev_tokens: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         entries = dict(zip(self.entries, tensors, strict=False))
-        state = _unflatten(list(tensors[len(self.entries) :]), self.lstm, self.transformer)
+        state = _unflatten(dict(zip(self.states, tensors[len(self.entries) :], strict=True)))
         unused = prev_tokens.new_zeros(0)  # what this variant's step never reads
         context, extended_ids = entries.get("context"), entries.get("extended_ids")
         enc = EncoderOutput(
@@ -178,16 +183,22 @@ def _flatten(state: State) -> list[torch.Tensor]:
         return [tensor for pair in zip(state.keys, state.values, strict=True) for tensor in pair]
     hidden = state.hidden if isinstance(state.hidden, tuple) else (state.hidden,)
     tensors = [h.transpose(0, 1) for h in hidden]  # layers, B, H -> B, layers, H
-    return tensors if state.feed is None else [*tensors, state.feed]
+    return [*tensors, *(t for t in (state.feed, state.coverage, state.previous) if t is not None)]
 
 
-def _unflatten(tensors: list[torch.Tensor], lstm: bool, transformer: bool) -> State:
-    if transformer:
+def _unflatten(named: dict[str, torch.Tensor]) -> State:
+    """The state of the tensors ``_flatten`` gave, by their ``state_names``."""
+    if "state_k0" in named:
+        tensors = list(named.values())
         return TransformerState(keys=tensors[0::2], values=tensors[1::2])
-    layers_first = [t.transpose(0, 1) for t in tensors[: 2 if lstm else 1]]
-    hidden = (layers_first[0], layers_first[1]) if lstm else layers_first[0]
-    feed = tensors[2 if lstm else 1] if len(tensors) > (2 if lstm else 1) else None
-    return DecoderState(hidden=hidden, feed=feed)
+    h = named["state_h"].transpose(0, 1)  # B, layers, H -> layers, B, H
+    hidden = h if "state_c" not in named else (h, named["state_c"].transpose(0, 1))
+    return DecoderState(
+        hidden=hidden,
+        feed=named.get("state_feed"),
+        coverage=named.get("state_coverage"),
+        previous=named.get("state_previous"),
+    )
 
 
 def export_onnx(
@@ -288,6 +299,8 @@ def _axes(name: str, model: Seq2Seq, first: str) -> dict[int, str]:
     source length of the source entries, the steps of a Transformer's cache."""
     if name.startswith(("state_", "next_state_")) and isinstance(model.decoder, TransformerDecoder):
         return {0: first, 2: "steps"}  # rows, heads, steps, d_k
+    if name.endswith(("_coverage", "_previous")):
+        return {0: first, 1: "src_len"}  # rows, src_len
     if name == "keys" and isinstance(model.decoder, TransformerDecoder):
         return {0: first, 4: "src_len"}  # sources, layers, 2, heads, src_len, d_k
     return {0: first, 1: "src_len"} if name in POSITIONAL else {0: first}
