@@ -162,19 +162,43 @@ def test_bad_audio_in_a_manifest_is_one_line_naming_the_line(trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_serve_refuses_a_speech_model_in_one_line(trained):
-    """Its inputs would be paths read on the server's machine for anyone who asks."""
-    result = subprocess.run(
-        [sys.executable, "-m", "seq2seqkit", "serve", str(trained / "model"), "--port", "1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        "seq2seqkit: error: model 'model' reads audio, which the server does not take; use seq2seqkit "
-        "transcribe or the Python API"
-    ]
+def test_the_server_transcribes_posted_audio_and_never_reads_its_own_files(trained):
+    """POST /v1/transcribe takes the audio file's bytes and gives the pipeline's transcripts; the
+    JSON route refuses a speech model (its inputs would be paths read on the server's machine)."""
+    from fastapi.testclient import TestClient
+
+    from seq2seqkit.serve.app import create_app
+
+    pipeline = seq2seqkit.load(trained / "model")
+    path = trained / "wav" / "valid3.wav"
+    expected = pipeline.generate([str(path)], beam=3, nbest=2)[0].hypotheses
+    audio = path.read_bytes()
+    with TestClient(create_app({"asr": pipeline}), raise_server_exceptions=False) as client:
+        info = client.get("/v1/models").json()["models"][0]
+        assert (info["name"], info["source"], info["source_vocab"]) == ("asr", "audio", None)
+        response = client.post("/v1/transcribe?beam=3&nbest=2", content=audio)
+        assert response.status_code == 200, response.text
+        found = response.json()["hypotheses"]
+        assert [h["text"] for h in found] == [h.text for h in expected]
+        assert found[0]["score"] == pytest.approx(expected[0].score, abs=1e-4)
+        bad = {
+            "/v1/transcribe": (b"RIFF....WAVEfmt nonsense", "request body is not a readable audio file ("),
+            "/v1/transcribe?beam=0": (path.read_bytes(), "beam: Input should be greater than or equal to 1"),
+            "/v1/transcribe?volume=11": (
+                path.read_bytes(),
+                "volume: unknown field (fields: model, beam, nbest",
+            ),
+            "/v1/transcribe?model=nope": (path.read_bytes(), "no model named 'nope' (serving: asr)"),
+        }
+        for url, (body, message) in bad.items():
+            response = client.post(url, content=body)
+            assert response.status_code in (404, 422) and response.json()["error"].startswith(message), url
+        response = client.post("/v1/generate", json={"inputs": ["/etc/passwd"]})
+        assert response.status_code == 422
+        assert (
+            response.json()["error"]
+            == "model 'asr' reads audio: POST the audio file's bytes to /v1/transcribe"
+        )
 
 
 @pytest.fixture(scope="module")

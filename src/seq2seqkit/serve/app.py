@@ -25,10 +25,18 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from seq2seqkit.pipeline import Output, Pipeline
-from seq2seqkit.serve.batching import Batcher
+from seq2seqkit.serve.batching import Batcher, Decoding
 from seq2seqkit.serve.models import RequestError, ServedModel, outputs_json
 from seq2seqkit.serve.observe import LOG_FIELDS, Metrics, RequestLog
-from seq2seqkit.serve.schemas import ErrorResponse, GenerateRequest, GenerateResponse, Limits, ModelsResponse
+from seq2seqkit.serve.schemas import (
+    ErrorResponse,
+    GenerateRequest,
+    GenerateResponse,
+    Limits,
+    ModelsResponse,
+    TranscribeRequest,
+    TranscribeResponse,
+)
 
 log = logging.getLogger("seq2seqkit.serve")
 STATIC = Path(__file__).parent / "static"
@@ -39,7 +47,7 @@ SECURITY_HEADERS = {
 ERRORS: dict[int | str, dict] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in [
-        (400, "the body is not UTF-8 JSON"),
+        (400, "the body is not UTF-8 JSON (/v1/generate)"),
         (404, "no model by that name"),
         (413, "the body is over --max-body-bytes"),
         (422, "a field is missing, of the wrong type or over a limit"),
@@ -190,6 +198,26 @@ def _add_routes(app: FastAPI, state: State) -> None:
     async def generate(request: Request) -> Response:
         return await _generate(request, state)
 
+    @app.post(
+        "/v1/transcribe",
+        summary="the n-best transcripts of one audio file (WAV, FLAC, OGG) by a speech model",
+        response_model=TranscribeResponse,
+        responses=ERRORS,
+        openapi_extra={
+            "parameters": [
+                {"name": name, "in": "query", "required": False, "schema": schema}
+                for name, schema in TranscribeRequest.model_json_schema()["properties"].items()
+                if name != "attention"
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            },
+        },
+    )
+    async def transcribe(request: Request) -> Response:
+        return await _transcribe(request, state)
+
 
 async def _generate(request: Request, state: State) -> Response:
     limits = state.settings.limits
@@ -197,16 +225,38 @@ async def _generate(request: Request, state: State) -> Response:
     served = state.model(body.model)
     texts = served.texts(body.inputs, limits)
     decoding = served.decoding(body, limits)
-    request.scope[LOG_FIELDS].update(model=served.name, inputs=len(texts), beam=decoding.beam)
-    if state.draining:
-        raise RequestError(503, "shutting down")
-    if served.batcher.waiting_inputs + len(texts) > state.settings.max_waiting:
-        raise RequestError(503, f"busy: {served.batcher.waiting_inputs} inputs waiting; retry shortly")
-    job = served.batcher.submit(texts, decoding, served.tokens(texts))
-    outputs = await _unless_gone(request, job, limits.timeout_s)
+    outputs = await _decode(request, state, served, texts, decoding, served.tokens(texts))
     if outputs is None:
         return Response(status_code=499)  # nobody is listening; the log says so
     return JSONResponse({"model": served.name, "outputs": outputs_json(outputs, body.attention)})
+
+
+async def _transcribe(request: Request, state: State) -> Response:
+    limits = state.settings.limits
+    try:
+        params = TranscribeRequest.model_validate(dict(request.query_params))
+    except ValidationError as err:
+        raise _field_error(err) from None
+    served = state.model(params.model)
+    waveform = served.audio(bytes(await _read_body(request, limits.max_body_bytes)))
+    decoding = served.decoding(params, limits)
+    outputs = await _decode(request, state, served, [waveform], decoding, served.frames(waveform))
+    if outputs is None:
+        return Response(status_code=499)
+    return JSONResponse({"model": served.name, "hypotheses": outputs_json(outputs, False)[0]["hypotheses"]})
+
+
+async def _decode(
+    request: Request, state: State, served: ServedModel, inputs: list, decoding: Decoding, tokens: int
+) -> list[Output] | None:
+    """The outputs of ``inputs`` through the model's batcher; None if the client went away."""
+    request.scope[LOG_FIELDS].update(model=served.name, inputs=len(inputs), beam=decoding.beam)
+    if state.draining:
+        raise RequestError(503, "shutting down")
+    if served.batcher.waiting_inputs + len(inputs) > state.settings.max_waiting:
+        raise RequestError(503, f"busy: {served.batcher.waiting_inputs} inputs waiting; retry shortly")
+    job = served.batcher.submit(inputs, decoding, tokens)
+    return await _unless_gone(request, job, state.settings.limits.timeout_s)
 
 
 async def _unless_gone(
@@ -232,8 +282,8 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _read_request(request: Request, limit: int) -> GenerateRequest:
-    """The body as a GenerateRequest, or a RequestError naming what is wrong with it."""
+async def _read_body(request: Request, limit: int) -> bytearray:
+    """The body, or a 413 as soon as it is over ``limit`` bytes."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise RequestError(413, f"request body of {declared} bytes, at most {limit}", "body")
@@ -242,6 +292,12 @@ async def _read_request(request: Request, limit: int) -> GenerateRequest:
         body += chunk
         if len(body) > limit:
             raise RequestError(413, f"request body over {limit} bytes", "body")
+    return body
+
+
+async def _read_request(request: Request, limit: int) -> GenerateRequest:
+    """The body as a GenerateRequest, or a RequestError naming what is wrong with it."""
+    body = await _read_body(request, limit)
     try:
         data = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError as err:
@@ -277,7 +333,12 @@ def _field_error(err: ValidationError) -> RequestError:
             where += f".{part}" if where else str(part)
     message = first["msg"]
     if first["type"] == "extra_forbidden":
-        message = f"unknown field (fields: {', '.join(GenerateRequest.model_fields)})"
+        fields = (
+            TranscribeRequest.model_fields
+            if err.title == "TranscribeRequest"
+            else GenerateRequest.model_fields
+        )
+        message = f"unknown field (fields: {', '.join(name for name in fields if name != 'attention')})"
     elif first["type"] == "missing":
         message = "required"
     return RequestError(422, f"{where}: {message}", where)

@@ -17,9 +17,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from seq2seqkit.data.audio import Waveform
 from seq2seqkit.pipeline import Output, Pipeline
 
 log = logging.getLogger(__name__)
+Inputs = list[str | Waveform]  # texts, or a speech model's waveforms (POST /v1/transcribe)
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class Decoding:
 class Job:
     """One request's inputs, waiting for their outputs."""
 
-    texts: list[str]
+    texts: Inputs
     decoding: Decoding
     tokens: int  # source tokens, counted against the batch budget
     future: asyncio.Future[list[Output]] = field(repr=False)
@@ -89,7 +91,7 @@ class Batcher:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    async def submit(self, texts: list[str], decoding: Decoding, tokens: int) -> list[Output]:
+    async def submit(self, texts: Inputs, decoding: Decoding, tokens: int) -> list[Output]:
         """The outputs for ``texts``; cancelling the caller drops the job if it has not started."""
         job = Job(texts, decoding, tokens, asyncio.get_running_loop().create_future())
         self.waiting_inputs += len(texts)
@@ -150,7 +152,7 @@ class Batcher:
                 job.future.set_result(outputs[offset : offset + len(job.texts)])
             offset += len(job.texts)
 
-    def _generate(self, texts: list[str], decoding: Decoding) -> list[Output]:
+    def _generate(self, texts: Inputs, decoding: Decoding) -> list[Output]:
         return self.pipeline.generate(
             texts,
             beam=decoding.beam,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from seq2seqkit import extras
+from seq2seqkit.data.audio import Waveform
 from seq2seqkit.data.vocab import join_fields
 from seq2seqkit.pipeline import Output, Pipeline
 from seq2seqkit.serve.batching import Batcher, Decoding
-from seq2seqkit.serve.schemas import GenerateRequest, Limits, ModelInfo
+from seq2seqkit.serve.schemas import GenerateRequest, Limits, ModelInfo, TranscribeRequest
 
 if TYPE_CHECKING:
     import torch
@@ -35,8 +40,18 @@ class ServedModel:
     def fields(self) -> tuple[str, ...]:
         return self.pipeline.config.data.src_fields
 
+    @property
+    def reads_audio(self) -> bool:
+        return self.pipeline.config.data.source == "audio"
+
     def texts(self, inputs: list[str | dict[str, str]], limits: Limits) -> list[str]:
         """The source text of each input (fields joined), within the character limit."""
+        if self.reads_audio:  # never a path: the server does not read its own files for anyone
+            raise RequestError(
+                422,
+                f"model {self.name!r} reads audio: POST the audio file's bytes to /v1/transcribe",
+                "inputs",
+            )
         if len(inputs) > limits.max_inputs:
             raise RequestError(
                 422, f"{len(inputs)} inputs, at most {limits.max_inputs} per request", "inputs"
@@ -63,7 +78,28 @@ class ServedModel:
             raise RequestError(422, f"{len(text)} characters, at most {limits.max_chars}", where)
         return text
 
-    def decoding(self, request: GenerateRequest, limits: Limits) -> Decoding:
+    def audio(self, body: bytes) -> Waveform:
+        """The first channel of the audio file in ``body`` (WAV, FLAC, OGG; any sample rate)."""
+        if not self.reads_audio:
+            raise RequestError(422, f"model {self.name!r} reads text: POST JSON to /v1/generate", "model")
+        soundfile = extras.load("speech", "soundfile")
+        try:
+            samples, rate = soundfile.read(io.BytesIO(body), dtype="float32", always_2d=True)
+        except (RuntimeError, OSError, TypeError, ValueError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            reason = reason.split(">: ", 1)[-1]  # without libsndfile's "Error opening <_io.BytesIO ...>: "
+            raise RequestError(422, f"request body is not a readable audio file ({reason})", "body") from None
+        if not len(samples) or not np.isfinite(samples).all():
+            raise RequestError(422, "request body holds no audio samples, or non-finite ones", "body")
+        return Waveform(samples[:, 0], rate)
+
+    def frames(self, waveform: Waveform) -> int:
+        """The feature frames of ``waveform`` (cut at decoding.max_input_len): the batch budget."""
+        shift = self.pipeline.config.data.audio.frame_shift_ms / 1000
+        frames = int(len(waveform.samples) / waveform.sample_rate / shift)
+        return min(frames, self.pipeline.config.decoding.max_input_len)
+
+    def decoding(self, request: GenerateRequest | TranscribeRequest, limits: Limits) -> Decoding:
         beam = request.beam or self.pipeline.config.decoding.beam_size
         if request.beam is not None and beam > limits.max_beam:
             raise RequestError(422, f"beam {beam} is over this server's limit of {limits.max_beam}", "beam")
@@ -113,6 +149,7 @@ class ServedModel:
         return ModelInfo(
             name=self.name,
             task=config.task,
+            source=config.data.source,
             source_fields=list(self.fields),
             source_vocab=None if source_vocab is None else len(source_vocab),
             target_vocab=len(self.pipeline.target.vocab),

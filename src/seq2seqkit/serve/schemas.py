@@ -23,6 +23,18 @@ class GenerateRequest(BaseModel):
     attention: bool = Field(False, description="include each output's attention weights")
 
 
+class TranscribeRequest(BaseModel):
+    """POST /v1/transcribe: the query's parameters (the body is the audio file itself)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="a served speech model's name (default: the first)")
+    beam: int | None = Field(None, ge=1, description="beam size (default: the model's; 1 = greedy)")
+    nbest: int = Field(1, ge=1, description="transcripts, best first (at most the beam size)")
+    length_penalty: float | None = Field(None, ge=0.0, description="alpha (default: the model's)")
+    attention: bool = False  # not asked for: speech outputs come without attention weights
+
+
 class Hypothesis(BaseModel):
     text: str
     tokens: list[str]
@@ -47,9 +59,15 @@ class GenerateResponse(BaseModel):
     outputs: list[Output]
 
 
+class TranscribeResponse(BaseModel):
+    model: str
+    hypotheses: list[Hypothesis]
+
+
 class ModelInfo(BaseModel):
     name: str
     task: str
+    source: str = Field(description="text (POST /v1/generate) or audio (POST /v1/transcribe)")
     source_fields: list[str] = Field(description="empty: inputs are plain strings")
     source_vocab: int | None
     target_vocab: int

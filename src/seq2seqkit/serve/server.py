@@ -15,7 +15,7 @@ from types import FrameType
 import uvicorn
 
 import seq2seqkit
-from seq2seqkit.errors import ConfigError, Seq2SeqError
+from seq2seqkit.errors import Seq2SeqError
 from seq2seqkit.serve.app import ServeSettings, State, create_app
 
 
@@ -52,12 +52,6 @@ def serve(specs: Sequence[str], host: str, port: int, settings: ServeSettings, d
     """Load every model onto ``device`` (a damaged one stops here, before anything listens), then serve."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
     pipelines = {name: seq2seqkit.load(path, device=device) for name, path in model_dirs(specs).items()}
-    for name, pipeline in pipelines.items():
-        if pipeline.source.vocab is None:  # its inputs would be paths on this machine, read for anyone
-            raise ConfigError(
-                f"model {name!r} reads audio, which the server does not take; use seq2seqkit transcribe "
-                "or the Python API"
-            )
     app = create_app(pipelines, settings)
     config = uvicorn.Config(
         app,
