@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import seq2seqkit
@@ -46,6 +47,33 @@ def reverse_config(seed: int = 1) -> Config:
 def reverse_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model that has started to learn to reverse letters."""
     return seq2seqkit.train(reverse_config(), tmp_path_factory.mktemp("serve") / "reverse")
+
+
+@pytest.fixture(scope="session")
+def speech_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny speech model of tones (a letter per pitch), trained a few steps: its transcripts are
+    short (max_output_len) and need not be right; the audio files lie in its parent's wav/."""
+    soundfile = pytest.importorskip("soundfile")
+    pytest.importorskip("kaldi_native_fbank")
+    directory = tmp_path_factory.mktemp("speech")
+    (directory / "wav").mkdir()
+    lines = []
+    for i, (letter, pitch) in enumerate([("A", 400.0), ("B", 900.0), ("C", 1800.0)] * 4):
+        t = np.arange(1600 + 160 * i) / 16000
+        soundfile.write(str(directory / "wav" / f"{i}.wav"), 0.4 * np.sin(2 * np.pi * pitch * t), 16000)
+        lines.append(f"wav/{i}.wav\t{letter}\n")
+    (directory / "manifest.tsv").write_text("".join(lines))
+    manifest = str(directory / "manifest.tsv")
+    config = task_config(
+        {
+            "task": "asr",
+            "data": {"train": manifest, "valid": manifest, "test": manifest},
+            "model": {**TINY, "ctc_weight": 0.5},
+            "training": {**FAST, "max_steps": 20, "validate_every": 20, "evaluate_test": False},
+            "decoding": {"beam_size": 2, "max_output_len": 6},
+        }
+    )
+    return seq2seqkit.train(config, directory / "model")
 
 
 @pytest.fixture(scope="session")

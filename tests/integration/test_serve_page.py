@@ -121,3 +121,30 @@ def test_the_page_shows_errors_in_words(
     browser.find_element(By.ID, "beam").send_keys("2")
     browser.find_element(By.ID, "generate").click()
     wait(browser, lambda d: "Cannot reach the server" in d.find_element(By.ID, "error").text)
+
+
+def test_the_page_transcribes_audio_files(
+    browser: Any, start_server: Callable[..., Any], speech_model: Path, tmp_path: Path
+) -> None:
+    """A speech model's page takes audio files (POST /v1/transcribe, one per file) and shows
+    each file's n-best transcripts, as the API gives them."""
+    import httpx
+
+    server = start_server(speech_model)
+    browser.set_window_size(1000, 900)
+    browser.get(server.url + "/")
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+    browser.find_element(By.ID, "generate").click()
+    assert browser.find_element(By.ID, "error").text == "Choose an audio file first."
+    files = [speech_model.parent / "wav" / f"{i}.wav" for i in (0, 4)]
+    browser.find_element(By.ID, "input-audio").send_keys("\n".join(str(f) for f in files))
+    browser.find_element(By.ID, "nbest").clear()
+    browser.find_element(By.ID, "nbest").send_keys("2")
+    browser.find_element(By.ID, "generate").click()
+    cards = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".result"))
+    assert [card.find_element(By.CLASS_NAME, "source").text for card in cards] == ["0.wav", "4.wav"]
+    for card, path in zip(cards, files, strict=True):
+        answer = httpx.post(f"{server.url}/v1/transcribe?nbest=2", content=path.read_bytes(), timeout=30)
+        expected = [h["text"] or "(empty)" for h in answer.json()["hypotheses"]]
+        assert [t.text for t in card.find_elements(By.CSS_SELECTOR, ".hypothesis .text")] == expected
+    screenshot(browser, tmp_path / "serve_page_speech.png", 1000)

@@ -7,10 +7,12 @@ let models = [];
 let busy = false;
 
 async function api(path, body) {
+  // a File (audio for /v1/transcribe) goes as it is; anything else as JSON
+  const raw = body instanceof File;
   const init = body === undefined ? {} : {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body),
+    headers: { "Content-Type": raw ? "application/octet-stream" : "application/json" },
+    body: raw ? body : JSON.stringify(body),
   };
   let response;
   try {
@@ -64,6 +66,21 @@ function buildInputs() {
   const model = currentModel();
   const box = $("inputs");
   box.replaceChildren();
+  $("beam").value = model.defaults.beam;
+  $("summary").textContent = describe(model);
+  if (model.source === "audio") {
+    const wrap = el("div", "field");
+    const label = el("label", "", "Audio files");
+    const files = el("input");
+    files.type = "file";
+    files.id = label.htmlFor = "input-audio";
+    files.accept = "audio/*,.wav,.flac,.ogg";
+    files.multiple = true;
+    wrap.append(label, files);
+    box.append(wrap);
+    $("hint").textContent = "WAV, FLAC or OGG, any sample rate · each file is transcribed";
+    return;
+  }
   const fields = model.source_fields.length ? model.source_fields : ["input"];
   for (const name of fields) {
     const wrap = el("div", "field");
@@ -80,12 +97,11 @@ function buildInputs() {
   $("hint").textContent = model.source_fields.length
     ? "One input: its fields above · Ctrl+Enter generates"
     : "One input per line · Ctrl+Enter generates";
-  $("beam").value = model.defaults.beam;
-  $("summary").textContent = describe(model);
 }
 
 function readInputs() {
   const model = currentModel();
+  if (model.source === "audio") return Array.from($("input-audio").files);
   if (model.source_fields.length) {
     const record = {};
     for (const name of model.source_fields) record[name] = $(`input-${name}`).value.trim();
@@ -99,7 +115,7 @@ async function generate(event) {
   if (busy) return;
   const inputs = readInputs();
   if (!inputs.length) {
-    showError("Type an input first.");
+    showError(currentModel().source === "audio" ? "Choose an audio file first." : "Type an input first.");
     return;
   }
   const beam = parseInt($("beam").value, 10) || undefined;
@@ -110,8 +126,11 @@ async function generate(event) {
   showError("");
   try {
     const started = performance.now();
-    const data = await api("/v1/generate", { model: currentModel().name, inputs, beam, nbest, attention: true });
-    showResults(data.outputs, inputs, performance.now() - started);
+    const model = currentModel().name;
+    const outputs = currentModel().source === "audio"
+      ? await transcribe(model, inputs, beam, nbest)
+      : (await api("/v1/generate", { model, inputs, beam, nbest, attention: true })).outputs;
+    showResults(outputs, inputs, performance.now() - started);
   } catch (err) {
     showError(err.message);
   } finally {
@@ -121,7 +140,16 @@ async function generate(event) {
   }
 }
 
+async function transcribe(model, files, beam, nbest) {
+  // one request per file (the server batches them); outputs as /v1/generate gives them, no attention
+  const query = new URLSearchParams({ model, nbest });
+  if (beam) query.set("beam", beam);
+  const answers = await Promise.all(files.map((file) => api(`/v1/transcribe?${query}`, file)));
+  return answers.map((data) => ({ source_tokens: [], hypotheses: data.hypotheses }));
+}
+
 function sourceText(input) {
+  if (input instanceof File) return input.name;
   return typeof input === "string" ? input : Object.entries(input).map(([k, v]) => `${k}: ${v}`).join("\n");
 }
 
