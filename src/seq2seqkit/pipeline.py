@@ -331,14 +331,16 @@ def ensemble(pipelines: Sequence[Pipeline]) -> Pipeline:
     files = {**first.source.files("src"), **first.target.files("tgt")}
     if any({**p.source.files("src"), **p.target.files("tgt")} != files for p in pipelines[1:]):
         raise ConfigError("an ensemble's models need identical tokenizers and vocabularies")
-    models = [p.model for p in pipelines if isinstance(p.model, Seq2Seq) and p.model.copy_gate is None]
+    models = [p.model for p in pipelines if isinstance(p.model, Seq2Seq)]
     if len(models) < len(pipelines) or any(p.ensemble is not None for p in pipelines):
-        raise ConfigError(
-            "an ensemble takes plain encoder-decoders: no copy attention, no pointer readers, "
-            "no nested ensembles"
-        )
-    if first.config.decoding.method != "attention":
-        raise ConfigError("an ensemble decodes with decoding.method attention (no CTC methods)")
+        raise ConfigError("an ensemble takes encoder-decoders: no pointer readers, no nested ensembles")
+    if len({model.copy_gate is None for model in models}) > 1:
+        raise ConfigError("an ensemble's models must all copy (pointer-generators) or none")
+    method = first.config.decoding.method
+    if method not in ("attention", "joint"):
+        raise ConfigError(f"an ensemble decodes with decoding.method attention or joint, not {method}")
+    if method == "joint" and any(model.ctc_head is None for model in models):
+        raise ConfigError("joint decoding of an ensemble needs a CTC head in every model")
     pipeline = Pipeline(first.config, first.model, first.source, first.target)
     pipeline.ensemble = Ensemble(models)
     return pipeline

@@ -295,3 +295,22 @@ def test_onnx_export_with_a_fused_lm_and_its_runtime_command(trained, language_m
     assert bad.returncode == 1
     assert bad.stderr.startswith(f"runtime.py: error: {trained / 'nope.wav'}: not a readable audio file (")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_an_ensemble_decodes_jointly_with_the_mean_ctc_distribution(trained, exports):
+    """Joint CTC/attention decoding of an ensemble: a model with itself transcribes as it does
+    alone; models whose frontends keep different numbers of positions are a one-line error."""
+    from seq2seqkit.errors import ConfigError
+
+    paths = [str(trained / "wav" / f"valid{i}.wav") for i in range(10)]
+    alone = seq2seqkit.load(trained / "model")
+    twice = seq2seqkit.ensemble([alone, seq2seqkit.load(trained / "model")])
+    assert twice.config.decoding.method == "joint"
+    assert [o.text for o in twice.generate(paths)] == [o.text for o in alone.generate(paths)]
+    mixed = seq2seqkit.ensemble([alone, seq2seqkit.load(trained / "transformer")])
+    with pytest.raises(ConfigError, match="CTC heads must read as many encoder positions"):
+        mixed.generate(paths)
+    twice.set_decoding(method="ctc_greedy")
+    with pytest.raises(ConfigError, match="ctc_greedy decodes one network, not an ensemble"):
+        twice.generate(paths)

@@ -251,3 +251,6 @@ def test_generative_qa_exports_to_onnx_with_the_same_answers(
         expected = [o.text for o in pipeline.generate(sources, beam=beam)]
         assert [o.text for o in exported.generate(sources, beam=beam)] == expected
         assert all(answer and answer in source for answer, source in zip(expected, sources, strict=True))
+    # pointer-generators ensemble: a model with itself answers as it does alone
+    both = seq2seqkit.ensemble([pipeline, seq2seqkit.load(model_dir)])
+    assert [o.text for o in both.generate(sources)] == [o.text for o in pipeline.generate(sources)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -22,6 +22,7 @@ from seq2seqkit.decoding.search import (
     beam_search,
     greedy_search,
 )
+from seq2seqkit.errors import ConfigError
 from seq2seqkit.model.encoder import EncoderOutput
 from seq2seqkit.model.ensemble import Ensemble
 from seq2seqkit.model.seq2seq import Seq2Seq
@@ -137,18 +138,20 @@ def _decode(
     lm = None if fusion is None else _fused(fusion, batch.src.size(0), device)
     if method == "attention":
         return _search(model, batch, bounds, beam_size, penalties, nbest, lm, sampler=sampler)
-    assert isinstance(model, Seq2Seq), "the CTC methods decode one network"
-    if method == "ctc_greedy":
-        return [[h] for h in ctc_greedy_search(model, batch.src.to(device), batch.src_lengths.to(device))]
     if method == "joint":
         # CTC scores for the decoder's best candidates only (ESPnet's pre-beam): every character
-        # of a character vocabulary, the best 2 x beam of a large one
-        def scorer_for(enc: EncoderOutput, rows_per_source: int) -> CTCPrefixScorer:
+        # of a character vocabulary, the best 2 x beam of a large one; an ensemble's encoding
+        # (Members) gives the mean of its members' CTC distributions
+        def scorer_for(enc: Any, rows_per_source: int) -> CTCPrefixScorer:
             log_probs, candidates = model.ctc_log_probs(enc), max(CTC_CANDIDATES, 2 * beam_size)
             return CTCPrefixScorer(log_probs, enc.mask.sum(1), rows_per_source, ctc_weight, candidates)
 
         with_lm = scorer_for if lm is None else _chained(scorer_for, lm)
         return _search(model, batch, bounds, beam_size, penalties, nbest, with_lm)
+    if not isinstance(model, Seq2Seq):
+        raise ConfigError(f"decoding.method {method} decodes one network, not an ensemble")
+    if method == "ctc_greedy":
+        return [[h] for h in ctc_greedy_search(model, batch.src.to(device), batch.src_lengths.to(device))]
     found = _search(model, batch, bounds, beam_size, penalties, beam_size, lm)  # the whole beam, rescored
     rescored = ctc_rescore(model, batch.src.to(device), batch.src_lengths.to(device), found, ctc_weight)
     return [hyps[:nbest] for hyps in rescored]

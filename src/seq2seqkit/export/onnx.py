@@ -316,7 +316,8 @@ def _export_step(model: Seq2Seq, encoded: list[torch.Tensor], src: torch.Tensor,
     if model.copy_gate is not None:  # src's ids, with an unknown word (extended id) at position 2
         vocab = model.output_layer.out_features
         from_source.append(src.clamp(max=vocab - 1).index_fill(1, torch.tensor([2]), vocab))
-    state = [t.repeat_interleave(2, dim=0) for t in encoded[len(entries) :]]
+    initial = encoded[len(entries) : len(entries) + len(states)]  # not the CTC head's outputs after it
+    state = [t.repeat_interleave(2, dim=0) for t in initial]
     prev = torch.full((2 * sources,), 2)  # <sos>
     with torch.no_grad():
         state = list(StepGraph(model)(prev, *from_source, *state)[-len(states) :])

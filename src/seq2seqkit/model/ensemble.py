@@ -5,7 +5,11 @@ log(1/N sum_i p_i(y | y_<t, x)), the usual ensemble of NMT systems (Sutskever et
 five LSTMs). Each member encodes the source and keeps its own decoder state; search sees one model
 through the same ``encode`` / ``init_state`` / ``step`` / ``select`` calls as for a single network.
 Members must share the target vocabulary (the pipeline checks the vocabularies match). The
-attention returned is the first member's.
+attention returned is the first member's. Pointer-generators ensemble too: members of one
+vocabulary extend it by the same unknown source words, so their distributions over the extended
+vocabulary average like any others. For joint CTC/attention decoding the CTC head's distribution
+is likewise the mean of the members', frame by frame, which needs encoders that keep as many
+positions (the same frontend).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from seq2seqkit.errors import ConfigError
 from seq2seqkit.model.seq2seq import Seq2Seq
 
 
@@ -28,12 +33,14 @@ class Members:
     def select(self, indices: torch.Tensor) -> Members:
         return Members([part.select(indices) for part in self.parts])
 
+    @property
+    def mask(self) -> torch.Tensor:
+        """The first member's encoder mask (batch, positions): True = a real position."""
+        return self.parts[0].mask
+
 
 class Ensemble(nn.Module):
     """Networks of one vocabulary decoding together: the mean of their probabilities."""
-
-    copy_gate = None  # no pointer-generator members: their extended vocabularies would differ
-    ctc_head = None
 
     def __init__(self, members: list[Seq2Seq]) -> None:
         super().__init__()
@@ -43,6 +50,15 @@ class Ensemble(nn.Module):
         self.networks = list(members)  # the same modules, typed
         limits = [m.max_output_positions for m in members if m.max_output_positions is not None]
         self.max_output_positions = min(limits) if limits else None
+        self.copy_gate = members[0].copy_gate  # the pipeline checks that all copy or none does
+        self.ctc_head = members[0].ctc_head
+
+    def ctc_log_probs(self, enc: Members) -> torch.Tensor:
+        """log of the members' mean CTC distribution (batch, positions, V), frame by frame."""
+        each = [m.ctc_log_probs(e) for m, e in zip(self.networks, enc.parts, strict=True)]
+        if len({tuple(lp.shape) for lp in each}) > 1:
+            raise ConfigError("an ensemble's CTC heads must read as many encoder positions (one frontend)")
+        return torch.stack(each).logsumexp(0) - math.log(len(each))
 
     def encode(
         self, src: torch.Tensor, src_lengths: torch.Tensor, extended_ids: torch.Tensor | None = None
