@@ -56,6 +56,19 @@ ERRORS: dict[int | str, dict] = {
     ]
 }
 
+# POST /v1/transcribe's query parameters and binary body, for the OpenAPI page
+TRANSCRIBE_OPENAPI = {
+    "parameters": [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in TranscribeRequest.model_json_schema()["properties"].items()
+        if name != "attention"
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
+}
+
 
 @dataclass(frozen=True)
 class ServeSettings:
@@ -203,17 +216,7 @@ def _add_routes(app: FastAPI, state: State) -> None:
         summary="the n-best transcripts of one audio file (WAV, FLAC, OGG) by a speech model",
         response_model=TranscribeResponse,
         responses=ERRORS,
-        openapi_extra={
-            "parameters": [
-                {"name": name, "in": "query", "required": False, "schema": schema}
-                for name, schema in TranscribeRequest.model_json_schema()["properties"].items()
-                if name != "attention"
-            ],
-            "requestBody": {
-                "required": True,
-                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-            },
-        },
+        openapi_extra=TRANSCRIBE_OPENAPI,
     )
     async def transcribe(request: Request) -> Response:
         return await _transcribe(request, state)
