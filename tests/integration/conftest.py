@@ -49,21 +49,27 @@ def reverse_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return seq2seqkit.train(reverse_config(), tmp_path_factory.mktemp("serve") / "reverse")
 
 
-@pytest.fixture(scope="session")
-def speech_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny speech model of tones (a letter per pitch), trained a few steps: its transcripts are
-    short (max_output_len) and need not be right; the audio files lie in its parent's wav/."""
-    soundfile = pytest.importorskip("soundfile")
-    pytest.importorskip("kaldi_native_fbank")
-    directory = tmp_path_factory.mktemp("speech")
-    (directory / "wav").mkdir()
+def tone_manifest(directory: Path) -> Path:
+    """A TSV manifest of a few short tones (a letter per pitch) under ``directory``/wav."""
+    import soundfile
+
+    (directory / "wav").mkdir(parents=True, exist_ok=True)
     lines = []
     for i, (letter, pitch) in enumerate([("A", 400.0), ("B", 900.0), ("C", 1800.0)] * 4):
         t = np.arange(1600 + 160 * i) / 16000
         soundfile.write(str(directory / "wav" / f"{i}.wav"), 0.4 * np.sin(2 * np.pi * pitch * t), 16000)
         lines.append(f"wav/{i}.wav\t{letter}\n")
     (directory / "manifest.tsv").write_text("".join(lines))
-    manifest = str(directory / "manifest.tsv")
+    return directory / "manifest.tsv"
+
+
+@pytest.fixture(scope="session")
+def speech_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny speech model of tones (a letter per pitch), trained a few steps: its transcripts are
+    short (max_output_len) and need not be right; the audio files lie in its parent's wav/."""
+    pytest.importorskip("soundfile")
+    pytest.importorskip("kaldi_native_fbank")
+    manifest = str(tone_manifest(tmp_path_factory.mktemp("speech")))
     config = task_config(
         {
             "task": "asr",
@@ -73,7 +79,7 @@ def speech_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "decoding": {"beam_size": 2, "max_output_len": 6},
         }
     )
-    return seq2seqkit.train(config, directory / "model")
+    return seq2seqkit.train(config, Path(manifest).parent / "model")
 
 
 @pytest.fixture(scope="session")

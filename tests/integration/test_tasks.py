@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile
 
 import seq2seqkit
+from conftest import tone_manifest  # this folder's
 from seq2seqkit.cli import main
 from seq2seqkit.errors import ConfigError
 from seq2seqkit.tasks import TASKS, task_config
@@ -25,18 +24,6 @@ TINY_TRANSFORMER = {
     "architecture": "transformer",
     "transformer": {"encoder_layers": 1, "decoder_layers": 1, "d_model": 8, "heads": 2, "ff_size": 16},
 }
-
-
-def tone_manifest(directory: Path) -> Path:
-    """A TSV manifest of a few short tones (a letter per pitch), for the speech task."""
-    (directory / "wav").mkdir(parents=True, exist_ok=True)
-    lines = []
-    for i, (letter, pitch) in enumerate([("A", 400.0), ("B", 900.0), ("C", 1800.0)] * 4):
-        t = np.arange(1600 + 160 * i) / 16000
-        soundfile.write(str(directory / "wav" / f"{i}.wav"), 0.4 * np.sin(2 * np.pi * pitch * t), 16000)
-        lines.append(f"wav/{i}.wav\t{letter}\n")
-    (directory / "manifest.tsv").write_text("".join(lines))
-    return directory / "manifest.tsv"
 
 
 def tiny_data(task: str, directory: Path) -> dict[str, object]:
