@@ -15,6 +15,7 @@ from seq2seqkit.data.audio import AudioFeaturizer
 from seq2seqkit.data.featurizers import SourceFeaturizer, TextFeaturizer
 from seq2seqkit.data.readers import Pair
 from seq2seqkit.data.tokenizers import (
+    SPACE,
     CharTokenizer,
     SentencePieceTokenizer,
     Tokenizer,
@@ -147,16 +148,30 @@ def separator_id(source: SourceFeaturizer) -> int | None:
     return None if source.vocab is None else source.vocab.index.get(FIELD_SEPARATOR)
 
 
-def build_frontend(config: ModelConfig, src_size: int, separator_id: int | None = None) -> Frontend:
+def match_keys(vocab: Vocabulary) -> list[int]:
+    """Per token id, the id field_match compares (encoder.field_match_normalized): the first, most
+    frequent, token of the same lower-cased text without SentencePiece's word-boundary mark, so
+    "▁The", "The" and "the" match one another; a bare mark gets <pad>'s id, which never matches."""
+    first: dict[str, int] = {}
+    keys = []
+    for token_id, token in enumerate(vocab.tokens):
+        text = token.replace(SPACE, "").lower()
+        keys.append(first.setdefault(text, token_id) if text else PAD_ID)
+    return keys
+
+
+def build_frontend(config: ModelConfig, src_size: int, source_vocab: Vocabulary | None = None) -> Frontend:
     """What the encoder reads its input through: token embeddings (with the field-match feature
-    where configured: ``separator_id`` is then the source vocabulary's ``<sep>``), or for audio
-    frames of ``src_size`` bins frame stacking or the convolutional subsampler (with SpecAugment
-    where configured). Embeddings are embedding_size wide, or a Transformer's d_model."""
+    where configured, which reads ``source_vocab``'s ``<sep>`` and tokens), or for audio frames of
+    ``src_size`` bins frame stacking or the convolutional subsampler (with SpecAugment where
+    configured). Embeddings are embedding_size wide, or a Transformer's d_model."""
     size = config.transformer.d_model if config.architecture == "transformer" else config.embedding_size
     if config.frontend == "embedding" and config.encoder.field_match:
-        if separator_id is None:
+        separator = None if source_vocab is None else source_vocab.index.get(FIELD_SEPARATOR)
+        if source_vocab is None or separator is None:
             raise ConfigError(f"model.encoder.field_match: the source vocabulary has no {FIELD_SEPARATOR}")
-        return FieldMatchEmbedding(src_size, size, PAD_ID, separator_id, common=len(SPECIALS) + COMMON_TOKENS)
+        keys = match_keys(source_vocab) if config.encoder.field_match_normalized else None
+        return FieldMatchEmbedding(src_size, size, PAD_ID, separator, len(SPECIALS) + COMMON_TOKENS, keys)
     if config.frontend == "embedding":
         return TokenEmbedding(src_size, size, PAD_ID)
     masks = config.spec_augment
@@ -176,22 +191,22 @@ def build_model(
     tgt_vocab_size: int,
     ops: Ops | None = None,
     device: torch.device | str | None = None,
-    separator_id: int | None = None,
+    source_vocab: Vocabulary | None = None,
 ) -> Network:
     """The configured network on ``device`` (default: torch's default device); ``ops`` switches
     the speed kernels (default: those of that device). ``src_size``: the source vocabulary's
-    size, or the feature bins of audio frames (``SourceFeaturizer.input_size``); ``separator_id``:
-    the source vocabulary's ``<sep>`` (``separator_id(source)``), which field_match needs."""
+    size, or the feature bins of audio frames (``SourceFeaturizer.input_size``); ``source_vocab``:
+    the source vocabulary (its ``<sep>`` and tokens), which field_match and a reader need."""
     device = torch.device(device) if device is not None else torch.get_default_device()
     ops = ops if ops is not None else ops_for(device)
     if config.architecture == "transformer":
-        return _transformer(config, src_size, tgt_vocab_size, ops, separator_id).to(device)
+        return _transformer(config, src_size, tgt_vocab_size, ops, source_vocab).to(device)
     dec = config.decoder
     if dec.output == "pointer":
-        return _reader(config, src_size, separator_id).to(device)
+        return _reader(config, src_size, source_vocab).to(device)
     if dec.copy:  # the copy loss reads the attention, whose gradient the input-feeding kernel drops
         ops = dataclasses.replace(ops, input_feeding_lstm=None)
-    encoder = _recurrent_encoder(config, src_size, separator_id, ops)
+    encoder = _recurrent_encoder(config, src_size, source_vocab, ops)
     attention = None
     if dec.context == "attention":
         attention = Attention(
@@ -224,14 +239,14 @@ def build_model(
 
 
 def _recurrent_encoder(
-    config: ModelConfig, src_size: int, separator_id: int | None, ops: Ops
+    config: ModelConfig, src_size: int, source_vocab: Vocabulary | None, ops: Ops
 ) -> RecurrentEncoder | NoSource:
     """The (bi)RNN encoder of ``config``, or for a language model (context none) one that reads nothing."""
     if config.decoder.context == "none":
         return NoSource()
     enc = config.encoder
     return RecurrentEncoder(
-        frontend=build_frontend(config, src_size, separator_id),
+        frontend=build_frontend(config, src_size, source_vocab),
         hidden_size=enc.hidden_size,
         num_layers=enc.num_layers,
         rnn_type=config.rnn_type,
@@ -242,19 +257,20 @@ def _recurrent_encoder(
     )
 
 
-def _reader(config: ModelConfig, src_size: int, separator_id: int | None) -> PointerReader:
+def _reader(config: ModelConfig, src_size: int, source_vocab: Vocabulary | None) -> PointerReader:
     """A pointer reader of "question <sep> paragraph" with the encoder's sizes."""
-    if separator_id is None:
+    separator = None if source_vocab is None else source_vocab.index.get(FIELD_SEPARATOR)
+    if separator is None:
         raise ConfigError("model.decoder.output pointer reads a source of two fields (question, paragraph)")
     enc = config.encoder
-    frontend = build_frontend(config, src_size, separator_id)
+    frontend = build_frontend(config, src_size, source_vocab)
     return PointerReader(
-        frontend, separator_id, enc.hidden_size, enc.num_layers, config.rnn_type, config.dropout
+        frontend, separator, enc.hidden_size, enc.num_layers, config.rnn_type, config.dropout
     )
 
 
 def _transformer(
-    config: ModelConfig, src_size: int, tgt_vocab_size: int, ops: Ops, separator_id: int | None
+    config: ModelConfig, src_size: int, tgt_vocab_size: int, ops: Ops, source_vocab: Vocabulary | None
 ) -> Seq2Seq:
     """The Transformer of ``config.transformer`` through the same frontends and output heads."""
     t = config.transformer
@@ -269,7 +285,7 @@ def _transformer(
         max_positions=t.max_positions,
         ops=ops,
     )
-    frontend = build_frontend(config, src_size, separator_id)
+    frontend = build_frontend(config, src_size, source_vocab)
     encoder = TransformerEncoder(frontend=frontend, layers=t.encoder_layers, **sizes)
     decoder = TransformerDecoder(
         vocab_size=tgt_vocab_size,
@@ -297,9 +313,7 @@ def model_for(
     device: torch.device | str | None = None,
 ) -> Network:
     """The configured network sized for these featurizers (``build_featurizers``)."""
-    return build_model(
-        config, source.input_size, len(target.vocab), device=device, separator_id=separator_id(source)
-    )
+    return build_model(config, source.input_size, len(target.vocab), device=device, source_vocab=source.vocab)
 
 
 def build_loss(

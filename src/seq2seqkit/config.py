@@ -156,6 +156,9 @@ class EncoderConfig:
     # also embeds whether it occurs in the first fields, DrQA's exact-match feature (Chen et al.,
     # 2017), so the encoder sees where the paragraph repeats the question
     field_match: bool = False
+    # field_match on tokens' lower-cased text without SentencePiece's word-boundary mark ("▁The"
+    # matches "the"), not on their ids
+    field_match_normalized: bool = False
 
 
 @dataclass(frozen=True)
@@ -641,6 +644,8 @@ def _check_audio(config: Config, source: str) -> None:
         raise ConfigError(f"{source}: copying and span-constrained decoding need text sources")
     if model.encoder.field_match and len(data.src_fields) < 2:
         raise ConfigError(f"{source}: model.encoder.field_match needs a source of several data.src_fields")
+    if model.encoder.field_match_normalized and not model.encoder.field_match:
+        raise ConfigError(f"{source}: model.encoder.field_match_normalized needs model.encoder.field_match")
     if config.decoding.method != "attention" and model.ctc_weight == 0:
         raise ConfigError(
             f"{source}: decoding.method {config.decoding.method!r} needs a CTC head (model.ctc_weight > 0)"

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from seq2seqkit import checkpoint
-from seq2seqkit.config import Config, ModelConfig
+from seq2seqkit.config import Config, EncoderConfig, ModelConfig
 from seq2seqkit.device import native_bfloat16
 from seq2seqkit.training.reporter import format_scores
 from seq2seqkit.training.trainer import Trainer
@@ -101,12 +101,17 @@ def _transformer(config: Config, parameters: int) -> list[str]:
     return ["## Model", "", *_items(rows)]
 
 
+def _match_note(enc: EncoderConfig) -> str:
+    return " on normalised text" if enc.field_match_normalized else ""
+
+
 def _reader(config: Config, parameters: int) -> list[str]:
     m, enc = config.model, config.model.encoder
+    match = f", field-match feature{_match_note(enc)}" if enc.field_match else ""
     rows = [
         ("task", f"`{config.task}`"),
         ("family", f"{_family(m)} pointer reader: the answer's start and end in the paragraph"),
-        ("embedding size", f"{m.embedding_size}" + (", field-match feature" if enc.field_match else "")),
+        ("embedding size", f"{m.embedding_size}" + match),
         ("question", f"1 layer of {enc.hidden_size} per direction, pooled by learned weights"),
         ("paragraph", f"{_layers(enc.num_layers)} of {enc.hidden_size} per direction over tokens, "
                       "their aligned question embeddings"),
@@ -177,7 +182,7 @@ def _extras(m: ModelConfig) -> list[str]:
         "coverage": m.decoder.coverage,
         f"CTC head (weight {m.ctc_weight:g})": m.ctc_weight > 0,
         "tied embeddings": m.decoder.tie_embeddings,
-        "question-match feature": m.encoder.field_match,
+        "question-match feature" + _match_note(m.encoder): m.encoder.field_match,
         "SpecAugment": spec.freq_masks + spec.time_masks > 0,
     }
     return [name for name, on in extras.items() if on]

@@ -489,6 +489,8 @@ def test_several_source_fields_are_a_list_of_names_and_survive_saving() -> None:
     assert "data.src_fields needs data.format tsv or jsonl" in _error(parallel)
     one_field = {"data": {"train": "x"}, "model": {"encoder": {"field_match": True}}}
     assert "model.encoder.field_match needs a source of several data.src_fields" in _error(one_field)
+    normalised_only = {"data": raw["data"], "model": {"encoder": {"field_match_normalized": True}}}
+    assert "field_match_normalized needs model.encoder.field_match" in _error(normalised_only)
 
 
 def test_minimum_output_length_must_not_exceed_the_maximum() -> None:

@@ -453,3 +453,28 @@ def test_field_match_marks_the_last_fields_repeats_of_the_first_fields() -> None
     embedded = frontend(src)
     torch.testing.assert_close(embedded[0, 4], frontend.weight[12] + frontend.field.weight[2])
     torch.testing.assert_close(embedded[0, 2], frontend.weight[12] + frontend.field.weight[0])
+
+
+def test_normalised_field_match_matches_case_and_word_boundary_variants() -> None:
+    """encoder.field_match_normalized: "▁The", "The" and "the" match one another, a bare "▁" never
+    matches, and keys of a common text stay common whichever variant is rarer."""
+    from seq2seqkit.build import match_keys
+    from seq2seqkit.data.vocab import SPECIALS, Vocabulary
+    from seq2seqkit.model.frontends import FieldMatchEmbedding
+
+    tokens = [*SPECIALS, "<sep>", "▁the", "▁Paris", "paris", "▁", "The", "▁river", "Rivers"]
+    vocab = Vocabulary(tokens)
+    ids = vocab.index
+    keys = match_keys(vocab)
+    assert keys[ids["The"]] == keys[ids["▁the"]] == ids["▁the"]
+    assert keys[ids["paris"]] == ids["▁Paris"]
+    assert keys[ids["▁"]] == 0 and keys[ids["Rivers"]] == ids["Rivers"]
+    sep = ids["<sep>"]
+    common = ids["▁the"] + 1  # "the" is common: its rarer variant "The" must not match either
+    plain = FieldMatchEmbedding(len(tokens), 4, 0, separator_id=sep, common=common)
+    normalised = FieldMatchEmbedding(len(tokens), 4, 0, separator_id=sep, common=common, keys=keys)
+    text = ["The", "▁Paris", "▁", "▁river", "<sep>", "paris", "▁", "▁the", "Rivers"]
+    src = torch.tensor([[ids[token] for token in text]])
+    # by id, only the bare mark "▁" matches; normalised, "paris" matches "▁Paris" and "▁" nothing
+    torch.testing.assert_close(plain.field_features(src), torch.tensor([[0, 0, 0, 0, 0, 1, 2, 1, 1]]))
+    torch.testing.assert_close(normalised.field_features(src), torch.tensor([[0, 0, 0, 0, 0, 2, 1, 1, 1]]))

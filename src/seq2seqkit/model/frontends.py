@@ -44,28 +44,44 @@ class FieldMatchEmbedding(TokenEmbedding):
     near the paragraph's repeats of the question's words, and an RNN reading the paragraph would
     otherwise have to carry the question across the whole of it to find them.
 
-    Matches are on token ids; the ``common`` most frequent tokens (the vocabulary's first ids:
-    "the", "of", commas) never count, as they match everywhere and locate nothing."""
+    Matches compare ``keys[id]``: by default the token ids themselves, or ids that put tokens of
+    the same normalised text together (``build.match_keys``); the ``common`` most frequent keys
+    (the vocabulary's first ids: "the", "of", commas) never count, as they match everywhere and
+    locate nothing."""
 
-    def __init__(self, vocab_size: int, embedding_size: int, pad_id: int, separator_id: int, common: int):
+    keys: torch.Tensor
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_size: int,
+        pad_id: int,
+        separator_id: int,
+        common: int,
+        keys: list[int] | None = None,
+    ) -> None:
         super().__init__(vocab_size, embedding_size, pad_id)
         self.separator_id = separator_id
         self.common = common
         self.field = nn.Embedding(3, embedding_size)  # 0: first fields, 1: last field, 2: it matches
+        # derived from the vocabulary at build time, so not saved with the weights
+        keys_tensor = torch.tensor(keys) if keys is not None else torch.arange(vocab_size)
+        self.register_buffer("keys", keys_tensor, persistent=False)
 
     def forward(self, src: torch.Tensor) -> torch.Tensor:
         return super().forward(src) + self.field(self.field_features(src))
 
     def field_features(self, src: torch.Tensor) -> torch.Tensor:
         """(batch, src_len) ids -> (batch, src_len) feature ids: 0 up to a source's last separator
-        (and at padding), 1 for a token after it, 2 for one whose id also occurs before it."""
+        (and at padding), 1 for a token after it, 2 for one whose key also occurs before it."""
         separators = (src == self.separator_id).long().cumsum(1)
         in_last = (separators == separators[:, -1:]) & (separators > 0)
         in_last = in_last & (src != self.separator_id) & (src != self.padding_idx)  # not &=: ONNX
         before = ~in_last & (separators < separators[:, -1:])
-        # (batch, src_len, src_len): does token t occur at a position s of the first fields
-        matches = ((src[:, :, None] == src[:, None, :]) & before[:, None, :]).any(-1)
-        matches = matches & in_last & (src >= self.common)
+        keys = self.keys[src]
+        # (batch, src_len, src_len): does token t's key occur at a position s of the first fields
+        matches = ((keys[:, :, None] == keys[:, None, :]) & before[:, None, :]).any(-1)
+        matches = matches & in_last & (keys >= self.common)
         return in_last.long() + matches.long()
 
 
