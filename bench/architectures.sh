@@ -16,7 +16,7 @@ S2S=".venv/bin/python -m seq2seqkit"
 source bench/rows.sh
 # name | recipe | overrides (split at spaces)
 ROWS=(
-  "g2p-rnn|g2p|training.max_minutes=15 training.max_steps=0"
+  "g2p-rnn|g2p|"
   "g2p-transformer|g2p-transformer|"
   "en-de-rnn|mt-debian-en-de|"
   "en-de-transformer|mt-debian-en-de-transformer|"
