@@ -145,7 +145,11 @@ COMMON_TOKENS = 100
 
 def separator_id(source: SourceFeaturizer) -> int | None:
     """The id of ``<sep>`` in a text source's vocabulary, or None (one field, or audio)."""
-    return None if source.vocab is None else source.vocab.index.get(FIELD_SEPARATOR)
+    return _separator(source.vocab)
+
+
+def _separator(vocab: Vocabulary | None) -> int | None:
+    return None if vocab is None else vocab.index.get(FIELD_SEPARATOR)
 
 
 def match_keys(vocab: Vocabulary) -> list[int]:
@@ -167,7 +171,7 @@ def build_frontend(config: ModelConfig, src_size: int, source_vocab: Vocabulary 
     configured). Embeddings are embedding_size wide, or a Transformer's d_model."""
     size = config.transformer.d_model if config.architecture == "transformer" else config.embedding_size
     if config.frontend == "embedding" and config.encoder.field_match:
-        separator = None if source_vocab is None else source_vocab.index.get(FIELD_SEPARATOR)
+        separator = _separator(source_vocab)
         if source_vocab is None or separator is None:
             raise ConfigError(f"model.encoder.field_match: the source vocabulary has no {FIELD_SEPARATOR}")
         keys = match_keys(source_vocab) if config.encoder.field_match_normalized else None
@@ -259,7 +263,7 @@ def _recurrent_encoder(
 
 def _reader(config: ModelConfig, src_size: int, source_vocab: Vocabulary | None) -> PointerReader:
     """A pointer reader of "question <sep> paragraph" with the encoder's sizes."""
-    separator = None if source_vocab is None else source_vocab.index.get(FIELD_SEPARATOR)
+    separator = _separator(source_vocab)
     if separator is None:
         raise ConfigError("model.decoder.output pointer reads a source of two fields (question, paragraph)")
     enc = config.encoder
