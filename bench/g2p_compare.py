@@ -53,8 +53,8 @@ def main() -> None:
           f"Phonetisaurus {100 - 100 * sum(theirs_right) / n:.2f}")  # fmt: skip
     for name, key in (
         ("both", (False, False)),
-        ("only the model", (False, True)),
-        ("only Phonetisaurus", (True, False)),
+        ("the model only", (False, True)),
+        ("Phonetisaurus only", (True, False)),
     ):
         print(f"wrong in {name}: {percent.get(key, 0.0):.2f}% of the words")
     print("letters\twords\tWER model\tWER Phonetisaurus")
