@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1000)
     args = parser.parse_args()
     pipeline = seq2seqkit.load(args.model)
-    vocab, separator = pipeline.source.vocab, separator_id(pipeline.source)
+    vocab, separator = pipeline.source.vocab, separator_id(pipeline.source.vocab)
     if vocab is None or separator is None:
         raise SystemExit(f"{args.model}: not a model of two-field text sources")
     common = len(SPECIALS) + COMMON_TOKENS

@@ -143,12 +143,8 @@ def build_vocabularies(
 COMMON_TOKENS = 100
 
 
-def separator_id(source: SourceFeaturizer) -> int | None:
-    """The id of ``<sep>`` in a text source's vocabulary, or None (one field, or audio)."""
-    return _separator(source.vocab)
-
-
-def _separator(vocab: Vocabulary | None) -> int | None:
+def separator_id(vocab: Vocabulary | None) -> int | None:
+    """The id of ``<sep>`` in a source vocabulary, or None (one field, or audio: no vocabulary)."""
     return None if vocab is None else vocab.index.get(FIELD_SEPARATOR)
 
 
@@ -171,7 +167,7 @@ def build_frontend(config: ModelConfig, src_size: int, source_vocab: Vocabulary 
     configured). Embeddings are embedding_size wide, or a Transformer's d_model."""
     size = config.transformer.d_model if config.architecture == "transformer" else config.embedding_size
     if config.frontend == "embedding" and config.encoder.field_match:
-        separator = _separator(source_vocab)
+        separator = separator_id(source_vocab)
         if source_vocab is None or separator is None:
             raise ConfigError(f"model.encoder.field_match: the source vocabulary has no {FIELD_SEPARATOR}")
         keys = match_keys(source_vocab) if config.encoder.field_match_normalized else None
@@ -263,7 +259,7 @@ def _recurrent_encoder(
 
 def _reader(config: ModelConfig, src_size: int, source_vocab: Vocabulary | None) -> PointerReader:
     """A pointer reader of "question <sep> paragraph" with the encoder's sizes."""
-    separator = _separator(source_vocab)
+    separator = separator_id(source_vocab)
     if separator is None:
         raise ConfigError("model.decoder.output pointer reads a source of two fields (question, paragraph)")
     enc = config.encoder

@@ -217,7 +217,7 @@ def export_onnx(
     output.mkdir(parents=True, exist_ok=True)
     if isinstance(model, PointerReader):
         graphs = READER_GRAPHS
-        _export_reader(model, separator_id(pipeline.source), output / graphs["float32"][0])
+        _export_reader(model, separator_id(pipeline.source.vocab), output / graphs["float32"][0])
     else:
         graphs = GRAPHS
         encoder_path, step_path = (output / name for name in graphs["float32"])
@@ -241,7 +241,7 @@ def _example_sources(pipeline: Pipeline) -> tuple[torch.Tensor, torch.Tensor]:
     if pipeline.source.vocab is None:
         frames = torch.randn(2, 41, pipeline.source.input_size, generator=torch.Generator().manual_seed(0))
         return frames, torch.tensor([41, 33])
-    separator = separator_id(pipeline.source)
+    separator = separator_id(pipeline.source.vocab)
     if separator is not None:
         return _two_fields(separator), torch.tensor([7, 4])
     src = torch.tensor([[4, 5, 6, 7, 8], [9, 4, 5, 0, 0]]).clamp(max=len(pipeline.source.vocab) - 1)
